@@ -1,0 +1,74 @@
+/* Configuration: one YAML file (libcyaml), every key overridable by an environment variable named
+ * CDCACHE_<SECTION>_<KEY> (upper-case), validated before anything starts. The key list below is the
+ * single source of truth: it generates the struct, the YAML schema, the defaults, the environment names
+ * and the checks. config.example.yaml documents every key. */
+#ifndef CDCACHE_CONFIG_H
+#define CDCACHE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* X(section, key, type, default, min, max). Types: STR (min 1 = must not be empty), INT, SIZE (bytes,
+ * accepts KiB/MiB/GiB suffixes), BOOL. */
+#define CONFIG_HTTP(X)                                                                             \
+    X(http, listen, STR, "127.0.0.1:8081", 1, 0)                                                   \
+    X(http, threads, INT, "16", 1, 1024)                                                           \
+    X(http, max_body_bytes, SIZE, "64KiB", 64, 67108864)                                           \
+    X(http, max_list_limit, INT, "1000", 1, 100000)                                                \
+    X(http, request_timeout_ms, INT, "30000", 100, 3600000)
+#define CONFIG_POSTGRES(X)                                                                         \
+    X(postgres, conninfo, STR, "postgresql://postgres@127.0.0.1:5432/cdcache", 1, 0)               \
+    X(postgres, migrations_dir, STR, "migrations", 1, 0)                                           \
+    X(postgres, statement_timeout_ms, INT, "5000", 1, 3600000)
+#define CONFIG_REDIS(X)                                                                            \
+    X(redis, url, STR, "redis://127.0.0.1:6379", 1, 0)                                             \
+    X(redis, timeout_ms, INT, "2000", 10, 600000)
+#define CONFIG_CDC(X)                                                                              \
+    X(cdc, enabled, BOOL, "true", 0, 0)                                                            \
+    X(cdc, stream, STR, "cdcache.inventory.items", 1, 0)                                           \
+    X(cdc, heartbeat_stream, STR, "__debezium-heartbeat.cdcache", 1, 0)                            \
+    X(cdc, replica_id, STR, "", 0, 0)                                                              \
+    X(cdc, group_prefix, STR, "cdcache", 1, 0)                                                     \
+    X(cdc, batch_count, INT, "512", 1, 100000)                                                     \
+    X(cdc, block_ms, INT, "100", 1, 60000)                                                         \
+    X(cdc, max_staleness_ms, INT, "5000", 100, 86400000)                                           \
+    X(cdc, max_entry_bytes, SIZE, "1MiB", 1024, 536870912)                                         \
+    X(cdc, reconnect_min_ms, INT, "100", 1, 60000)                                                 \
+    X(cdc, reconnect_max_ms, INT, "5000", 1, 600000)
+#define CONFIG_CACHE(X)                                                                            \
+    X(cache, enabled, BOOL, "true", 0, 0)                                                          \
+    X(cache, max_bytes, SIZE, "256MiB", 65536, 1099511627776)                                      \
+    X(cache, shards, INT, "64", 1, 4096)                                                           \
+    X(cache, negative_entries, BOOL, "true", 0, 0)                                                 \
+    X(cache, fill_wait_ms, INT, "2000", 1, 60000)
+#define CONFIG_LOG(X) X(log, level, STR, "info", 1, 0)
+
+#define CONFIG_SECTIONS(S) S(http) S(postgres) S(redis) S(cdc) S(cache) S(log)
+#define CONFIG_KEYS(X)                                                                             \
+    CONFIG_HTTP(X) CONFIG_POSTGRES(X) CONFIG_REDIS(X) CONFIG_CDC(X) CONFIG_CACHE(X) CONFIG_LOG(X)
+
+#define CONFIG_DECL_STR(name) char *name;
+#define CONFIG_DECL_INT(name) int64_t name;
+#define CONFIG_DECL_SIZE(name) int64_t name;
+#define CONFIG_DECL_BOOL(name) bool name;
+
+struct config {
+#define CONFIG_DECL(sec, key, type, def, min, max) CONFIG_DECL_##type(sec##_##key)
+    CONFIG_KEYS(CONFIG_DECL)
+#undef CONFIG_DECL
+    /* derived */
+    char *redis_host;
+    int redis_port;
+};
+
+/* Loads path (NULL: defaults only), applies CDCACHE_* environment overrides, and validates. On success
+ * returns 0 and a new config in *out (release with config_free()). On failure returns CDC_ECONFIG with a
+ * message naming the key in err. */
+int config_load(const char *path, struct config **out, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Parses a size such as "4096", "64KiB", "256MiB", "1GiB". Returns true on success. */
+bool config_parse_size(const char *s, int64_t *out);
+
+#endif

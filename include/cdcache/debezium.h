@@ -1,0 +1,63 @@
+/* Decoding of Debezium Server's Redis sink entries for inventory.items. Pure: no I/O, no globals,
+ * thread-safe, and safe on any input (it is a fuzz target).
+ *
+ * Formats accepted (see debezium-server-redis, RedisStreamChangeConsumer):
+ *  - "compact": one field per entry; its NAME is the key JSON and its value is the value JSON;
+ *  - "extended": fields "key" and "value" (plus upper-cased header fields, ignored).
+ * A null key or value is written by the sink as the literal string "default" (null.key, null.value):
+ * a null value is a tombstone, and a truncate carries a null key. */
+#ifndef CDCACHE_DEBEZIUM_H
+#define CDCACHE_DEBEZIUM_H
+
+#include "cdcache/util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DBZ_NULL_MARKER "default"
+#define DBZ_UNAVAILABLE "__debezium_unavailable_value"
+
+enum dbz_op {
+    DBZ_OP_CREATE,
+    DBZ_OP_UPDATE,
+    DBZ_OP_DELETE,
+    DBZ_OP_READ, /* snapshot read */
+    DBZ_OP_TRUNCATE,
+    DBZ_OP_TOMBSTONE,
+};
+
+/* One field of a stream entry, borrowed from the Redis reply. */
+struct dbz_field {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+/* A decoded change. Owns body; release with dbz_event_clear(). */
+struct dbz_event {
+    enum dbz_op op;
+    bool has_key;         /* key holds the row's id (from the key, `after` or `before`) */
+    int64_t key;
+    bool complete;        /* c/u/r only: the after-image has every column, none a placeholder */
+    int64_t version;      /* c/u/r with complete */
+    int64_t source_ts_ms; /* source.ts_ms (commit time in PostgreSQL), 0 when absent */
+    struct buf body;      /* c/u/r with complete: the item's canonical JSON (item_render) */
+};
+
+/* Decodes one entry of n fields. Returns 0 and fills *ev; or CDC_EDECODE with a reason in err, in which
+ * case ev->has_key/ev->key still say which key the entry names when that much could be read (poison
+ * handling evicts it). Call dbz_event_clear() in both cases. */
+int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, char *err,
+               size_t errlen);
+
+/* Decodes a heartbeat entry's value ({"ts_ms":...}); writes the timestamp. Returns 0 or CDC_EDECODE. */
+int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_ms);
+
+void dbz_event_clear(struct dbz_event *ev);
+
+/* Name of an op for logs and metrics ("c", "u", "d", "r", "t", "tombstone"). */
+const char *dbz_op_name(enum dbz_op op);
+
+#endif

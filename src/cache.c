@@ -1,0 +1,539 @@
+/* The item cache.
+ *
+ * Layout: N shards (a power of two), picked by a mixed hash of the key. Each shard has one mutex that
+ * guards its hash table, its SIEVE queue, its byte count and its counters. A hit holds the lock only to
+ * find the node, take a reference on the value and set the visited bit; the body is copied to the socket
+ * after the lock is dropped.
+ *
+ * Values (struct cache_value) are immutable and refcounted. A node owns one reference; each reader owns
+ * one. Refresh and eviction drop the node's reference, so a worker still writing an old body keeps it
+ * alive until it calls cache_value_release().
+ *
+ * Eviction is SIEVE (Zhang et al., NSDI '24): one FIFO queue per shard and one visited bit per entry. A
+ * hit only sets the bit, so hits never reorder a list (unlike LRU) and the lock is held briefly; the
+ * hand sweeps from the tail, sparing visited entries once. It matches or beats LRU and ARC on web cache
+ * traces and resists scans better than LRU, with less state than W-TinyLFU or S3-FIFO's three queues.
+ *
+ * Fill leases (after "Scaling Memcache at Facebook"): a miss takes a lease on the key, stored on the
+ * node. Any CDC event for the key voids it, so a fill whose query raced a change is rejected instead of
+ * installing a row older than the change. Other misses of a leased key wait on the shard's condition
+ * variable for the fill (at most one database fill per key per replica). Versions are checked as well:
+ * a value never replaces one with a higher or equal version.
+ */
+#include "cdcache/cache.h"
+#include "cdcache/error.h"
+#include "cdcache/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void (*cache_test_before_fill)(int64_t key);
+
+struct cache_value {
+    _Atomic uint32_t refs;
+    bool negative;
+    int64_t version;
+    size_t len;
+    char body[];
+};
+
+struct cache_node {
+    int64_t key;
+    struct cache_node *hnext;             /* hash chain */
+    struct cache_node *newer, *older;     /* SIEVE queue: insert at head (newest) */
+    struct cache_value *val;              /* owned reference; NULL while only a lease exists */
+    uint64_t lease;                       /* 0 = no fill in flight */
+    bool visited;
+};
+
+struct cache_shard {
+    pthread_mutex_t lock; /* guards every field below */
+    pthread_cond_t lease_done; /* broadcast when a lease on any key of the shard ends */
+    struct cache_node **buckets;
+    size_t nbuckets;
+    size_t count;
+    struct cache_node *head, *tail, *hand;
+    size_t bytes, max_bytes;
+    uint64_t next_lease;
+    struct cache_stats st; /* per-shard counters, summed on read */
+} __attribute__((aligned(64)));
+
+struct cache {
+    struct cache_shard *shards;
+    unsigned nshards;
+    bool negative_entries;
+    int fill_wait_ms;
+    size_t max_bytes;
+};
+
+static const char *const reject_names[] = {
+#define CACHE_REJECT_NAME(name, text) text,
+    CACHE_REJECT_REASONS(CACHE_REJECT_NAME)
+#undef CACHE_REJECT_NAME
+};
+
+const char *cache_reject_name(enum cache_reject r)
+{
+    return (unsigned)r < CACHE_REJECT_COUNT ? reject_names[r] : "unknown";
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+size_t cache_entry_cost(size_t len)
+{
+    return sizeof(struct cache_node) + sizeof(struct cache_value) + len;
+}
+
+static struct cache_value *value_new(int64_t version, bool negative, const char *body, size_t len)
+{
+    struct cache_value *v = xmalloc(sizeof(*v) + len + 1);
+    atomic_init(&v->refs, 1);
+    v->negative = negative;
+    v->version = version;
+    v->len = len;
+    if (len)
+        memcpy(v->body, body, len);
+    v->body[len] = '\0';
+    return v;
+}
+
+void cache_value_release(struct cache_value *v)
+{
+    if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
+        free(v);
+}
+
+const char *cache_value_body(const struct cache_value *v, size_t *len)
+{
+    *len = v->len;
+    return v->body;
+}
+
+int64_t cache_value_version(const struct cache_value *v)
+{
+    return v->version;
+}
+
+bool cache_value_negative(const struct cache_value *v)
+{
+    return v->negative;
+}
+
+struct cache *cache_create(const struct cache_options *opt)
+{
+    struct cache *c = xcalloc(1, sizeof(*c));
+    unsigned n = 1;
+
+    while (n < opt->shards && n < 4096)
+        n <<= 1;
+    c->nshards = n;
+    c->negative_entries = opt->negative_entries;
+    c->fill_wait_ms = opt->fill_wait_ms;
+    c->max_bytes = opt->max_bytes;
+    c->shards = xcalloc(n, sizeof(*c->shards));
+    for (unsigned i = 0; i < n; i++) {
+        struct cache_shard *s = &c->shards[i];
+        pthread_condattr_t ca;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->lease_done, &ca);
+        pthread_condattr_destroy(&ca);
+        s->nbuckets = 64;
+        s->buckets = xcalloc(s->nbuckets, sizeof(*s->buckets));
+        s->max_bytes = opt->max_bytes / n;
+        s->next_lease = 1;
+    }
+    return c;
+}
+
+static void node_free(struct cache_node *nd)
+{
+    cache_value_release(nd->val);
+    free(nd);
+}
+
+void cache_destroy(struct cache *c)
+{
+    if (!c)
+        return;
+    for (unsigned i = 0; i < c->nshards; i++) {
+        struct cache_shard *s = &c->shards[i];
+        struct cache_node *nd = s->head;
+        while (nd) {
+            struct cache_node *next = nd->older;
+            node_free(nd);
+            nd = next;
+        }
+        free(s->buckets);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->lease_done);
+    }
+    free(c->shards);
+    free(c);
+}
+
+static struct cache_shard *shard_of(struct cache *c, int64_t key, uint64_t *h)
+{
+    *h = mix64((uint64_t)key);
+    return &c->shards[(*h >> 40) & (c->nshards - 1)];
+}
+
+/* --- the functions below require the shard lock (suffix _locked) --- */
+
+static struct cache_node *find_locked(struct cache_shard *s, uint64_t h, int64_t key)
+{
+    struct cache_node *nd = s->buckets[h & (s->nbuckets - 1)];
+    while (nd && nd->key != key)
+        nd = nd->hnext;
+    return nd;
+}
+
+static void grow_locked(struct cache_shard *s)
+{
+    size_t n = s->nbuckets * 2;
+    struct cache_node **b = xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        struct cache_node *nd = s->buckets[i];
+        while (nd) {
+            struct cache_node *next = nd->hnext;
+            size_t j = mix64((uint64_t)nd->key) & (n - 1);
+            nd->hnext = b[j];
+            b[j] = nd;
+            nd = next;
+        }
+    }
+    free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = n;
+}
+
+static struct cache_node *insert_locked(struct cache_shard *s, uint64_t h, int64_t key)
+{
+    struct cache_node *nd = xcalloc(1, sizeof(*nd));
+    size_t j;
+
+    if (s->count >= s->nbuckets)
+        grow_locked(s);
+    j = h & (s->nbuckets - 1);
+    nd->key = key;
+    nd->hnext = s->buckets[j];
+    s->buckets[j] = nd;
+    nd->older = s->head;
+    if (s->head)
+        s->head->newer = nd;
+    s->head = nd;
+    if (!s->tail)
+        s->tail = nd;
+    s->count++;
+    s->bytes += cache_entry_cost(0);
+    return nd;
+}
+
+static void remove_locked(struct cache_shard *s, struct cache_node *nd)
+{
+    struct cache_node **pp = &s->buckets[mix64((uint64_t)nd->key) & (s->nbuckets - 1)];
+    while (*pp != nd)
+        pp = &(*pp)->hnext;
+    *pp = nd->hnext;
+    if (s->hand == nd)
+        s->hand = nd->newer;
+    if (nd->newer)
+        nd->newer->older = nd->older;
+    else
+        s->head = nd->older;
+    if (nd->older)
+        nd->older->newer = nd->newer;
+    else
+        s->tail = nd->newer;
+    s->count--;
+    s->bytes -= cache_entry_cost(nd->val ? nd->val->len : 0);
+    if (nd->lease)
+        pthread_cond_broadcast(&s->lease_done);
+    node_free(nd);
+}
+
+/* SIEVE: evicts unvisited entries from the hand towards the head until need more bytes fit. Nodes with a
+ * fill in flight are skipped. Returns false when nothing more can be evicted. */
+static bool make_room_locked(struct cache_shard *s, size_t need, const struct cache_node *keep)
+{
+    size_t budget = 2 * s->count + 2;
+
+    while (s->bytes + need > s->max_bytes) {
+        struct cache_node *nd = s->hand ? s->hand : s->tail;
+        if (!nd || budget-- == 0)
+            return false;
+        if (nd->visited || nd->lease || nd == keep) {
+            nd->visited = false;
+            s->hand = nd->newer;
+            continue;
+        }
+        s->hand = nd->newer;
+        remove_locked(s, nd);
+        s->st.evictions++;
+    }
+    return true;
+}
+
+/* Replaces nd's value with v (taking ownership), evicting others to make room. On failure frees v and
+ * returns the reason. */
+static int set_value_locked(struct cache_shard *s, struct cache_node *nd, struct cache_value *v,
+                            enum cache_reject *why)
+{
+    size_t old = nd->val ? nd->val->len : 0;
+
+    if (cache_entry_cost(v->len) > s->max_bytes) {
+        *why = CACHE_REJECT_TOO_LARGE;
+        goto fail;
+    }
+    if (v->len > old && !make_room_locked(s, v->len - old, nd)) {
+        *why = CACHE_REJECT_NO_ROOM;
+        goto fail;
+    }
+    s->bytes = s->bytes - old + v->len;
+    cache_value_release(nd->val);
+    nd->val = v;
+    return 0;
+fail:
+    cache_value_release(v);
+    return CDC_EREJECTED;
+}
+
+static void end_lease_locked(struct cache_shard *s, struct cache_node *nd)
+{
+    if (nd->lease) {
+        nd->lease = 0;
+        pthread_cond_broadcast(&s->lease_done);
+    }
+    if (!nd->val)
+        remove_locked(s, nd);
+}
+
+/* --- public functions: each takes the shard lock --- */
+
+enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_version,
+                                      struct cache_value **out, uint64_t *lease)
+{
+    uint64_t h;
+    struct cache_shard *s = shard_of(c, key, &h);
+    struct timespec deadline;
+    bool waited = false;
+    enum cache_lookup_result res;
+
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        struct cache_node *nd = find_locked(s, h, key);
+        if (nd && nd->val && (nd->val->negative || nd->val->version >= min_version)) {
+            /* A negative entry is "no row at any version": read-your-writes can't want more. */
+            nd->visited = true;
+            atomic_fetch_add_explicit(&nd->val->refs, 1, memory_order_relaxed);
+            *out = nd->val;
+            if (nd->val->negative)
+                s->st.negative_hits++;
+            else
+                s->st.hits++;
+            res = CACHE_HIT;
+            break;
+        }
+        if (nd && nd->lease) {
+            /* Someone is filling this key: wait for that fill instead of querying again. */
+            int rc;
+            if (!waited) {
+                int64_t ns = now_mono_ns() + (int64_t)c->fill_wait_ms * 1000000;
+                deadline.tv_sec = ns / 1000000000;
+                deadline.tv_nsec = ns % 1000000000;
+                waited = true;
+                s->st.fill_waits++;
+            }
+            rc = pthread_cond_timedwait(&s->lease_done, &s->lock, &deadline);
+            if (rc == ETIMEDOUT) {
+                s->st.fill_wait_timeouts++;
+                s->st.misses++;
+                *lease = 0;
+                res = CACHE_MISS;
+                break;
+            }
+            continue;
+        }
+        if (!nd)
+            nd = insert_locked(s, h, key);
+        nd->lease = s->next_lease++;
+        *lease = nd->lease;
+        s->st.misses++;
+        res = CACHE_MISS;
+        break;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return res;
+}
+
+uint64_t cache_lease(struct cache *c, int64_t key)
+{
+    uint64_t h, lease;
+    struct cache_shard *s = shard_of(c, key, &h);
+    struct cache_node *nd;
+
+    pthread_mutex_lock(&s->lock);
+    nd = find_locked(s, h, key);
+    if (!nd)
+        nd = insert_locked(s, h, key);
+    lease = nd->lease = s->next_lease++;
+    pthread_mutex_unlock(&s->lock);
+    return lease;
+}
+
+int cache_fill(struct cache *c, int64_t key, uint64_t lease, int64_t version, const char *body,
+               size_t len, enum cache_reject *why)
+{
+    uint64_t h;
+    struct cache_shard *s = shard_of(c, key, &h);
+    struct cache_node *nd;
+    enum cache_reject reason = CACHE_REJECT_LEASE_VOID;
+    bool negative = version < 0;
+    int rc = CDC_EREJECTED;
+
+    if (cache_test_before_fill)
+        cache_test_before_fill(key);
+    pthread_mutex_lock(&s->lock);
+    nd = find_locked(s, h, key);
+    if (!nd || lease == 0 || nd->lease != lease)
+        goto out_unlock; /* voided: an invalidation or a newer lease came in between */
+    if (negative && !c->negative_entries) {
+        reason = CACHE_REJECT_NEGATIVE_OFF;
+    } else if (nd->val && (negative || (!nd->val->negative && nd->val->version >= version))) {
+        reason = CACHE_REJECT_NOT_NEWER;
+    } else {
+        rc = set_value_locked(s, nd, value_new(negative ? -1 : version, negative, body, len), &reason);
+        if (rc == 0)
+            s->st.fills++;
+    }
+    end_lease_locked(s, nd);
+out_unlock:
+    if (rc)
+        s->st.rejected[reason]++;
+    pthread_mutex_unlock(&s->lock);
+    if (rc && why)
+        *why = reason;
+    return rc;
+}
+
+void cache_fill_abort(struct cache *c, int64_t key, uint64_t lease)
+{
+    uint64_t h;
+    struct cache_shard *s = shard_of(c, key, &h);
+    struct cache_node *nd;
+
+    if (lease == 0)
+        return;
+    pthread_mutex_lock(&s->lock);
+    nd = find_locked(s, h, key);
+    if (nd && nd->lease == lease)
+        end_lease_locked(s, nd);
+    pthread_mutex_unlock(&s->lock);
+}
+
+enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t version, const char *body,
+                                    size_t len)
+{
+    uint64_t h;
+    struct cache_shard *s = shard_of(c, key, &h);
+    struct cache_node *nd;
+    enum cache_apply_result res;
+    enum cache_reject why;
+
+    pthread_mutex_lock(&s->lock);
+    nd = find_locked(s, h, key);
+    if (!nd) {
+        res = CACHE_ABSENT;
+    } else if (!nd->val || nd->val->negative) {
+        /* Only a lease, or "not found": drop it; the next read fills the committed row. */
+        remove_locked(s, nd);
+        s->st.invalidations++;
+        res = CACHE_EVICTED;
+    } else if (nd->val->version >= version) {
+        nd->lease = 0; /* any fill in flight raced this event: void it */
+        pthread_cond_broadcast(&s->lease_done);
+        s->st.stale_ignored++;
+        res = CACHE_OLD;
+    } else if (set_value_locked(s, nd, value_new(version, false, body, len), &why) == 0) {
+        if (nd->lease) {
+            nd->lease = 0;
+            pthread_cond_broadcast(&s->lease_done);
+        }
+        s->st.refreshes++;
+        res = CACHE_APPLIED;
+    } else {
+        remove_locked(s, nd);
+        s->st.invalidations++;
+        res = CACHE_EVICTED;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return res;
+}
+
+bool cache_evict(struct cache *c, int64_t key)
+{
+    uint64_t h;
+    struct cache_shard *s = shard_of(c, key, &h);
+    struct cache_node *nd;
+
+    pthread_mutex_lock(&s->lock);
+    nd = find_locked(s, h, key);
+    if (nd) {
+        remove_locked(s, nd);
+        s->st.invalidations++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return nd != NULL;
+}
+
+void cache_flush(struct cache *c)
+{
+    for (unsigned i = 0; i < c->nshards; i++) {
+        struct cache_shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        while (s->head)
+            remove_locked(s, s->head);
+        s->st.flushes++;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+void cache_stats(struct cache *c, struct cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < c->nshards; i++) {
+        struct cache_shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        out->hits += s->st.hits;
+        out->misses += s->st.misses;
+        out->negative_hits += s->st.negative_hits;
+        out->evictions += s->st.evictions;
+        out->invalidations += s->st.invalidations;
+        out->fills += s->st.fills;
+        out->refreshes += s->st.refreshes;
+        out->stale_ignored += s->st.stale_ignored;
+        out->fill_waits += s->st.fill_waits;
+        out->fill_wait_timeouts += s->st.fill_wait_timeouts;
+        for (int r = 0; r < CACHE_REJECT_COUNT; r++)
+            out->rejected[r] += s->st.rejected[r];
+        out->entries += s->count;
+        out->bytes += s->bytes;
+        if (i == 0)
+            out->flushes = s->st.flushes;
+        pthread_mutex_unlock(&s->lock);
+    }
+    out->max_bytes = c->max_bytes;
+}

@@ -1,0 +1,486 @@
+/* The CDC consumer thread.
+ *
+ * Loop: connect (backoff doubling from reconnect_min_ms to reconnect_max_ms) -> check Redis's run id
+ * (a new one means Redis restarted and events may be lost: flush) -> make sure both groups exist
+ * (created at `$` on the first start, since the cache starts empty) -> re-read this consumer's pending
+ * entries (delivered but maybe never applied, if the connection broke mid-reply) -> XREADGROUP BLOCK,
+ * apply every entry, XACK the batch (pipelined) -> repeat.
+ *
+ * NOGROUP (the group vanished) flushes the cache and recreates the group at `$`.
+ *
+ * Threads: the consumer thread owns the redisContext. Status fields read by HTTP workers are atomics;
+ * last_error is guarded by status_lock. */
+#include "cdcache/cdc.h"
+#include "cdcache/error.h"
+#include "cdcache/log.h"
+#include "cdcache/metrics.h"
+#include "cdcache/util.h"
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CDC_NSTREAMS 2 /* [0] the table's stream, [1] the heartbeat stream */
+
+struct cdc {
+    const struct config *cfg;
+    struct cache *cache;
+    struct metrics *metrics;
+    pthread_t thread;
+    bool running;
+    _Atomic bool stop;
+
+    char group[160];
+    char consumer[128];
+    char run_id[64];    /* consumer thread only */
+    bool groups_made;   /* consumer thread only: a group has been positioned once */
+
+    _Atomic bool attached;
+    _Atomic int64_t heard_mono_ms; /* last time the pipeline was heard from; 0 never */
+    _Atomic bool vouch_logged;
+    _Atomic uint64_t results[CDC_RESULT_COUNT];
+    _Atomic uint64_t heartbeats, reconnects, gap_flushes, batches;
+
+    pthread_mutex_t status_lock; /* guards last_error */
+    char last_error[200];
+};
+
+static const char *const result_names[] = {
+#define CDC_RESULT_NAME(name, text) text,
+    CDC_RESULTS(CDC_RESULT_NAME)
+#undef CDC_RESULT_NAME
+};
+
+const char *cdc_result_name(enum cdc_result r)
+{
+    return (unsigned)r < CDC_RESULT_COUNT ? result_names[r] : "unknown";
+}
+
+enum cdc_result cdc_apply(struct cache *c, const struct dbz_event *ev)
+{
+    switch (ev->op) {
+    case DBZ_OP_TOMBSTONE:
+        return CDC_RESULT_TOMBSTONE;
+    case DBZ_OP_TRUNCATE:
+        cache_flush(c);
+        return CDC_RESULT_TRUNCATE;
+    case DBZ_OP_DELETE:
+        return cache_evict(c, ev->key) ? CDC_RESULT_EVICTED : CDC_RESULT_ABSENT;
+    case DBZ_OP_CREATE:
+    case DBZ_OP_UPDATE:
+    case DBZ_OP_READ:
+        if (!ev->complete) {
+            cache_evict(c, ev->key);
+            return CDC_RESULT_INCOMPLETE;
+        }
+        switch (cache_apply(c, ev->key, ev->version, ev->body.data, ev->body.len)) {
+        case CACHE_APPLIED: return CDC_RESULT_REFRESHED;
+        case CACHE_EVICTED: return CDC_RESULT_EVICTED;
+        case CACHE_OLD: return CDC_RESULT_STALE;
+        case CACHE_ABSENT: return CDC_RESULT_ABSENT;
+        }
+    }
+    return CDC_RESULT_POISON;
+}
+
+/* Records "<what>: <detail>" as the last error and logs it. */
+static void set_error(struct cdc *cdc, const char *what, const char *detail)
+{
+    pthread_mutex_lock(&cdc->status_lock);
+    snprintf(cdc->last_error, sizeof(cdc->last_error), "%s: %s", what, detail ? detail : "");
+    pthread_mutex_unlock(&cdc->status_lock);
+    LOG_WARN("cdc: %s", cdc->last_error);
+}
+
+struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct metrics *m)
+{
+    struct cdc *cdc = xcalloc(1, sizeof(*cdc));
+    cdc->cfg = cfg;
+    cdc->cache = cache;
+    cdc->metrics = m;
+    snprintf(cdc->group, sizeof(cdc->group), "%s-%s", cfg->cdc_group_prefix, cfg->cdc_replica_id);
+    snprintf(cdc->consumer, sizeof(cdc->consumer), "%s", cfg->cdc_replica_id);
+    pthread_mutex_init(&cdc->status_lock, NULL);
+    atomic_store(&cdc->vouch_logged, true);
+    return cdc;
+}
+
+/* Sleeps ms in small steps so cdc_stop() is prompt. */
+static void nap(struct cdc *cdc, int64_t ms)
+{
+    while (ms > 0 && !atomic_load(&cdc->stop)) {
+        int64_t step = ms < 50 ? ms : 50;
+        usleep((useconds_t)step * 1000);
+        ms -= step;
+    }
+}
+
+static void gap_flush(struct cdc *cdc, const char *why)
+{
+    cache_flush(cdc->cache);
+    atomic_fetch_add(&cdc->gap_flushes, 1);
+    LOG_WARN("cdc: events may have been lost (%s): cache flushed", why);
+}
+
+static bool reply_is_error(const redisReply *r, const char *prefix)
+{
+    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, prefix, strlen(prefix)) == 0;
+}
+
+/* Reads Redis's run id; a different one than last time means a restart (the stream may have lost
+ * entries that were never delivered to us). */
+static int check_run_id(struct cdc *cdc, redisContext *ctx)
+{
+    redisReply *r = redisCommand(ctx, "INFO server");
+    const char *p;
+    char id[64] = "";
+    int rc = CDC_EREDIS;
+
+    if (!r || r->type != REDIS_REPLY_STRING)
+        goto out;
+    p = strstr(r->str, "run_id:");
+    if (p) {
+        size_t n = strcspn(p + 7, "\r\n");
+        snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) - 1 ? n : sizeof(id) - 1), p + 7);
+    }
+    if (cdc->run_id[0] && strcmp(cdc->run_id, id) != 0)
+        gap_flush(cdc, "Redis restarted: new run id");
+    snprintf(cdc->run_id, sizeof(cdc->run_id), "%s", id);
+    rc = 0;
+out:
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Creates the group on both streams at `$`. reposition: also move an existing group to `$` (first start
+ * of this process: the cache is empty, so older entries are of no use). */
+static int ensure_groups(struct cdc *cdc, redisContext *ctx, bool reposition)
+{
+    const char *streams[CDC_NSTREAMS] = {cdc->cfg->cdc_stream, cdc->cfg->cdc_heartbeat_stream};
+
+    for (int i = 0; i < CDC_NSTREAMS; i++) {
+        redisReply *r = redisCommand(ctx, "XGROUP CREATE %s %s $ MKSTREAM", streams[i], cdc->group);
+        bool ok = r && (r->type == REDIS_REPLY_STATUS || reply_is_error(r, "BUSYGROUP"));
+        bool busy = reply_is_error(r, "BUSYGROUP");
+        if (!ok)
+            set_error(cdc, "XGROUP CREATE failed", r ? r->str : ctx->errstr);
+        freeReplyObject(r);
+        if (!ok)
+            return CDC_EREDIS;
+        if (busy && reposition) {
+            r = redisCommand(ctx, "XGROUP SETID %s %s $", streams[i], cdc->group);
+            ok = r && r->type == REDIS_REPLY_STATUS;
+            freeReplyObject(r);
+            if (!ok)
+                return CDC_EREDIS;
+        }
+    }
+    return 0;
+}
+
+static redisContext *connect_redis(struct cdc *cdc)
+{
+    int64_t t = cdc->cfg->redis_timeout_ms;
+    struct timeval tv = {(time_t)(t / 1000), (suseconds_t)(t % 1000) * 1000};
+    struct timeval rtv;
+    redisContext *ctx = redisConnectWithTimeout(cdc->cfg->redis_host, cdc->cfg->redis_port, tv);
+
+    if (!ctx || ctx->err) {
+        set_error(cdc, "connect to Redis failed", ctx ? ctx->errstr : "out of memory");
+        redisFree(ctx);
+        return NULL;
+    }
+    /* The read timeout must outlast XREADGROUP's BLOCK. */
+    t += cdc->cfg->cdc_block_ms;
+    rtv.tv_sec = (time_t)(t / 1000);
+    rtv.tv_usec = (suseconds_t)(t % 1000) * 1000;
+    redisSetTimeout(ctx, rtv);
+    if (check_run_id(cdc, ctx) || ensure_groups(cdc, ctx, !cdc->groups_made)) {
+        set_error(cdc, "Redis setup failed", ctx->err ? ctx->errstr : "command failed");
+        redisFree(ctx);
+        return NULL;
+    }
+    cdc->groups_made = true;
+    return ctx;
+}
+
+static void heard(struct cdc *cdc, int64_t source_ts_ms)
+{
+    /* An entry vouches for freshness only if it was produced recently: a backlog of old entries means
+     * this replica lags and must not vouch yet. */
+    if (source_ts_ms > 0 && now_wall_ms() - source_ts_ms > cdc->cfg->cdc_max_staleness_ms)
+        return;
+    atomic_store(&cdc->heard_mono_ms, now_mono_ms());
+}
+
+static void handle_change(struct cdc *cdc, const char *id, const struct dbz_field *f, size_t n,
+                          size_t entry_bytes)
+{
+    struct dbz_event ev;
+    char err[160] = "";
+    enum cdc_result res;
+    int rc;
+
+    if (entry_bytes > (size_t)cdc->cfg->cdc_max_entry_bytes) {
+        rc = CDC_EDECODE;
+        memset(&ev, 0, sizeof(ev));
+        snprintf(err, sizeof(err), "entry of %zu bytes exceeds cdc.max_entry_bytes", entry_bytes);
+    } else {
+        rc = dbz_decode(f, n, &ev, err, sizeof(err));
+    }
+    if (rc) {
+        res = CDC_RESULT_POISON;
+        if (ev.has_key) {
+            cache_evict(cdc->cache, ev.key);
+            LOG_WARN("cdc: poison entry %s (%s): evicted key %lld", id, err, (long long)ev.key);
+        } else {
+            cache_flush(cdc->cache);
+            LOG_WARN("cdc: poison entry %s (%s): no readable key, flushed the cache", id, err);
+        }
+    } else {
+        res = cdc_apply(cdc->cache, &ev);
+        if (ev.source_ts_ms > 0 && ev.op != DBZ_OP_TOMBSTONE)
+            metrics_propagation(cdc->metrics, now_wall_ms() - ev.source_ts_ms);
+        heard(cdc, ev.source_ts_ms);
+        LOG_DEBUG("cdc: %s op=%s key=%lld -> %s", id, dbz_op_name(ev.op), (long long)ev.key,
+                  cdc_result_name(res));
+    }
+    atomic_fetch_add(&cdc->results[res], 1);
+    dbz_event_clear(&ev);
+}
+
+static void handle_heartbeat(struct cdc *cdc, const struct dbz_field *f, size_t n)
+{
+    int64_t ts = 0;
+    if (dbz_decode_heartbeat(f, n, &ts) == 0) {
+        atomic_fetch_add(&cdc->heartbeats, 1);
+        heard(cdc, ts);
+    }
+}
+
+/* Processes one XREADGROUP reply; appends one XACK per stream to ctx's output buffer (counted in
+ * *nacks, whose replies the caller reads). Returns the number of entries seen. */
+static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply *r, size_t *nacks)
+{
+    size_t seen = 0;
+
+    for (size_t s = 0; s < r->elements; s++) {
+        const redisReply *sr = r->element[s];
+        const redisReply *entries;
+        bool is_hb;
+        const char **argv;
+        size_t *argl;
+        size_t nack = 0;
+
+        if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 || sr->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        is_hb = strcmp(sr->element[0]->str, cdc->cfg->cdc_heartbeat_stream) == 0;
+        entries = sr->element[1];
+        if (entries->type != REDIS_REPLY_ARRAY || entries->elements == 0)
+            continue;
+        argv = xmalloc((entries->elements + 3) * sizeof(*argv));
+        argl = xmalloc((entries->elements + 3) * sizeof(*argl));
+        argv[0] = "XACK";
+        argv[1] = sr->element[0]->str;
+        argv[2] = cdc->group;
+        for (int i = 0; i < 3; i++)
+            argl[i] = strlen(argv[i]);
+        for (size_t e = 0; e < entries->elements; e++) {
+            const redisReply *er = entries->element[e];
+            const redisReply *fields;
+            struct dbz_field fv[16];
+            size_t nf = 0, bytes = 0;
+
+            if (er->type != REDIS_REPLY_ARRAY || er->elements != 2 || er->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            seen++;
+            argv[3 + nack] = er->element[0]->str;
+            argl[3 + nack] = er->element[0]->len;
+            nack++;
+            fields = er->element[1];
+            if (fields->type != REDIS_REPLY_ARRAY) {
+                /* An entry we already acked and that was deleted reads back as nil: skip it. */
+                continue;
+            }
+            for (size_t k = 0; k + 1 < fields->elements; k += 2) {
+                const redisReply *fk = fields->element[k], *fvv = fields->element[k + 1];
+                if (fk->type != REDIS_REPLY_STRING || fvv->type != REDIS_REPLY_STRING)
+                    continue;
+                bytes += fk->len + fvv->len;
+                if (nf < sizeof(fv) / sizeof(fv[0])) {
+                    fv[nf].name = fk->str;
+                    fv[nf].name_len = fk->len;
+                    fv[nf].value = fvv->str;
+                    fv[nf].value_len = fvv->len;
+                    nf++;
+                }
+            }
+            if (is_hb)
+                handle_heartbeat(cdc, fv, nf);
+            else
+                handle_change(cdc, er->element[0]->str, fv, nf, bytes);
+        }
+        if (nack && redisAppendCommandArgv(ctx, (int)(3 + nack), argv, argl) == REDIS_OK)
+            (*nacks)++;
+        free(argv);
+        free(argl);
+    }
+    return seen;
+}
+
+static void *consumer_main(void *arg)
+{
+    struct cdc *cdc = arg;
+    redisContext *ctx = NULL;
+    int64_t backoff = cdc->cfg->cdc_reconnect_min_ms;
+    bool pending_phase = true; /* re-read our own pending entries first after each connect */
+    char count[16], block[16];
+
+    snprintf(count, sizeof(count), "%lld", (long long)cdc->cfg->cdc_batch_count);
+    snprintf(block, sizeof(block), "%lld", (long long)cdc->cfg->cdc_block_ms);
+    while (!atomic_load(&cdc->stop)) {
+        redisReply *r;
+        const char *argv[13];
+        size_t seen = 0, nacks = 0;
+
+        if (!ctx) {
+            ctx = connect_redis(cdc);
+            if (!ctx) {
+                atomic_store(&cdc->attached, false);
+                nap(cdc, backoff);
+                backoff = backoff * 2 > cdc->cfg->cdc_reconnect_max_ms ? cdc->cfg->cdc_reconnect_max_ms
+                                                                        : backoff * 2;
+                continue;
+            }
+            backoff = cdc->cfg->cdc_reconnect_min_ms;
+            pending_phase = true;
+            atomic_store(&cdc->attached, true);
+            LOG_INFO("cdc: attached to redis %s:%d as group %s", cdc->cfg->redis_host,
+                     cdc->cfg->redis_port, cdc->group);
+        }
+
+        argv[0] = "XREADGROUP";
+        argv[1] = "GROUP";
+        argv[2] = cdc->group;
+        argv[3] = cdc->consumer;
+        argv[4] = "COUNT";
+        argv[5] = count;
+        argv[6] = "BLOCK";
+        argv[7] = pending_phase ? "1" : block;
+        argv[8] = "STREAMS";
+        argv[9] = cdc->cfg->cdc_stream;
+        argv[10] = cdc->cfg->cdc_heartbeat_stream;
+        argv[11] = argv[12] = pending_phase ? "0" : ">";
+        r = redisCommandArgv(ctx, 13, argv, NULL);
+        if (!r) {
+            set_error(cdc, "Redis connection lost", ctx->errstr);
+            redisFree(ctx);
+            ctx = NULL;
+            atomic_store(&cdc->attached, false);
+            atomic_fetch_add(&cdc->reconnects, 1);
+            continue;
+        }
+        if (reply_is_error(r, "NOGROUP")) {
+            freeReplyObject(r);
+            gap_flush(cdc, "consumer group vanished (NOGROUP)");
+            if (ensure_groups(cdc, ctx, true)) {
+                redisFree(ctx);
+                ctx = NULL;
+                atomic_store(&cdc->attached, false);
+            }
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            set_error(cdc, "XREADGROUP", r->str);
+            freeReplyObject(r);
+            nap(cdc, backoff);
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ARRAY)
+            seen = process_reply(cdc, ctx, r, &nacks);
+        freeReplyObject(r);
+        for (size_t i = 0; i < nacks; i++) {
+            redisReply *ack = NULL;
+            if (redisGetReply(ctx, (void **)&ack) != REDIS_OK) {
+                set_error(cdc, "XACK failed", ctx->errstr);
+                break;
+            }
+            freeReplyObject(ack);
+        }
+        if (seen)
+            atomic_fetch_add(&cdc->batches, 1);
+        if (pending_phase && seen == 0)
+            pending_phase = false;
+    }
+    redisFree(ctx);
+    atomic_store(&cdc->attached, false);
+    return NULL;
+}
+
+int cdc_start(struct cdc *cdc)
+{
+    if (pthread_create(&cdc->thread, NULL, consumer_main, cdc) != 0)
+        return CDC_EINVAL;
+    cdc->running = true;
+    return 0;
+}
+
+void cdc_stop(struct cdc *cdc)
+{
+    if (!cdc || !cdc->running)
+        return;
+    atomic_store(&cdc->stop, true);
+    pthread_join(cdc->thread, NULL);
+    cdc->running = false;
+}
+
+void cdc_destroy(struct cdc *cdc)
+{
+    if (!cdc)
+        return;
+    cdc_stop(cdc);
+    pthread_mutex_destroy(&cdc->status_lock);
+    free(cdc);
+}
+
+bool cdc_vouching(struct cdc *cdc)
+{
+    int64_t heard_at = atomic_load(&cdc->heard_mono_ms);
+    bool ok = atomic_load(&cdc->attached) && heard_at > 0 &&
+              now_mono_ms() - heard_at <= cdc->cfg->cdc_max_staleness_ms;
+    /* Log each transition once (the flag flips only on a change). */
+    if (atomic_exchange(&cdc->vouch_logged, ok) != ok) {
+        if (ok)
+            LOG_INFO("cdc: pipeline healthy again: serving reads from the cache");
+        else
+            LOG_WARN("cdc: cannot vouch for the cache within %lld ms: reads bypass it",
+                     (long long)cdc->cfg->cdc_max_staleness_ms);
+    }
+    return ok;
+}
+
+void cdc_status(struct cdc *cdc, struct cdc_status *out)
+{
+    int64_t heard_at = atomic_load(&cdc->heard_mono_ms);
+
+    memset(out, 0, sizeof(*out));
+    out->enabled = cdc->running;
+    out->attached = atomic_load(&cdc->attached);
+    out->vouching = cdc_vouching(cdc);
+    out->staleness_ms = heard_at > 0 ? now_mono_ms() - heard_at : -1;
+    out->max_staleness_ms = cdc->cfg->cdc_max_staleness_ms;
+    for (int i = 0; i < CDC_RESULT_COUNT; i++)
+        out->results[i] = atomic_load(&cdc->results[i]);
+    out->heartbeats = atomic_load(&cdc->heartbeats);
+    out->reconnects = atomic_load(&cdc->reconnects);
+    out->gap_flushes = atomic_load(&cdc->gap_flushes);
+    out->batches = atomic_load(&cdc->batches);
+    snprintf(out->group, sizeof(out->group), "%s", cdc->group);
+    pthread_mutex_lock(&cdc->status_lock);
+    snprintf(out->last_error, sizeof(out->last_error), "%s", cdc->last_error);
+    pthread_mutex_unlock(&cdc->status_lock);
+}

@@ -1,0 +1,255 @@
+/* Configuration loading. libcyaml reads every value as a string (so YAML and environment values go
+ * through one set of checks); the CONFIG_KEYS list generates the schema, defaults and validation. An
+ * unknown key, a wrong type or an out-of-range value fails before anything starts, naming the key. */
+#include "cdcache/config.h"
+#include "cdcache/error.h"
+#include "cdcache/log.h"
+#include "cdcache/util.h"
+
+#include <ctype.h>
+#include <cyaml/cyaml.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Raw, as-read sections: every key a string, NULL when absent. */
+#define RAW_FIELD(sec, key, type, def, min, max) char *key;
+#define SCHEMA_FIELD(sec, key, type, def, min, max)                                                \
+    CYAML_FIELD_STRING_PTR(#key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct raw_##sec, key, 0, \
+                           CYAML_UNLIMITED),
+#define SECTION_TYPES(sec)                                                                         \
+    struct raw_##sec {                                                                             \
+        CONFIG_##sec##_KEYS(RAW_FIELD)                                                             \
+    };                                                                                             \
+    static const cyaml_schema_field_t raw_##sec##_fields[] = {                                     \
+        CONFIG_##sec##_KEYS(SCHEMA_FIELD) CYAML_FIELD_END};
+
+#define CONFIG_http_KEYS CONFIG_HTTP
+#define CONFIG_postgres_KEYS CONFIG_POSTGRES
+#define CONFIG_redis_KEYS CONFIG_REDIS
+#define CONFIG_cdc_KEYS CONFIG_CDC
+#define CONFIG_cache_KEYS CONFIG_CACHE
+#define CONFIG_log_KEYS CONFIG_LOG
+
+CONFIG_SECTIONS(SECTION_TYPES)
+
+struct raw {
+#define RAW_SECTION(sec) struct raw_##sec *sec;
+    CONFIG_SECTIONS(RAW_SECTION)
+#undef RAW_SECTION
+};
+
+static const cyaml_schema_field_t raw_fields[] = {
+#define RAW_SECTION_FIELD(sec)                                                                     \
+    CYAML_FIELD_MAPPING_PTR(#sec, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct raw, sec,       \
+                            raw_##sec##_fields),
+    CONFIG_SECTIONS(RAW_SECTION_FIELD)
+#undef RAW_SECTION_FIELD
+        CYAML_FIELD_END};
+
+static const cyaml_schema_value_t raw_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct raw, raw_fields),
+};
+
+struct log_capture {
+    char msg[512];
+};
+
+static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+{
+    struct log_capture *lc = ctx;
+    size_t n = strlen(lc->msg);
+    if (level < CYAML_LOG_ERROR || n >= sizeof(lc->msg) - 1)
+        return;
+    vsnprintf(lc->msg + n, sizeof(lc->msg) - n, fmt, args);
+    /* libcyaml ends messages with newlines; keep them on one line */
+    for (char *p = lc->msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
+bool config_parse_size(const char *s, int64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        int64_t mult;
+    } units[] = {{"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024LL * 1024 * 1024}, {"", 1}};
+    size_t n = strlen(s);
+    size_t digits = 0;
+
+    while (digits < n && isdigit((unsigned char)s[digits]))
+        digits++;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        int64_t v;
+        if (strcmp(s + digits, units[i].suffix) != 0)
+            continue;
+        if (!parse_i64(s, digits, &v) || v > INT64_MAX / units[i].mult)
+            return false;
+        *out = v * units[i].mult;
+        return true;
+    }
+    return false;
+}
+
+static int set_value(struct config *cfg, const char *sec, const char *key, const char *type,
+                     const char *value, const char *origin, long long min, long long max,
+                     void *field, char *err, size_t errlen)
+{
+    int64_t v;
+
+    if (strcmp(type, "STR") == 0) {
+        if (min > 0 && value[0] == '\0')
+            goto bad;
+        free(*(char **)field);
+        *(char **)field = xstrdup(value);
+        return 0;
+    }
+    if (strcmp(type, "BOOL") == 0) {
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0)
+            *(bool *)field = true;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 || strcmp(value, "no") == 0)
+            *(bool *)field = false;
+        else
+            goto bad;
+        return 0;
+    }
+    if (!(strcmp(type, "SIZE") == 0 ? config_parse_size(value, &v) : parse_i64_str(value, &v)) ||
+        v < min || v > max)
+        goto bad;
+    *(int64_t *)field = v;
+    return 0;
+bad:
+    if (strcmp(type, "STR") == 0)
+        snprintf(err, errlen, "config: %s.%s%s: must not be empty", sec, key, origin);
+    else if (strcmp(type, "BOOL") == 0)
+        snprintf(err, errlen, "config: %s.%s%s: must be true or false (got \"%s\")", sec, key,
+                 origin, value);
+    else
+        snprintf(err, errlen, "config: %s.%s%s: must be %s between %lld and %lld (got \"%s\")", sec,
+                 key, origin, strcmp(type, "SIZE") == 0 ? "a size in bytes (KiB/MiB/GiB)" : "an integer",
+                 min, max, value);
+    (void)cfg;
+    return CDC_ECONFIG;
+}
+
+static int parse_redis_url(struct config *cfg, char *err, size_t errlen)
+{
+    const char *u = cfg->redis_url;
+    const char *host, *colon;
+    int64_t port = 6379;
+
+    if (strncmp(u, "redis://", 8) != 0)
+        goto bad;
+    host = u + 8;
+    colon = strrchr(host, ':');
+    if (strchr(host, '@') || strchr(host, '/'))
+        goto bad; /* no auth, no database number: the stream lives in db 0 */
+    if (colon) {
+        if (!parse_i64_str(colon + 1, &port) || port < 1 || port > 65535)
+            goto bad;
+    }
+    cfg->redis_host = xstrndup(host, colon ? (size_t)(colon - host) : strlen(host));
+    cfg->redis_port = (int)port;
+    if (cfg->redis_host[0] == '\0')
+        goto bad;
+    return 0;
+bad:
+    snprintf(err, errlen, "config: redis.url: must look like redis://HOST:PORT (got \"%s\")", u);
+    return CDC_ECONFIG;
+}
+
+static int validate(struct config *cfg, char *err, size_t errlen)
+{
+    enum log_level lvl;
+
+    if (log_parse_level(cfg->log_level, &lvl)) {
+        snprintf(err, errlen, "config: log.level: must be debug, info, warn or error (got \"%s\")",
+                 cfg->log_level);
+        return CDC_ECONFIG;
+    }
+    if (cfg->cdc_reconnect_max_ms < cfg->cdc_reconnect_min_ms) {
+        snprintf(err, errlen, "config: cdc.reconnect_max_ms: must be >= cdc.reconnect_min_ms");
+        return CDC_ECONFIG;
+    }
+    if (cfg->cdc_block_ms >= cfg->cdc_max_staleness_ms) {
+        snprintf(err, errlen, "config: cdc.block_ms: must be below cdc.max_staleness_ms");
+        return CDC_ECONFIG;
+    }
+    for (const char *p = cfg->cdc_replica_id; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
+            snprintf(err, errlen, "config: cdc.replica_id: only letters, digits, '-', '_' and '.'");
+            return CDC_ECONFIG;
+        }
+    }
+    return parse_redis_url(cfg, err, errlen);
+}
+
+int config_load(const char *path, struct config **out, char *err, size_t errlen)
+{
+    static const cyaml_config_t base = {
+        .log_fn = NULL, .mem_fn = cyaml_mem, .log_level = CYAML_LOG_ERROR, .flags = CYAML_CFG_DEFAULT};
+    struct config *cfg = xcalloc(1, sizeof(*cfg));
+    struct raw *raw = NULL;
+    struct log_capture lc = {{0}};
+    cyaml_config_t ycfg = base;
+    int rc = CDC_ECONFIG;
+
+    ycfg.log_fn = capture_log;
+    ycfg.log_ctx = &lc;
+    if (path) {
+        cyaml_err_t yerr = cyaml_load_file(path, &ycfg, &raw_schema, (cyaml_data_t **)&raw, NULL);
+        if (yerr != CYAML_OK) {
+            snprintf(err, errlen, "config: %s: %s%s%s", path, cyaml_strerror(yerr),
+                     lc.msg[0] ? ": " : "", lc.msg);
+            goto out;
+        }
+    }
+
+    /* defaults, then the file, then the environment; each value checked as it is set */
+#define APPLY(sec, key, type, def, min, max)                                                       \
+    do {                                                                                           \
+        char env_name[96];                                                                         \
+        const char *val = def, *origin = "";                                                       \
+        char origin_buf[112];                                                                      \
+        if (raw && raw->sec && raw->sec->key)                                                      \
+            val = raw->sec->key;                                                                   \
+        snprintf(env_name, sizeof(env_name), "CDCACHE_%s_%s", #sec, #key);                         \
+        for (char *p = env_name; *p; p++)                                                          \
+            *p = (char)toupper((unsigned char)*p);                                                 \
+        if (getenv(env_name)) {                                                                    \
+            val = getenv(env_name);                                                                \
+            snprintf(origin_buf, sizeof(origin_buf), " (from %s)", env_name);                      \
+            origin = origin_buf;                                                                   \
+        }                                                                                          \
+        if (set_value(cfg, #sec, #key, #type, val, origin, (long long)(min), (long long)(max),     \
+                      &cfg->sec##_##key, err, errlen))                                             \
+            goto out;                                                                              \
+    } while (0);
+    CONFIG_KEYS(APPLY)
+#undef APPLY
+
+    rc = validate(cfg, err, errlen);
+    if (rc == 0)
+        *out = cfg, cfg = NULL;
+out:
+    if (raw)
+        cyaml_free(&ycfg, &raw_schema, raw, 0);
+    config_free(cfg);
+    return rc;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+#define FREE_STR_STR(name) free(cfg->name);
+#define FREE_STR_INT(name)
+#define FREE_STR_SIZE(name)
+#define FREE_STR_BOOL(name)
+#define FREE_FIELD(sec, key, type, def, min, max) FREE_STR_##type(sec##_##key)
+    CONFIG_KEYS(FREE_FIELD)
+#undef FREE_FIELD
+    free(cfg->redis_host);
+    free(cfg);
+}

@@ -1,0 +1,317 @@
+/* PostgreSQL access. One connection per thread (libpq's rule), held in thread-specific data so that
+ * civetweb worker threads each keep theirs across requests; statements are prepared per connection.
+ * The session runs in UTC so timestamptz comes back as "YYYY-MM-DD HH:MM:SS.ffffff+00", which
+ * item_render() normalises exactly as it does Debezium's ISO-8601 text. */
+#include "cdcache/db.h"
+#include "cdcache/error.h"
+#include "cdcache/item.h"
+#include "cdcache/log.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COLS "id, name, description, price::text, created_at, updated_at, version"
+
+static const struct {
+    const char *name;
+    const char *sql;
+    int nparams;
+} statements[] = {
+    {"get", "SELECT " COLS " FROM inventory.items WHERE id = $1", 1},
+    {"list", "SELECT " COLS " FROM inventory.items WHERE id > $1 ORDER BY id LIMIT $2", 2},
+    {"create",
+     "INSERT INTO inventory.items (name, description, price) VALUES ($1, $2, $3::numeric) "
+     "RETURNING " COLS,
+     3},
+    {"update",
+     "UPDATE inventory.items SET name = COALESCE($2, name), description = COALESCE($3, "
+     "description), price = COALESCE($4::numeric, price) WHERE id = $1 AND ($5::bigint IS NULL OR "
+     "version = $5) RETURNING " COLS,
+     5},
+    {"delete",
+     "DELETE FROM inventory.items WHERE id = $1 AND ($2::bigint IS NULL OR version = $2) RETURNING id",
+     2},
+    {"exists", "SELECT 1 FROM inventory.items WHERE id = $1", 1},
+};
+
+struct db {
+    char *conninfo;
+    int statement_timeout_ms;
+    pthread_key_t conn_key; /* this thread's PGconn*, closed by the key's destructor */
+};
+
+static void conn_destructor(void *p)
+{
+    PQfinish(p);
+}
+
+struct db *db_create(const char *conninfo, int statement_timeout_ms)
+{
+    struct db *db = xcalloc(1, sizeof(*db));
+    db->conninfo = xstrdup(conninfo);
+    db->statement_timeout_ms = statement_timeout_ms;
+    pthread_key_create(&db->conn_key, conn_destructor);
+    return db;
+}
+
+void db_destroy(struct db *db)
+{
+    if (!db)
+        return;
+    PQfinish(pthread_getspecific(db->conn_key));
+    pthread_setspecific(db->conn_key, NULL);
+    pthread_key_delete(db->conn_key);
+    free(db->conninfo);
+    free(db);
+}
+
+void *db_connect_raw(const char *conninfo, char *err, size_t errlen)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, errlen, "%s", PQerrorMessage(c));
+        for (char *p = err; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+void db_close(void *conn)
+{
+    PQfinish(conn);
+}
+
+static bool exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        LOG_WARN("db: %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return ok;
+}
+
+/* Returns this thread's connection, opening and preparing it when needed; NULL when the server is
+ * unreachable. */
+static PGconn *thread_conn(struct db *db)
+{
+    PGconn *c = pthread_getspecific(db->conn_key);
+    char sql[96];
+    char err[256];
+
+    if (c && PQstatus(c) == CONNECTION_OK)
+        return c;
+    PQfinish(c);
+    pthread_setspecific(db->conn_key, NULL);
+    c = db_connect_raw(db->conninfo, err, sizeof(err));
+    if (!c) {
+        LOG_WARN("db: connect failed: %s", err);
+        return NULL;
+    }
+    snprintf(sql, sizeof(sql), "SET statement_timeout = %d", db->statement_timeout_ms);
+    if (!exec_ok(c, "SET TimeZone = 'UTC'") || !exec_ok(c, sql))
+        goto fail;
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+        PGresult *r = PQprepare(c, statements[i].name, statements[i].sql, statements[i].nparams, NULL);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            LOG_ERROR("db: prepare %s: %s", statements[i].name, PQerrorMessage(c));
+        PQclear(r);
+        if (!ok)
+            goto fail;
+    }
+    pthread_setspecific(db->conn_key, c);
+    return c;
+fail:
+    PQfinish(c);
+    return NULL;
+}
+
+/* Runs a prepared statement. Retries once on a fresh connection when the connection broke and retry is
+ * allowed (reads). Returns a result (release with PQclear) or NULL. */
+static PGresult *run(struct db *db, const char *stmt, int n, const char *const *params, bool retry)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGconn *c = thread_conn(db);
+        PGresult *r;
+        ExecStatusType st;
+        if (!c)
+            return NULL;
+        r = PQexecPrepared(c, stmt, n, params, NULL, NULL, 0);
+        st = PQresultStatus(r);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            return r;
+        LOG_WARN("db: %s: %s", stmt, PQerrorMessage(c));
+        PQclear(r);
+        if (PQstatus(c) == CONNECTION_OK || !retry)
+            return NULL;
+    }
+    return NULL;
+}
+
+static int render_row(PGresult *r, int row, struct buf *out, int64_t *id, int64_t *version)
+{
+    struct item_fields f;
+    char err[96];
+
+    memset(&f, 0, sizeof(f));
+    if (!parse_i64_str(PQgetvalue(r, row, 0), &f.id) || !parse_i64_str(PQgetvalue(r, row, 6), &f.version))
+        return CDC_EDB;
+    f.name = PQgetvalue(r, row, 1);
+    f.name_len = (size_t)PQgetlength(r, row, 1);
+    f.description = PQgetvalue(r, row, 2);
+    f.description_len = (size_t)PQgetlength(r, row, 2);
+    f.price = PQgetvalue(r, row, 3);
+    f.created_at = PQgetvalue(r, row, 4);
+    f.updated_at = PQgetvalue(r, row, 5);
+    if (item_render(&f, out, err, sizeof(err))) {
+        LOG_ERROR("db: cannot render row %lld: %s", (long long)f.id, err);
+        return CDC_EDB;
+    }
+    if (id)
+        *id = f.id;
+    if (version)
+        *version = f.version;
+    return 0;
+}
+
+int db_item_get(struct db *db, int64_t id, struct buf *body, int64_t *version)
+{
+    char ids[24];
+    const char *params[1] = {ids};
+    PGresult *r;
+    int rc;
+
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    r = run(db, "get", 1, params, true);
+    if (!r)
+        return CDC_EDB;
+    rc = PQntuples(r) == 0 ? CDC_ENOTFOUND : render_row(r, 0, body, NULL, version);
+    PQclear(r);
+    return rc;
+}
+
+int db_item_list(struct db *db, int64_t after, int limit, struct buf *out, int *count,
+                 int64_t *last_id)
+{
+    char afters[24], limits[16];
+    const char *params[2] = {afters, limits};
+    PGresult *r;
+    int rc = 0, n;
+
+    snprintf(afters, sizeof(afters), "%lld", (long long)after);
+    snprintf(limits, sizeof(limits), "%d", limit);
+    r = run(db, "list", 2, params, true);
+    if (!r)
+        return CDC_EDB;
+    n = PQntuples(r);
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (i > 0)
+            rc = buf_puts(out, ",");
+        if (rc == 0)
+            rc = render_row(r, i, out, last_id, NULL);
+    }
+    if (rc == 0)
+        *count = n;
+    PQclear(r);
+    return rc ? CDC_EDB : 0;
+}
+
+int db_item_create(struct db *db, const struct item_input *in, struct buf *body, int64_t *id,
+                   int64_t *version)
+{
+    const char *params[3] = {in->name, in->description, in->price};
+    PGresult *r = run(db, "create", 3, params, false);
+    int rc;
+
+    if (!r)
+        return CDC_EDB;
+    rc = PQntuples(r) == 1 ? render_row(r, 0, body, id, version) : CDC_EDB;
+    PQclear(r);
+    return rc;
+}
+
+/* After a conditional statement matched no row: tells "absent" from "present at another version". */
+static int absent_or_conflict(struct db *db, const char *ids)
+{
+    const char *params[1] = {ids};
+    PGresult *r = run(db, "exists", 1, params, true);
+    int rc;
+    if (!r)
+        return CDC_EDB;
+    rc = PQntuples(r) > 0 ? CDC_ECONFLICT : CDC_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+int db_item_update(struct db *db, int64_t id, int64_t if_match, const struct item_input *in,
+                   struct buf *body, int64_t *version)
+{
+    char ids[24], matchs[24];
+    const char *params[5];
+    PGresult *r;
+    int rc;
+
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    snprintf(matchs, sizeof(matchs), "%lld", (long long)if_match);
+    params[0] = ids;
+    params[1] = in->name;
+    params[2] = in->description;
+    params[3] = in->has_price ? in->price : NULL;
+    params[4] = if_match >= 0 ? matchs : NULL;
+    r = run(db, "update", 5, params, false);
+    if (!r)
+        return CDC_EDB;
+    if (PQntuples(r) == 1)
+        rc = render_row(r, 0, body, NULL, version);
+    else
+        rc = if_match >= 0 ? absent_or_conflict(db, ids) : CDC_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+int db_item_delete(struct db *db, int64_t id, int64_t if_match)
+{
+    char ids[24], matchs[24];
+    const char *params[2] = {ids, NULL};
+    PGresult *r;
+    int rc;
+
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    snprintf(matchs, sizeof(matchs), "%lld", (long long)if_match);
+    if (if_match >= 0)
+        params[1] = matchs;
+    r = run(db, "delete", 2, params, false);
+    if (!r)
+        return CDC_EDB;
+    if (PQntuples(r) == 1)
+        rc = 0;
+    else
+        rc = if_match >= 0 ? absent_or_conflict(db, ids) : CDC_ENOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+int db_ping(struct db *db, char *err, size_t errlen)
+{
+    PGconn *c = thread_conn(db);
+    PGresult *r;
+    int rc;
+
+    if (!c) {
+        snprintf(err, errlen, "cannot connect");
+        return CDC_EDB;
+    }
+    r = PQexec(c, "SELECT 1");
+    rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : CDC_EDB;
+    if (rc)
+        snprintf(err, errlen, "%s", PQerrorMessage(c));
+    PQclear(r);
+    return rc;
+}

@@ -1,0 +1,612 @@
+/* HTTP handlers. One catch-all civetweb handler routes by path and method.
+ *
+ * Item reads: bypass the cache when it is disabled, when the request says Cache-Control: no-cache, or
+ * when the CDC consumer cannot vouch for it (bounded staleness). Otherwise cache_lookup() gives a hit
+ * (the stored bytes are written as they are, no JSON work) or a miss with a fill lease; the miss queries
+ * PostgreSQL and offers the row to cache_fill(), which refuses it if a change event for the key arrived
+ * meanwhile. X-Min-Version: v makes an older cached version a miss (read-your-writes).
+ *
+ * Writes go to PostgreSQL. An update takes a lease before it writes and installs the returned row after,
+ * so this replica reads its own write at once; a delete evicts. Every write answers with ETag. */
+#include "cdcache/http.h"
+#include "cdcache/body.h"
+#include "cdcache/error.h"
+#include "cdcache/log.h"
+#include "cdcache/util.h"
+
+#include <civetweb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct http_server {
+    struct mg_context *ctx;
+    const struct config *cfg;
+    struct cache *cache;
+    struct db *db;
+    struct cdc *cdc;
+    struct metrics *metrics;
+};
+
+/* Problem types: stable identifiers clients can switch on. */
+#define PROBLEMS(X)                                                                                \
+    X(INVALID_ID, 400, "invalid-id", "Invalid item id")                                            \
+    X(INVALID_BODY, 400, "invalid-body", "Invalid request body")                                   \
+    X(INVALID_QUERY, 400, "invalid-query", "Invalid query parameter")                              \
+    X(INVALID_HEADER, 400, "invalid-header", "Invalid header")                                     \
+    X(NOT_FOUND, 404, "not-found", "Item not found")                                               \
+    X(NO_ROUTE, 404, "no-route", "No such resource")                                               \
+    X(METHOD, 405, "method-not-allowed", "Method not allowed")                                     \
+    X(PRECONDITION, 412, "precondition-failed", "Version precondition failed")                     \
+    X(TOO_LARGE, 413, "body-too-large", "Request body too large")                                  \
+    X(INTERNAL, 500, "internal", "Internal error")                                                 \
+    X(DB_DOWN, 503, "database-unavailable", "Database unavailable")
+
+enum problem {
+#define PROBLEM_ENUM(name, status, slug, title) P_##name,
+    PROBLEMS(PROBLEM_ENUM)
+#undef PROBLEM_ENUM
+};
+
+static const struct {
+    int status;
+    const char *slug;
+    const char *title;
+} problems[] = {
+#define PROBLEM_ROW(name, status, slug, title) {status, slug, title},
+    PROBLEMS(PROBLEM_ROW)
+#undef PROBLEM_ROW
+};
+
+#define EXTRA_HEADERS_MAX 512
+
+struct request {
+    struct mg_connection *conn;
+    struct http_server *srv;
+    const struct mg_request_info *ri;
+    enum metrics_route route;
+    int status;
+    char extra[EXTRA_HEADERS_MAX]; /* response header lines, each ending in \r\n */
+    size_t extra_len;
+};
+
+static void add_header(struct request *rq, const char *name, const char *value)
+{
+    int n = snprintf(rq->extra + rq->extra_len, sizeof(rq->extra) - rq->extra_len, "%s: %s\r\n",
+                     name, value);
+    if (n > 0 && (size_t)n < sizeof(rq->extra) - rq->extra_len)
+        rq->extra_len += (size_t)n;
+}
+
+static void add_etag(struct request *rq, int64_t version)
+{
+    char etag[32];
+    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)version);
+    add_header(rq, "ETag", etag);
+}
+
+static void send_response(struct request *rq, int status, const char *ctype, const char *body,
+                          size_t len)
+{
+    char clen[24];
+
+    rq->status = status;
+    mg_response_header_start(rq->conn, status);
+    if (ctype)
+        mg_response_header_add(rq->conn, "Content-Type", ctype, -1);
+    snprintf(clen, sizeof(clen), "%zu", len);
+    mg_response_header_add(rq->conn, "Content-Length", clen, -1);
+    if (rq->extra_len)
+        mg_response_header_add_lines(rq->conn, rq->extra);
+    mg_response_header_send(rq->conn);
+    if (len && strcmp(rq->ri->request_method, "HEAD") != 0)
+        mg_write(rq->conn, body, len);
+}
+
+static void send_json(struct request *rq, int status, const struct buf *b)
+{
+    send_response(rq, status, "application/json", b->data ? b->data : "", b->len);
+}
+
+static void send_problem(struct request *rq, enum problem p, const char *detail, const char *field)
+{
+    struct buf b;
+
+    buf_init(&b, 4096);
+    buf_printf(&b, "{\"type\":\"urn:cdcache:problem:%s\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
+               problems[p].slug, problems[p].title, problems[p].status);
+    buf_json_escape(&b, detail, strlen(detail));
+    buf_puts(&b, "\"");
+    if (field && field[0]) {
+        buf_puts(&b, ",\"field\":\"");
+        buf_json_escape(&b, field, strlen(field));
+        buf_puts(&b, "\"");
+    }
+    buf_puts(&b, "}");
+    if (p == P_METHOD)
+        add_header(rq, "Allow", rq->route == ROUTE_ITEM_LIST ? "GET, POST, PUT" : "GET, PUT, PATCH, DELETE");
+    send_response(rq, problems[p].status, "application/problem+json", b.data, b.len);
+    buf_free(&b);
+}
+
+/* Parses an id path segment: 1..INT64_MAX, digits only. */
+static bool parse_id(const char *s, int64_t *id)
+{
+    size_t n = strlen(s);
+    if (n == 0 || s[0] == '-' || s[0] == '+')
+        return false;
+    return parse_i64(s, n, id) && *id > 0;
+}
+
+/* Parses `"<n>"`, `W/"<n>"` or `*` (as -1). Returns false when malformed. */
+static bool parse_etag(const char *s, int64_t *v)
+{
+    size_t n;
+    while (*s == ' ')
+        s++;
+    if (strcmp(s, "*") == 0) {
+        *v = -1;
+        return true;
+    }
+    if (strncmp(s, "W/", 2) == 0)
+        s += 2;
+    n = strlen(s);
+    while (n > 0 && s[n - 1] == ' ')
+        n--;
+    if (n < 3 || s[0] != '"' || s[n - 1] != '"')
+        return false;
+    return parse_i64(s + 1, n - 2, v) && *v >= 0;
+}
+
+/* True when If-None-Match (a list of ETags or *) matches version. */
+static bool none_match(const char *h, int64_t version)
+{
+    char copy[256];
+    char *save = NULL;
+    snprintf(copy, sizeof(copy), "%s", h);
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int64_t v;
+        if (parse_etag(tok, &v) && (v == -1 || v == version))
+            return true;
+    }
+    return false;
+}
+
+static bool header_has_token(const char *h, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = h; p && *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (strncasecmp(p, token, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == ';'))
+            return true;
+        p = strchr(p, ',');
+    }
+    return false;
+}
+
+static void send_item(struct request *rq, int status, const char *body, size_t len, int64_t version,
+                      const char *xcache)
+{
+    if (xcache)
+        add_header(rq, "X-Cache", xcache);
+    add_etag(rq, version);
+    send_response(rq, status, "application/json", body, len);
+}
+
+/* GET /items/{id} */
+static void item_get(struct request *rq, int64_t id)
+{
+    struct http_server *srv = rq->srv;
+    const char *inm = mg_get_header(rq->conn, "If-None-Match");
+    const char *minv_h = mg_get_header(rq->conn, "X-Min-Version");
+    const char *cc = mg_get_header(rq->conn, "Cache-Control");
+    const char *pragma = mg_get_header(rq->conn, "Pragma");
+    int64_t min_version = 0, version = 0;
+    struct cache_value *val = NULL;
+    uint64_t lease = 0;
+    bool use_cache;
+    struct buf body;
+    int rc;
+
+    if (minv_h && (!parse_i64_str(minv_h, &min_version) || min_version < 0)) {
+        send_problem(rq, P_INVALID_HEADER, "X-Min-Version must be a non-negative integer", "X-Min-Version");
+        return;
+    }
+    use_cache = srv->cache && !(cc && header_has_token(cc, "no-cache")) &&
+                !(pragma && header_has_token(pragma, "no-cache")) && srv->cdc && cdc_vouching(srv->cdc);
+    if (use_cache && cache_lookup(srv->cache, id, min_version, &val, &lease) == CACHE_HIT) {
+        size_t len;
+        const char *b = cache_value_body(val, &len);
+        metrics_xcache(srv->metrics, XCACHE_HIT);
+        add_header(rq, "X-Cache", "hit");
+        if (cache_value_negative(val)) {
+            send_problem(rq, P_NOT_FOUND, "no item with this id", NULL);
+        } else if (inm && none_match(inm, cache_value_version(val))) {
+            add_etag(rq, cache_value_version(val));
+            send_response(rq, 304, NULL, NULL, 0);
+        } else {
+            send_item(rq, 200, b, len, cache_value_version(val), NULL);
+        }
+        cache_value_release(val);
+        return;
+    }
+
+    metrics_xcache(srv->metrics, use_cache ? XCACHE_MISS : XCACHE_BYPASS);
+    buf_init(&body, 1u << 24);
+    rc = db_item_get(srv->db, id, &body, &version);
+    if (lease) {
+        if (rc == 0)
+            cache_fill(srv->cache, id, lease, version, body.data, body.len, NULL);
+        else if (rc == CDC_ENOTFOUND)
+            cache_fill(srv->cache, id, lease, -1, NULL, 0, NULL);
+        else
+            cache_fill_abort(srv->cache, id, lease);
+    }
+    add_header(rq, "X-Cache", use_cache ? "miss" : "bypass");
+    if (rc == CDC_ENOTFOUND)
+        send_problem(rq, P_NOT_FOUND, "no item with this id", NULL);
+    else if (rc)
+        send_problem(rq, P_DB_DOWN, "the database could not answer; try again", NULL);
+    else if (inm && none_match(inm, version)) {
+        add_etag(rq, version);
+        send_response(rq, 304, NULL, NULL, 0);
+    } else
+        send_item(rq, 200, body.data, body.len, version, NULL);
+    buf_free(&body);
+}
+
+/* Reads the request body up to the configured cap. Returns 0, or sends 413 and returns CDC_ETOOBIG. */
+static int read_body(struct request *rq, struct buf *b)
+{
+    size_t cap = (size_t)rq->srv->cfg->http_max_body_bytes;
+    char chunk[8192];
+    int n;
+
+    buf_init(b, cap);
+    if (rq->ri->content_length > (long long)cap) {
+        send_problem(rq, P_TOO_LARGE, "the body exceeds http.max_body_bytes", NULL);
+        return CDC_ETOOBIG;
+    }
+    while ((n = mg_read(rq->conn, chunk, sizeof(chunk))) > 0) {
+        if (buf_append(b, chunk, (size_t)n)) {
+            send_problem(rq, P_TOO_LARGE, "the body exceeds http.max_body_bytes", NULL);
+            buf_free(b);
+            return CDC_ETOOBIG;
+        }
+    }
+    return 0;
+}
+
+/* Parses an If-Match header into *if_match (-1: none or *). Returns false after sending 400. */
+static bool read_if_match(struct request *rq, int64_t *if_match)
+{
+    const char *h = mg_get_header(rq->conn, "If-Match");
+    *if_match = -1;
+    if (h && !parse_etag(h, if_match)) {
+        send_problem(rq, P_INVALID_HEADER, "If-Match must be an ETag such as \"3\"", "If-Match");
+        return false;
+    }
+    return true;
+}
+
+static void send_write_error(struct request *rq, int rc)
+{
+    if (rc == CDC_ENOTFOUND)
+        send_problem(rq, P_NOT_FOUND, "no item with this id", NULL);
+    else if (rc == CDC_ECONFLICT)
+        send_problem(rq, P_PRECONDITION, "the item has another version than If-Match names", NULL);
+    else
+        send_problem(rq, P_DB_DOWN, "the database could not complete the write", NULL);
+}
+
+static void item_create(struct request *rq, const struct item_input *in)
+{
+    struct buf out;
+    int64_t id = 0, version = 0;
+    char loc[48];
+    int rc;
+
+    buf_init(&out, 1u << 24);
+    rc = db_item_create(rq->srv->db, in, &out, &id, &version);
+    if (rc) {
+        send_write_error(rq, rc);
+    } else {
+        /* Not installed here: no lease could be taken before the id existed. The first read fills it. */
+        snprintf(loc, sizeof(loc), "/items/%lld", (long long)id);
+        add_header(rq, "Location", loc);
+        add_etag(rq, version);
+        send_json(rq, 201, &out);
+    }
+    buf_free(&out);
+}
+
+static void item_update(struct request *rq, int64_t id, int64_t if_match, const struct item_input *in)
+{
+    struct cache *cache = rq->srv->cache;
+    uint64_t lease = cache ? cache_lease(cache, id) : 0;
+    struct buf out;
+    int64_t version = 0;
+    int rc;
+
+    buf_init(&out, 1u << 24);
+    rc = db_item_update(rq->srv->db, id, if_match, in, &out, &version);
+    if (rc == 0 && cache)
+        cache_fill(cache, id, lease, version, out.data, out.len, NULL);
+    else if (cache)
+        cache_fill_abort(cache, id, lease);
+    if (rc) {
+        send_write_error(rq, rc);
+    } else {
+        add_etag(rq, version);
+        send_json(rq, 200, &out);
+    }
+    buf_free(&out);
+}
+
+static void item_write(struct request *rq, int64_t id, enum body_mode mode)
+{
+    struct buf raw;
+    struct item_input in;
+    char err[200], field[64];
+    int64_t if_match = -1;
+
+    if (!read_if_match(rq, &if_match) || read_body(rq, &raw))
+        return;
+    if (body_parse_item(raw.data ? raw.data : "", raw.len, mode, &in, err, sizeof(err), field,
+                        sizeof(field))) {
+        send_problem(rq, P_INVALID_BODY, err, field);
+        buf_free(&raw);
+        return;
+    }
+    buf_free(&raw);
+    if ((mode == BODY_REPLACE || mode == BODY_PATCH) && in.has_id && in.id != id) {
+        send_problem(rq, P_INVALID_BODY, "field 'id': does not match the id in the path", "id");
+    } else if (mode == BODY_CREATE || (mode == BODY_UPSERT && !in.has_id)) {
+        item_create(rq, &in);
+    } else {
+        item_update(rq, mode == BODY_UPSERT ? in.id : id, if_match, &in);
+    }
+    body_item_free(&in);
+}
+
+static void item_delete(struct request *rq, int64_t id)
+{
+    int64_t if_match;
+    int rc;
+
+    if (!read_if_match(rq, &if_match))
+        return;
+    rc = db_item_delete(rq->srv->db, id, if_match);
+    if (rq->srv->cache && (rc == 0 || rc == CDC_ENOTFOUND))
+        cache_evict(rq->srv->cache, id);
+    if (rc)
+        send_write_error(rq, rc);
+    else
+        send_response(rq, 204, NULL, NULL, 0);
+}
+
+/* Reads query parameter name into an integer. Returns 1 found, 0 absent, -1 malformed (sent 400). */
+static int query_int(struct request *rq, const char *name, int64_t *out)
+{
+    const char *qs = rq->ri->query_string;
+    char v[32];
+    int n;
+
+    if (!qs)
+        return 0;
+    n = mg_get_var(qs, strlen(qs), name, v, sizeof(v));
+    if (n == -1)
+        return 0;
+    if (n < 0 || !parse_i64_str(v, out) || *out < 0) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s must be a non-negative integer", name);
+        send_problem(rq, P_INVALID_QUERY, msg, name);
+        return -1;
+    }
+    return 1;
+}
+
+/* GET /items?after=&limit= (keyset pagination, from PostgreSQL) */
+static void item_list(struct request *rq)
+{
+    int64_t after = 0, limit = 50, last = 0;
+    int64_t max = rq->srv->cfg->http_max_list_limit;
+    struct buf out;
+    int count = 0, rc;
+
+    if (query_int(rq, "after", &after) < 0 || query_int(rq, "limit", &limit) < 0)
+        return;
+    if (limit < 1 || limit > max) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "limit must be between 1 and %lld", (long long)max);
+        send_problem(rq, P_INVALID_QUERY, msg, "limit");
+        return;
+    }
+    buf_init(&out, 1u << 30);
+    buf_puts(&out, "{\"items\":[");
+    rc = db_item_list(rq->srv->db, after, (int)limit, &out, &count, &last);
+    if (rc) {
+        send_problem(rq, P_DB_DOWN, "the database could not answer; try again", NULL);
+    } else {
+        if (count == limit)
+            buf_printf(&out, "],\"next\":\"/items?after=%lld&limit=%lld\"}", (long long)last, (long long)limit);
+        else
+            buf_puts(&out, "],\"next\":null}");
+        send_json(rq, 200, &out);
+    }
+    buf_free(&out);
+}
+
+static void ready(struct request *rq)
+{
+    struct cdc_status st;
+    char dberr[200] = "";
+    bool db_ok = db_ping(rq->srv->db, dberr, sizeof(dberr)) == 0;
+    bool ok;
+    struct buf out;
+
+    memset(&st, 0, sizeof(st));
+    if (rq->srv->cdc)
+        cdc_status(rq->srv->cdc, &st);
+    ok = db_ok && (!rq->srv->cdc || (st.attached && st.vouching));
+    buf_init(&out, 8192);
+    buf_printf(&out, "{\"ready\":%s,\"checks\":{\"postgres\":{\"ok\":%s", ok ? "true" : "false",
+               db_ok ? "true" : "false");
+    if (!db_ok) {
+        buf_puts(&out, ",\"error\":\"");
+        buf_json_escape(&out, dberr, strlen(dberr));
+        buf_puts(&out, "\"");
+    }
+    if (rq->srv->cdc) {
+        buf_printf(&out,
+                   "},\"cdc\":{\"ok\":%s,\"attached\":%s,\"group\":\"%s\",\"lag_ms\":%lld,"
+                   "\"max_staleness_ms\":%lld,\"serving_from_cache\":%s,\"last_error\":\"",
+                   st.attached && st.vouching ? "true" : "false", st.attached ? "true" : "false", st.group,
+                   (long long)st.staleness_ms, (long long)st.max_staleness_ms,
+                   st.vouching ? "true" : "false");
+        buf_json_escape(&out, st.last_error, strlen(st.last_error));
+        buf_puts(&out, "\"}}}");
+    } else {
+        buf_puts(&out, "},\"cdc\":{\"ok\":true,\"enabled\":false}}}");
+    }
+    send_json(rq, ok ? 200 : 503, &out);
+    buf_free(&out);
+}
+
+static void metrics_page(struct request *rq)
+{
+    struct cache_stats cs;
+    struct cdc_status st;
+    struct buf out;
+
+    memset(&cs, 0, sizeof(cs));
+    memset(&st, 0, sizeof(st));
+    if (rq->srv->cache)
+        cache_stats(rq->srv->cache, &cs);
+    if (rq->srv->cdc)
+        cdc_status(rq->srv->cdc, &st);
+    buf_init(&out, 1u << 22);
+    if (metrics_render(rq->srv->metrics, &cs, &st, &out) == 0)
+        send_response(rq, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+    else
+        send_problem(rq, P_INTERNAL, "metrics page too large", NULL);
+    buf_free(&out);
+}
+
+static int dispatch(struct mg_connection *conn, void *cbdata)
+{
+    struct request rq;
+    const char *m, *uri;
+    int64_t t0 = now_mono_ns();
+
+    memset(&rq, 0, sizeof(rq));
+    rq.conn = conn;
+    rq.srv = cbdata;
+    rq.ri = mg_get_request_info(conn);
+    rq.route = ROUTE_OTHER;
+    m = rq.ri->request_method;
+    uri = rq.ri->local_uri ? rq.ri->local_uri : "/";
+
+    if (strcmp(uri, "/items") == 0 || strcmp(uri, "/items/") == 0) {
+        if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
+            rq.route = ROUTE_ITEM_LIST;
+            item_list(&rq);
+        } else if (strcmp(m, "POST") == 0) {
+            rq.route = ROUTE_ITEM_CREATE;
+            item_write(&rq, 0, BODY_CREATE);
+        } else if (strcmp(m, "PUT") == 0) {
+            rq.route = ROUTE_ITEM_UPSERT;
+            item_write(&rq, 0, BODY_UPSERT);
+        } else {
+            rq.route = ROUTE_ITEM_LIST;
+            send_problem(&rq, P_METHOD, "use GET, POST or PUT on /items", NULL);
+            rq.route = ROUTE_OTHER;
+        }
+    } else if (strncmp(uri, "/items/", 7) == 0) {
+        int64_t id;
+        if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+            rq.route = ROUTE_ITEM_GET;
+        else if (strcmp(m, "PUT") == 0)
+            rq.route = ROUTE_ITEM_REPLACE;
+        else if (strcmp(m, "PATCH") == 0)
+            rq.route = ROUTE_ITEM_PATCH;
+        else if (strcmp(m, "DELETE") == 0)
+            rq.route = ROUTE_ITEM_DELETE;
+        if (!parse_id(uri + 7, &id)) {
+            send_problem(&rq, P_INVALID_ID, "the id must be an integer between 1 and 9223372036854775807", "id");
+        } else {
+            switch (rq.route) {
+            case ROUTE_ITEM_GET: item_get(&rq, id); break;
+            case ROUTE_ITEM_REPLACE: item_write(&rq, id, BODY_REPLACE); break;
+            case ROUTE_ITEM_PATCH: item_write(&rq, id, BODY_PATCH); break;
+            case ROUTE_ITEM_DELETE: item_delete(&rq, id); break;
+            default: send_problem(&rq, P_METHOD, "use GET, PUT, PATCH or DELETE on /items/{id}", NULL);
+            }
+        }
+    } else if (strcmp(uri, "/health") == 0 && strcmp(m, "GET") == 0) {
+        struct buf b = {(char *)"{\"status\":\"ok\"}", 15, 0, 0};
+        rq.route = ROUTE_HEALTH;
+        send_json(&rq, 200, &b);
+    } else if (strcmp(uri, "/ready") == 0 && strcmp(m, "GET") == 0) {
+        rq.route = ROUTE_READY;
+        ready(&rq);
+    } else if (strcmp(uri, "/metrics") == 0 && strcmp(m, "GET") == 0) {
+        rq.route = ROUTE_METRICS;
+        metrics_page(&rq);
+    } else {
+        send_problem(&rq, P_NO_ROUTE, "no such resource; see /items, /health, /ready, /metrics", NULL);
+    }
+    metrics_request(rq.srv->metrics, rq.route, rq.status, now_mono_ns() - t0);
+    return rq.status ? rq.status : 500;
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    LOG_WARN("http: %s", message);
+    return 1;
+}
+
+struct http_server *http_start(const struct config *cfg, struct cache *cache, struct db *db,
+                               struct cdc *cdc, struct metrics *metrics, char *err, size_t errlen)
+{
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    struct mg_callbacks cb;
+    char threads[16], timeout[16];
+    const char *options[] = {"listening_ports", cfg->http_listen,
+                             "num_threads", threads,
+                             "request_timeout_ms", timeout,
+                             "enable_keep_alive", "yes",
+                             "keep_alive_timeout_ms", "60000",
+                             "tcp_nodelay", "1",
+                             NULL};
+
+    snprintf(threads, sizeof(threads), "%lld", (long long)cfg->http_threads);
+    snprintf(timeout, sizeof(timeout), "%lld", (long long)cfg->http_request_timeout_ms);
+    srv->cfg = cfg;
+    srv->cache = cache;
+    srv->db = db;
+    srv->cdc = cdc;
+    srv->metrics = metrics;
+    memset(&cb, 0, sizeof(cb));
+    cb.log_message = log_message;
+    mg_init_library(0);
+    srv->ctx = mg_start(&cb, srv, options);
+    if (!srv->ctx) {
+        snprintf(err, errlen, "cannot listen on %s (http.listen): port in use or bad address",
+                 cfg->http_listen);
+        free(srv);
+        return NULL;
+    }
+    mg_set_request_handler(srv->ctx, "/", dispatch, srv);
+    return srv;
+}
+
+void http_stop(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    mg_stop(srv->ctx);
+    free(srv);
+}

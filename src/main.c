@@ -1,0 +1,189 @@
+/* cdcache: wires the modules together. `serve` runs the API, `migrate` the schema, `--version` says
+ * which build this is. Signals are taken synchronously with sigwait() in the main thread, so no module
+ * needs to be async-signal-safe. */
+#include "cdcache/cache.h"
+#include "cdcache/cdc.h"
+#include "cdcache/config.h"
+#include "cdcache/db.h"
+#include "cdcache/error.h"
+#include "cdcache/http.h"
+#include "cdcache/log.h"
+#include "cdcache/metrics.h"
+#include "cdcache/migrate.h"
+#include "cdcache/util.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cdcache serve --config FILE\n"
+               "       cdcache migrate up|down [N|all]|status [--config FILE] [--dir DIR]\n"
+               "       cdcache check-config --config FILE\n"
+               "       cdcache --version\n"
+               "Every config key can be overridden with CDCACHE_<SECTION>_<KEY>; see config.example.yaml.\n");
+}
+
+static const char *opt_value(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static struct config *load_config(int argc, char **argv)
+{
+    char err[512];
+    struct config *cfg = NULL;
+    enum log_level lvl;
+
+    if (config_load(opt_value(argc, argv, "--config"), &cfg, err, sizeof(err))) {
+        fprintf(stderr, "cdcache: %s\n", err);
+        return NULL;
+    }
+    if (log_parse_level(cfg->log_level, &lvl) == 0)
+        log_set_level(lvl);
+    if (cfg->cdc_replica_id[0] == '\0') {
+        /* A stable id: the same host and port give the same group across restarts. */
+        char host[64] = "replica";
+        const char *port = strrchr(cfg->http_listen, ':');
+        char id[128];
+        gethostname(host, sizeof(host) - 1);
+        snprintf(id, sizeof(id), "%s-%s", host, port ? port + 1 : cfg->http_listen);
+        for (char *p = id; *p; p++)
+            if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9') &&
+                *p != '-' && *p != '.')
+                *p = '-';
+        free(cfg->cdc_replica_id);
+        cfg->cdc_replica_id = xstrdup(id);
+    }
+    return cfg;
+}
+
+static int serve(int argc, char **argv)
+{
+    struct config *cfg = load_config(argc, argv);
+    struct cache *cache = NULL;
+    struct db *db = NULL;
+    struct metrics *metrics = NULL;
+    struct cdc *cdc = NULL;
+    struct http_server *srv = NULL;
+    sigset_t set;
+    int sig = 0;
+    char err[256];
+    int rc = 1;
+
+    if (!cfg)
+        return 2;
+    /* Block the signals before any thread starts, so every thread inherits the mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg->cache_enabled) {
+        struct cache_options co = {(size_t)cfg->cache_max_bytes, (unsigned)cfg->cache_shards,
+                                   cfg->cache_negative_entries, (int)cfg->cache_fill_wait_ms};
+        cache = cache_create(&co);
+    }
+    db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms);
+    metrics = metrics_create();
+    if (cfg->cdc_enabled) {
+        cdc = cdc_create(cfg, cache ? cache : NULL, metrics);
+        if (!cache) {
+            /* Nothing to keep fresh: the consumer would have no cache to apply to. */
+            cdc_destroy(cdc);
+            cdc = NULL;
+        } else if (cdc_start(cdc)) {
+            LOG_ERROR("cannot start the CDC thread");
+            goto fail_cdc;
+        }
+    }
+    srv = http_start(cfg, cache, db, cdc, metrics, err, sizeof(err));
+    if (!srv) {
+        LOG_ERROR("%s", err);
+        goto fail_http;
+    }
+    LOG_INFO("cdcache %s serving on %s (replica %s, cache %s, cdc %s)", CDCACHE_VERSION,
+             cfg->http_listen, cfg->cdc_replica_id, cache ? "on" : "off", cdc ? "on" : "off");
+    sigwait(&set, &sig);
+    LOG_INFO("signal %d: shutting down", sig);
+    http_stop(srv);
+    rc = 0;
+fail_http:
+    cdc_destroy(cdc);
+fail_cdc:
+    metrics_destroy(metrics);
+    db_destroy(db);
+    cache_destroy(cache);
+    config_free(cfg);
+    return rc;
+}
+
+static int migrate(int argc, char **argv)
+{
+    struct config *cfg;
+    const char *cmd = argc > 2 ? argv[2] : NULL;
+    const char *dir;
+    int steps = 1;
+    int rc;
+
+    if (!cmd || (strcmp(cmd, "up") && strcmp(cmd, "down") && strcmp(cmd, "status"))) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "down") == 0 && argc > 3 && argv[3][0] != '-') {
+        int64_t n;
+        if (strcmp(argv[3], "all") == 0)
+            steps = 0;
+        else if (parse_i64_str(argv[3], &n) && n > 0 && n < 1000000)
+            steps = (int)n;
+        else {
+            fprintf(stderr, "cdcache: migrate down: N must be a positive integer or 'all'\n");
+            return 2;
+        }
+    }
+    cfg = load_config(argc, argv);
+    if (!cfg)
+        return 2;
+    dir = opt_value(argc, argv, "--dir");
+    rc = migrate_run(cfg->postgres_conninfo, dir ? dir : cfg->postgres_migrations_dir, cmd, steps, stdout);
+    config_free(cfg);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("cdcache %s\n", CDCACHE_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return serve(argc, argv);
+    if (strcmp(argv[1], "migrate") == 0)
+        return migrate(argc, argv);
+    if (strcmp(argv[1], "check-config") == 0) {
+        struct config *cfg = load_config(argc, argv);
+        if (!cfg)
+            return 2;
+        printf("config ok\n");
+        config_free(cfg);
+        return 0;
+    }
+    usage(stderr);
+    return 2;
+}
