@@ -1,0 +1,21 @@
+/* Loading of the events and rows recorded from the real pipeline (scripts/record-fixtures.py). */
+#ifndef CDCACHE_TEST_FIXTURES_H
+#define CDCACHE_TEST_FIXTURES_H
+
+#include "cdcache/debezium.h"
+
+#include <stddef.h>
+
+struct fixture_entry {
+    char id[32];
+    size_t nfields;
+    struct dbz_field fields[4]; /* name/value strings owned by the fixture set */
+};
+
+/* Loads tests/fixtures/<name>; returns the entries (count in *n). Release with fixtures_free(). */
+struct fixture_entry *fixtures_load_events(const char *name, size_t *n);
+void fixtures_free(struct fixture_entry *e, size_t n);
+/* Reads a whole fixture file; returns a new NUL-terminated string (free()). */
+char *fixtures_read(const char *name);
+
+#endif
