@@ -84,21 +84,30 @@ find_java() { # prints a java binary of version >= 21
 }
 
 # ---------------------------------------------------------------- stop
-down() {
-    for f in "$dir"/replica-*/cdcache.pid; do [ -e "$f" ] && stop_pid "$f"; done
+stop_replicas() { for f in "$dir"/replica-*/cdcache.pid; do [ -e "$f" ] && stop_pid "$f"; done; return 0; }
+stop_nginx() {
     if [ -f "$dir/nginx/nginx.pid" ]; then
         nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -s quit 2>/dev/null || true
         for _ in $(seq 1 50); do pid_alive "$dir/nginx/nginx.pid" || break; sleep 0.1; done
         stop_pid "$dir/nginx/nginx.pid"
     fi
-    stop_pid "$dir/debezium/debezium.pid"
+}
+stop_debezium() { stop_pid "$dir/debezium/debezium.pid"; }
+stop_redis() {
     if [ -f "$dir/redis/redis.pid" ]; then
         redis-cli -p "$(saved_port redis)" shutdown nosave >/dev/null 2>&1 || true
         stop_pid "$dir/redis/redis.pid"
     fi
+}
+stop_pg() {
     if [ -f "$dir/pg/data/postmaster.pid" ]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
     fi
+}
+down() { # stops the parts named in $PARTS (all by default), front to back
+    local p
+    for p in replicas nginx debezium redis pg; do has_part "$p" && "stop_$p"; done
+    return 0
 }
 
 # ---------------------------------------------------------------- start
@@ -170,7 +179,6 @@ start_debezium() {
     local dist java port d="$dir/debezium" t0
     dist=$("$here/scripts/debezium-fetch.sh")
     java=$(find_java) || die "Debezium Server $(cat "$here/debezium/VERSION") needs Java 21 or newer: none found in JAVA_HOME or /usr/lib/jvm (install a JDK 21+, e.g. Temurin, and set JAVA_HOME)"
-    stop_pid "$d/debezium.pid"
     mkdir -p "$d/config"
     for f in run.sh lib lib_opt lib_metrics jmx connectors "$(cd "$dist" && ls debezium-server-*runner.jar)"; do
         ln -sfn "$dist/$f" "$d/$f"
@@ -205,7 +213,6 @@ start_debezium() {
 
 start_replicas() {
     local i port urls=() cfg
-    for f in "$dir"/replica-*/cdcache.pid; do [ -e "$f" ] && stop_pid "$f"; done
     for i in $(seq 1 "$REPLICAS"); do
         mkdir -p "$dir/replica-$i"
         port=$(pick_port "replica$i" "${REPLICA_PORT_BASE:-8081}")
@@ -243,7 +250,6 @@ CONF
 start_nginx() {
     local port d="$dir/nginx" i
     mkdir -p "$d/tmp" "$d/logs"
-    [ -f "$d/nginx.pid" ] && { nginx -c "$d/nginx.conf" -p "$d" -s quit 2>/dev/null || true; sleep 0.3; stop_pid "$d/nginx.pid"; }
     if [ "$LB_PORT" = 0 ]; then port=$(pick_port lb 0); else port=$LB_PORT; port_free "$port" || die "port $port is in use: stop what holds it, or set LB_PORT"; fi
     save_port lb "$port"
     {
@@ -324,6 +330,11 @@ up() {
     [ -x "$CDCACHE" ] || die "$CDCACHE is missing: run make build"
     down
     CDCACHE_URL="" REPLICA_URLS=""
+    # parts not restarted keep their entries in stack.env
+    if [ -f "$dir/stack.env" ]; then
+        CDCACHE_URL=$(sed -n 's/^CDCACHE_URL=//p' "$dir/stack.env")
+        REPLICA_URLS=$(sed -n 's/^REPLICA_URLS=//p' "$dir/stack.env")
+    fi
     has_part pg && start_pg
     has_part redis && start_redis
     has_part redis && has_part pg && reset_offsets_if_fresh
@@ -346,7 +357,7 @@ logs() {
 
 case "$cmd" in
     up) up ;;
-    down) down; say "stopped ($dir)" ;;
+    down) PARTS="pg redis debezium replicas nginx" down; say "stopped ($dir)" ;;
     logs) logs ;;
     *) echo "usage: stack.sh up|down|logs DIR" >&2; exit 2 ;;
 esac

@@ -69,29 +69,38 @@ static bool placeholder(const cJSON *j)
     return cJSON_IsString(j) && strcmp(j->valuestring, DBZ_UNAVAILABLE) == 0;
 }
 
-/* Renders `after` into ev->body, or marks the event incomplete. Returns CDC_EDECODE when a column has
- * the wrong type (poison), 0 otherwise. */
+/* Renders `after` into ev->body, or marks the event incomplete. A column of the wrong type is poison
+ * (CDC_EDECODE); a missing column or Debezium's placeholder for an unchanged TOASTed value makes the
+ * after-image incomplete (evict, don't refresh). */
 static int decode_after(const cJSON *after, struct dbz_event *ev, char *err, size_t errlen)
 {
     static const char *const cols[] = {"id",         "name",       "description", "price",
                                        "created_at", "updated_at", "version"};
     const cJSON *v[7];
     struct item_fields f;
+    bool whole = true;
+    int64_t num;
     char rerr[96];
 
     for (int i = 0; i < 7; i++) {
         v[i] = cJSON_GetObjectItemCaseSensitive(after, cols[i]);
         if (!v[i] || placeholder(v[i])) {
-            ev->complete = false; /* TOASTed column left out: evict rather than refresh */
-            return 0;
+            whole = false;
+            continue;
+        }
+        if ((i == 0 || i == 6) ? !json_i64(v[i], &num) : !cJSON_IsString(v[i])) {
+            snprintf(err, errlen, "after-image column %s has the wrong type%s", cols[i],
+                     i == 3 ? " (is decimal.handling.mode=string?)" : "");
+            return CDC_EDECODE;
         }
     }
+    if (!whole) {
+        ev->complete = false;
+        return 0;
+    }
     memset(&f, 0, sizeof(f));
-    if (!json_i64(v[0], &f.id) || !json_i64(v[6], &f.version))
-        return fail(err, errlen, "after-image id or version is not an integer");
-    for (int i = 1; i <= 5; i++)
-        if (!cJSON_IsString(v[i]))
-            return fail(err, errlen, "after-image column has the wrong type (is decimal.handling.mode=string?)");
+    json_i64(v[0], &f.id);
+    json_i64(v[6], &f.version);
     f.name = v[1]->valuestring;
     f.name_len = strlen(f.name);
     f.description = v[2]->valuestring;
@@ -99,11 +108,8 @@ static int decode_after(const cJSON *after, struct dbz_event *ev, char *err, siz
     f.price = v[3]->valuestring;
     f.created_at = v[4]->valuestring;
     f.updated_at = v[5]->valuestring;
-    buf_init(&ev->body, DBZ_BODY_CAP);
-    if (item_render(&f, &ev->body, rerr, sizeof(rerr))) {
-        buf_free(&ev->body);
+    if (item_render(&f, &ev->body, rerr, sizeof(rerr)))
         return fail(err, errlen, rerr);
-    }
     ev->complete = true;
     ev->version = f.version;
     return 0;

@@ -105,6 +105,7 @@ Test(debezium, poison_with_a_readable_key)
         "{\"op\":\"u\",\"after\":{\"id\":5,\"name\":\"n\",\"description\":\"d\",\"price\":\"1.00\","
         "\"created_at\":\"yesterday\",\"updated_at\":\"2026-01-01T00:00:00Z\",\"version\":1.5}}",
         "{\"op\":42}",
+        "{\"op\":\"u\",\"after\":{\"id\":\"x\"}}", /* wrong type beats "incomplete" */
     };
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         struct dbz_event e;

@@ -1,0 +1,76 @@
+# cdcache: the commands a user runs. See README.md.
+REPLICAS ?= 2
+STACK_DIR ?= .stack
+BUILD ?= build
+PYTEST ?= python3 -m pytest
+
+.PHONY: all build deps restart stop logs test test-unit test-sanitize test-integration test-e2e \
+        check-config fuzz format format-check clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	@scripts/deps.sh build
+	meson setup $(BUILD) $(if $(CI),-Dwerror_ci=true,)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# (Re)starts the whole native stack under $(STACK_DIR), nginx on port 8080.
+restart: deps build
+	@REPLICAS=$(REPLICAS) LB_PORT=$${LB_PORT:-8080} scripts/stack.sh up $(STACK_DIR)
+	@. $(STACK_DIR)/stack.env && echo && \
+	  echo "cdcache is up: $$CDCACHE_URL  (replicas: $$REPLICA_URLS)" && \
+	  echo "  try:  curl -s $$CDCACHE_URL/items/1" && \
+	  echo "  env:  . $(STACK_DIR)/stack.env    logs: make logs    stop: make stop"
+
+stop:
+	@scripts/stack.sh down $(STACK_DIR)
+
+logs:
+	@scripts/stack.sh logs $(STACK_DIR)
+
+# Unit tests (plain and under ASan+UBSan and TSan), then integration tests against a throwaway
+# PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server.
+test: deps build test-unit test-sanitize test-integration test-e2e
+	@cat $(BUILD)/test-reports/*.txt 2>/dev/null || true
+
+test-unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+test-sanitize:
+	@scripts/deps.sh build
+	[ -f $(BUILD)-asan/build.ninja ] || meson setup $(BUILD)-asan -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(BUILD)-asan
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C $(BUILD)-asan --suite unit --print-errorlogs
+	[ -f $(BUILD)-tsan/build.ninja ] || meson setup $(BUILD)-tsan -Db_sanitize=thread -Db_lundef=false
+	ninja -C $(BUILD)-tsan
+	TSAN_OPTIONS=halt_on_error=1 meson test -C $(BUILD)-tsan --suite unit --print-errorlogs
+
+test-integration: build
+	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/integration
+
+test-e2e: build
+	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/e2e
+
+# libFuzzer harnesses for the untrusted-input parsers (needs clang): FUZZ_SECONDS each.
+fuzz:
+	@scripts/deps.sh
+	[ -f $(BUILD)-fuzz/build.ninja ] || CC=clang meson setup $(BUILD)-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(BUILD)-fuzz
+	for f in body debezium config; do \
+	  mkdir -p $(BUILD)-fuzz/corpus-$$f && \
+	  $(BUILD)-fuzz/tests/fuzz/fuzz_$$f -max_total_time=$${FUZZ_SECONDS:-30} -max_len=65536 \
+	    $(BUILD)-fuzz/corpus-$$f tests/fuzz/seeds/$$f || exit 1; done
+
+format:
+	clang-format -i src/*.c include/cdcache/*.h tests/*.c tests/*.h tests/fuzz/*.c
+
+format-check:
+	clang-format --dry-run --Werror src/*.c include/cdcache/*.h tests/*.c tests/*.h tests/fuzz/*.c
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

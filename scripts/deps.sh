@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the project needs and the machine lacks: Debian packages (build, stack, tests), pytest,
+# and the Debezium Server distribution (through scripts/debezium-fetch.sh). Idempotent and quiet when
+# everything is present. `deps.sh build` installs only what compiling needs.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+what=${1:-all}
+
+build_pkgs=(build-essential meson ninja-build pkg-config libpq-dev libhiredis-dev libcivetweb-dev
+            libcjson-dev libcyaml-dev libcriterion-dev)
+stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl maven procps)
+tool_pkgs=(clang libclang-rt-14-dev clang-format)
+
+missing=()
+want=("${build_pkgs[@]}")
+[ "$what" = build ] || want+=("${stack_pkgs[@]}" "${tool_pkgs[@]}")
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}" >&2
+    sudo_=""
+    [ "$(id -u)" = 0 ] || sudo_=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo_ apt-get update -q >/dev/null || true
+    $sudo_ apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian starts the packaged services; the project runs its own on private ports instead.
+    for svc in redis-server nginx postgresql; do
+        $sudo_ service "$svc" stop >/dev/null 2>&1 || true
+    done
+fi
+[ "$what" = build ] && exit 0
+
+if ! python3 -m pytest --version >/dev/null 2>&1; then
+    echo "deps: installing pytest" >&2
+    python3 -m pip install -q pytest >/dev/null 2>&1 || apt-get install -y -q python3-pytest >/dev/null
+fi
+"$here/scripts/debezium-fetch.sh" >/dev/null

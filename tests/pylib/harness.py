@@ -1,0 +1,262 @@
+"""Test harness: throwaway stacks started with scripts/stack.sh, cdcache processes, and small clients for
+HTTP (http.client), PostgreSQL (psql) and Redis (redis-cli). Standard library only."""
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, os.environ.get("CDCACHE_BUILD", "build"))
+CDCACHE = os.path.join(BUILD, "cdcache")
+REPORTS = os.path.join(BUILD, "test-reports")
+
+
+def report(name, text):
+    """Appends a line to build/test-reports/<name>.txt (printed at the end of make test)."""
+    os.makedirs(REPORTS, exist_ok=True)
+    with open(os.path.join(REPORTS, name + ".txt"), "a") as f:
+        f.write(text.rstrip() + "\n")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(pred, timeout=30.0, interval=0.05, what="condition"):
+    """Polls pred() until it returns a truthy value; returns it. Fails after a generous deadline."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def __repr__(self):
+        return f"<{self.status} {self.headers} {self.body[:300]!r}>"
+
+
+def request(base, method, path, body=None, headers=None, timeout=30):
+    u = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    hdrs = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+        hdrs.setdefault("Content-Type", "application/json")
+    if isinstance(body, str):
+        body = body.encode()
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def metric(base, name):
+    text = request(base, "GET", "/metrics").body.decode()
+    for line in text.splitlines():
+        if line.rsplit(" ", 1)[0] == name:
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(name)
+
+
+class Stack:
+    """A throwaway native stack (scripts/stack.sh) in a temporary folder with free-picked ports."""
+
+    def __init__(self, parts, replicas=2, lb_port=0, env=None):
+        self.dir = tempfile.mkdtemp(prefix="cdcache-test-")
+        os.chmod(self.dir, 0o755)
+        self.parts = parts
+        self.replicas = replicas
+        self.env = dict(os.environ, PARTS=parts, REPLICAS=str(replicas), LB_PORT=str(lb_port),
+                        BUILD_DIR=BUILD, PG_PORT_BASE="0", REDIS_PORT_BASE="0", REPLICA_PORT_BASE="0",
+                        DBZ_HTTP_PORT_BASE="0", PG_FSYNC="off")
+        self.env.update(env or {})
+        self.vars = {}
+
+    def up(self):
+        t0 = time.monotonic()
+        r = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "up", self.dir], env=self.env,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            logs = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "logs", self.dir],
+                                  capture_output=True, text=True).stdout
+            self.down()
+            raise RuntimeError(f"stack up failed:\n{r.stderr}\n{logs[-6000:]}")
+        self.up_seconds = time.monotonic() - t0
+        self.stderr = r.stderr
+        self.load_env()
+        return self
+
+    def load_env(self):
+        with open(os.path.join(self.dir, "stack.env")) as f:
+            for line in f:
+                if "=" in line and not line.startswith("#"):
+                    k, v = line.rstrip("\n").split("=", 1)
+                    self.vars[k] = v
+
+    def run_part(self, parts):
+        """Runs `stack.sh up` for some parts only (e.g. restarting Debezium)."""
+        env = dict(self.env, PARTS=parts)
+        r = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "up", self.dir], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        self.load_env()
+
+    def down(self, keep=False):
+        subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "down", self.dir],
+                       capture_output=True, text=True)
+        if not keep and not os.environ.get("KEEP_STACK"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def pg_port(self):
+        return self.vars["PG_PORT"]
+
+    @property
+    def redis_port(self):
+        return self.vars["REDIS_PORT"]
+
+    def psql(self, sql):
+        r = subprocess.run(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+                            self.pg_port, "-U", "postgres", "-d", "cdcache", "-c", sql],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def redis(self, *args):
+        r = subprocess.run(["redis-cli", "-p", self.redis_port, *map(str, args)], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def logs(self):
+        return subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "logs", self.dir],
+                              capture_output=True, text=True).stdout
+
+
+class Replica:
+    """A cdcache process started by a test, with its own YAML config."""
+
+    def __init__(self, stack, replica_id="it-1", extra_yaml="", env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="cdcache-replica-")
+        self.config = os.path.join(self.dir, "config.yaml")
+        with open(self.config, "w") as f:
+            f.write(f"""http:
+  listen: "127.0.0.1:{self.port}"
+  threads: 8
+  max_body_bytes: 4KiB
+postgres:
+  conninfo: "postgresql://postgres@127.0.0.1:{stack.pg_port}/cdcache"
+redis:
+  url: "redis://127.0.0.1:{stack.redis_port}"
+cdc:
+  replica_id: "{replica_id}"
+  max_staleness_ms: 3000
+  reconnect_max_ms: 500
+  max_entry_bytes: 64KiB
+log:
+  level: debug
+""" + extra_yaml)
+        self.env = dict(os.environ, **(env or {}))
+        self.log_path = os.path.join(self.dir, "cdcache.log")
+        self.proc = None
+
+    def start(self, wait_ready=True):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([CDCACHE, "serve", "--config", self.config], stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=self.env)
+        wait_until(lambda: self._get_ok("/health"), 20, what="replica health")
+        if wait_ready:
+            wait_until(lambda: self._get_ok("/ready"), 30, what="replica ready")
+        return self
+
+    def _get_ok(self, path):
+        try:
+            return request(self.url, "GET", path, timeout=2).status == 200
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.log.close()
+            self.proc = None
+
+    def get(self, path, headers=None):
+        return request(self.url, "GET", path, headers=headers)
+
+    def call(self, method, path, body=None, headers=None):
+        return request(self.url, method, path, body, headers)
+
+    def metric(self, name):
+        """The value of one sample, e.g. 'cdcache_cache_hits_total' or
+        'cdcache_cdc_events_total{result="poison"}'."""
+        return metric(self.url, name)
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class HeartbeatFeeder:
+    """Stands in for Debezium's heartbeats in integration tests (which run without Debezium), so the
+    replica can vouch for its cache. The end-to-end tests use the real Debezium Server."""
+
+    def __init__(self, stack, stream="__debezium-heartbeat.cdcache", interval=0.3):
+        self.stack = stack
+        self.stream = stream
+        self.interval = interval
+        self.stop_ev = threading.Event()
+        self.paused = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            if not self.paused.is_set():
+                try:
+                    self.stack.redis("XADD", self.stream, "*", '{"serverName":"cdcache"}',
+                                     json.dumps({"ts_ms": int(time.time() * 1000)}))
+                except AssertionError:
+                    pass
+            self.stop_ev.wait(self.interval)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(5)
