@@ -1,0 +1,23 @@
+import pytest
+
+from harness import Stack, report
+
+
+@pytest.fixture(scope="session")
+def stack():
+    s = Stack(parts="pg redis debezium replicas nginx", replicas=2).up()
+    report("e2e", f"e2e: full stack up in {s.up_seconds:.1f}s; Debezium Server "
+                  f"{open('debezium/VERSION').read().strip()} streaming {s.vars['DEBEZIUM_STARTUP_SECONDS']}s "
+                  "after launch")
+    yield s
+    s.down()
+
+
+@pytest.fixture(scope="session")
+def replicas(stack):
+    return stack.vars["REPLICA_URLS"].split(",")
+
+
+@pytest.fixture(scope="session")
+def lb(stack):
+    return stack.vars["CDCACHE_URL"]
