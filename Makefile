@@ -48,7 +48,7 @@ test-sanitize:
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C $(BUILD)-asan --suite unit --print-errorlogs
 	[ -f $(BUILD)-tsan/build.ninja ] || meson setup $(BUILD)-tsan -Db_sanitize=thread -Db_lundef=false
 	ninja -C $(BUILD)-tsan
-	TSAN_OPTIONS=halt_on_error=1 meson test -C $(BUILD)-tsan --suite unit --print-errorlogs
+	TSAN_OPTIONS=halt_on_error=1 meson test -C $(BUILD)-tsan --suite stress --print-errorlogs
 
 test-integration: build
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/integration

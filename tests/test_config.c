@@ -84,6 +84,29 @@ Test(config, bad_values_name_the_key)
     cr_assert(strstr(err, "http.threads") && strstr(err, "CDCACHE_HTTP_THREADS"), "%s", err);
 }
 
+Test(config, example_file_documents_every_key_and_loads)
+{
+    struct config *c = NULL;
+    char example[512];
+    FILE *f;
+    static char text[16384];
+    size_t n;
+
+    snprintf(example, sizeof(example), "%s/../../config.example.yaml", FIXTURES_DIR);
+    f = fopen(example, "r");
+    cr_assert_not_null(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+#define CHECK_DOCUMENTED(sec, key, type, def, min, max)                                            \
+    cr_assert(strstr(text, "\n" #sec ":\n") && strstr(text, "\n  " #key ":"),                       \
+              "config.example.yaml does not document %s.%s", #sec, #key);
+    CONFIG_KEYS(CHECK_DOCUMENTED)
+#undef CHECK_DOCUMENTED
+    cr_assert_eq(config_load(example, &c, err, sizeof(err)), 0, "%s", err);
+    config_free(c);
+}
+
 Test(config, sizes)
 {
     int64_t v;
