@@ -69,7 +69,7 @@ fuzz:
 format:
 	clang-format -i src/*.c include/cdcache/*.h tests/*.c tests/*.h tests/fuzz/*.c
 
-format-check:
+format-check: deps
 	clang-format --dry-run --Werror src/*.c include/cdcache/*.h tests/*.c tests/*.h tests/fuzz/*.c
 
 clean:

@@ -1,7 +1,7 @@
-/* A strict parser for flat JSON objects, specialised for item bodies. cJSON is not used here because it
- * turns numbers into doubles, and a price must keep its decimal text. Nested values are never needed:
- * a known field with an object or array value is a type error, and unknown fields are rejected before
- * their value is read. */
+/* A strict parser for flat JSON objects, specialised for item bodies. cJSON is not used here
+ * because it turns numbers into doubles, and a price must keep its decimal text. Nested values are
+ * never needed: a known field with an object or array value is a type error, and unknown fields are
+ * rejected before their value is read. */
 #include "cdcache/body.h"
 #include "cdcache/error.h"
 #include "cdcache/util.h"
@@ -127,14 +127,30 @@ static char *parse_string(struct parser *p, size_t *outlen, const char **why)
             e = p->s[p->pos + 1];
             p->pos += 2;
             switch (e) {
-            case '"': o[n++] = '"'; break;
-            case '\\': o[n++] = '\\'; break;
-            case '/': o[n++] = '/'; break;
-            case 'b': o[n++] = '\b'; break;
-            case 'f': o[n++] = '\f'; break;
-            case 'n': o[n++] = '\n'; break;
-            case 'r': o[n++] = '\r'; break;
-            case 't': o[n++] = '\t'; break;
+            case '"':
+                o[n++] = '"';
+                break;
+            case '\\':
+                o[n++] = '\\';
+                break;
+            case '/':
+                o[n++] = '/';
+                break;
+            case 'b':
+                o[n++] = '\b';
+                break;
+            case 'f':
+                o[n++] = '\f';
+                break;
+            case 'n':
+                o[n++] = '\n';
+                break;
+            case 'r':
+                o[n++] = '\r';
+                break;
+            case 't':
+                o[n++] = '\t';
+                break;
             case 'u': {
                 unsigned cp, lo;
                 if (p->pos + 4 > p->len || hex4(p->s + p->pos, &cp)) {
@@ -377,10 +393,12 @@ int body_parse_item(const char *body, size_t len, enum body_mode mode, struct it
                 rc = fail_field(err, errlen, field, fieldlen, known_fields[idx], msg);
                 goto out;
             }
-        } else if (p.pos < p.len && (body[p.pos] == '-' || (body[p.pos] >= '0' && body[p.pos] <= '9'))) {
+        } else if (p.pos < p.len &&
+                   (body[p.pos] == '-' || (body[p.pos] >= '0' && body[p.pos] <= '9'))) {
             kind = V_NUMBER;
             if (!scan_number(&p, &vstart, &vlen)) {
-                rc = fail_field(err, errlen, field, fieldlen, known_fields[idx], "malformed number");
+                rc =
+                    fail_field(err, errlen, field, fieldlen, known_fields[idx], "malformed number");
                 goto out;
             }
         } else {
@@ -410,7 +428,8 @@ int body_parse_item(const char *body, size_t len, enum body_mode mode, struct it
         case 1:
         case 2:
             if (kind != V_STRING) {
-                rc = fail_field(err, errlen, field, fieldlen, known_fields[idx], "must be a string");
+                rc =
+                    fail_field(err, errlen, field, fieldlen, known_fields[idx], "must be a string");
                 goto out;
             }
             if (idx == 1) {
@@ -471,8 +490,10 @@ done:
         goto out;
     }
     if (mode != BODY_PATCH) {
-        const char *missing = !in.name ? "name" : !in.description ? "description"
-                              : !in.has_price ? "price" : NULL;
+        const char *missing = !in.name          ? "name"
+                              : !in.description ? "description"
+                              : !in.has_price   ? "price"
+                                                : NULL;
         if (missing) {
             rc = fail_field(err, errlen, field, fieldlen, missing, "is required");
             goto out;

@@ -1,24 +1,25 @@
 /* The item cache.
  *
- * Layout: N shards (a power of two), picked by a mixed hash of the key. Each shard has one mutex that
- * guards its hash table, its SIEVE queue, its byte count and its counters. A hit holds the lock only to
- * find the node, take a reference on the value and set the visited bit; the body is copied to the socket
- * after the lock is dropped.
+ * Layout: N shards (a power of two), picked by a mixed hash of the key. Each shard has one mutex
+ * that guards its hash table, its SIEVE queue, its byte count and its counters. A hit holds the
+ * lock only to find the node, take a reference on the value and set the visited bit; the body is
+ * copied to the socket after the lock is dropped.
  *
- * Values (struct cache_value) are immutable and refcounted. A node owns one reference; each reader owns
- * one. Refresh and eviction drop the node's reference, so a worker still writing an old body keeps it
- * alive until it calls cache_value_release().
+ * Values (struct cache_value) are immutable and refcounted. A node owns one reference; each reader
+ * owns one. Refresh and eviction drop the node's reference, so a worker still writing an old body
+ * keeps it alive until it calls cache_value_release().
  *
- * Eviction is SIEVE (Zhang et al., NSDI '24): one FIFO queue per shard and one visited bit per entry. A
- * hit only sets the bit, so hits never reorder a list (unlike LRU) and the lock is held briefly; the
- * hand sweeps from the tail, sparing visited entries once. It matches or beats LRU and ARC on web cache
- * traces and resists scans better than LRU, with less state than W-TinyLFU or S3-FIFO's three queues.
+ * Eviction is SIEVE (Zhang et al., NSDI '24): one FIFO queue per shard and one visited bit per
+ * entry. A hit only sets the bit, so hits never reorder a list (unlike LRU) and the lock is held
+ * briefly; the hand sweeps from the tail, sparing visited entries once. It matches or beats LRU and
+ * ARC on web cache traces and resists scans better than LRU, with less state than W-TinyLFU or
+ * S3-FIFO's three queues.
  *
- * Fill leases (after "Scaling Memcache at Facebook"): a miss takes a lease on the key, stored on the
- * node. Any CDC event for the key voids it, so a fill whose query raced a change is rejected instead of
- * installing a row older than the change. Other misses of a leased key wait on the shard's condition
- * variable for the fill (at most one database fill per key per replica). Versions are checked as well:
- * a value never replaces one with a higher or equal version.
+ * Fill leases (after "Scaling Memcache at Facebook"): a miss takes a lease on the key, stored on
+ * the node. Any CDC event for the key voids it, so a fill whose query raced a change is rejected
+ * instead of installing a row older than the change. Other misses of a leased key wait on the
+ * shard's condition variable for the fill (at most one database fill per key per replica). Versions
+ * are checked as well: a value never replaces one with a higher or equal version.
  */
 #include "cdcache/cache.h"
 #include "cdcache/error.h"
@@ -43,15 +44,15 @@ struct cache_value {
 
 struct cache_node {
     int64_t key;
-    struct cache_node *hnext;             /* hash chain */
-    struct cache_node *newer, *older;     /* SIEVE queue: insert at head (newest) */
-    struct cache_value *val;              /* owned reference; NULL while only a lease exists */
-    uint64_t lease;                       /* 0 = no fill in flight */
+    struct cache_node *hnext;         /* hash chain */
+    struct cache_node *newer, *older; /* SIEVE queue: insert at head (newest) */
+    struct cache_value *val;          /* owned reference; NULL while only a lease exists */
+    uint64_t lease;                   /* 0 = no fill in flight */
     bool visited;
 };
 
 struct cache_shard {
-    pthread_mutex_t lock; /* guards every field below */
+    pthread_mutex_t lock;      /* guards every field below */
     pthread_cond_t lease_done; /* broadcast when a lease on any key of the shard ends */
     struct cache_node **buckets;
     size_t nbuckets;
@@ -265,8 +266,8 @@ static void remove_locked(struct cache_shard *s, struct cache_node *nd)
     node_free(nd);
 }
 
-/* SIEVE: evicts unvisited entries from the hand towards the head until need more bytes fit. Nodes with a
- * fill in flight are skipped. Returns false when nothing more can be evicted. */
+/* SIEVE: evicts unvisited entries from the hand towards the head until need more bytes fit. Nodes
+ * with a fill in flight are skipped. Returns false when nothing more can be evicted. */
 static bool make_room_locked(struct cache_shard *s, size_t need, const struct cache_node *keep)
 {
     size_t budget = 2 * s->count + 2;
@@ -287,8 +288,8 @@ static bool make_room_locked(struct cache_shard *s, size_t need, const struct ca
     return true;
 }
 
-/* Replaces nd's value with v (taking ownership), evicting others to make room. On failure frees v and
- * returns the reason. */
+/* Replaces nd's value with v (taking ownership), evicting others to make room. On failure frees v
+ * and returns the reason. */
 static int set_value_locked(struct cache_shard *s, struct cache_node *nd, struct cache_value *v,
                             enum cache_reject *why)
 {
@@ -415,7 +416,8 @@ int cache_fill(struct cache *c, int64_t key, uint64_t lease, int64_t version, co
     } else if (nd->val && (negative || (!nd->val->negative && nd->val->version >= version))) {
         reason = CACHE_REJECT_NOT_NEWER;
     } else {
-        rc = set_value_locked(s, nd, value_new(negative ? -1 : version, negative, body, len), &reason);
+        rc = set_value_locked(s, nd, value_new(negative ? -1 : version, negative, body, len),
+                              &reason);
         if (rc == 0)
             s->st.fills++;
     }

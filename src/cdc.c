@@ -1,15 +1,15 @@
 /* The CDC consumer thread.
  *
- * Loop: connect (backoff doubling from reconnect_min_ms to reconnect_max_ms) -> check Redis's run id
- * (a new one means Redis restarted and events may be lost: flush) -> make sure both groups exist
- * (created at `$` on the first start, since the cache starts empty) -> re-read this consumer's pending
- * entries (delivered but maybe never applied, if the connection broke mid-reply) -> XREADGROUP BLOCK,
- * apply every entry, XACK the batch (pipelined) -> repeat.
+ * Loop: connect (backoff doubling from reconnect_min_ms to reconnect_max_ms) -> check Redis's run
+ * id (a new one means Redis restarted and events may be lost: flush) -> make sure both groups exist
+ * (created at `$` on the first start, since the cache starts empty) -> re-read this consumer's
+ * pending entries (delivered but maybe never applied, if the connection broke mid-reply) ->
+ * XREADGROUP BLOCK, apply every entry, XACK the batch (pipelined) -> repeat.
  *
  * NOGROUP (the group vanished) flushes the cache and recreates the group at `$`.
  *
- * Threads: the consumer thread owns the redisContext. Status fields read by HTTP workers are atomics;
- * last_error is guarded by status_lock. */
+ * Threads: the consumer thread owns the redisContext. Status fields read by HTTP workers are
+ * atomics; last_error is guarded by status_lock. */
 #include "cdcache/cdc.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
@@ -36,8 +36,8 @@ struct cdc {
 
     char group[160];
     char consumer[128];
-    char run_id[64];    /* consumer thread only */
-    bool groups_made;   /* consumer thread only: a group has been positioned once */
+    char run_id[64];  /* consumer thread only */
+    bool groups_made; /* consumer thread only: a group has been positioned once */
 
     _Atomic bool attached;
     _Atomic int64_t heard_mono_ms; /* last time the pipeline was heard from; 0 never */
@@ -78,10 +78,14 @@ enum cdc_result cdc_apply(struct cache *c, const struct dbz_event *ev)
             return CDC_RESULT_INCOMPLETE;
         }
         switch (cache_apply(c, ev->key, ev->version, ev->body.data, ev->body.len)) {
-        case CACHE_APPLIED: return CDC_RESULT_REFRESHED;
-        case CACHE_EVICTED: return CDC_RESULT_EVICTED;
-        case CACHE_OLD: return CDC_RESULT_STALE;
-        case CACHE_ABSENT: return CDC_RESULT_ABSENT;
+        case CACHE_APPLIED:
+            return CDC_RESULT_REFRESHED;
+        case CACHE_EVICTED:
+            return CDC_RESULT_EVICTED;
+        case CACHE_OLD:
+            return CDC_RESULT_STALE;
+        case CACHE_ABSENT:
+            return CDC_RESULT_ABSENT;
         }
     }
     return CDC_RESULT_POISON;
@@ -156,8 +160,8 @@ out:
     return rc;
 }
 
-/* Creates the group on both streams at `$`. reposition: also move an existing group to `$` (first start
- * of this process: the cache is empty, so older entries are of no use). */
+/* Creates the group on both streams at `$`. reposition: also move an existing group to `$` (first
+ * start of this process: the cache is empty, so older entries are of no use). */
 static int ensure_groups(struct cdc *cdc, redisContext *ctx, bool reposition)
 {
     const char *streams[CDC_NSTREAMS] = {cdc->cfg->cdc_stream, cdc->cfg->cdc_heartbeat_stream};
@@ -210,8 +214,8 @@ static redisContext *connect_redis(struct cdc *cdc)
 
 static void heard(struct cdc *cdc, int64_t source_ts_ms)
 {
-    /* An entry vouches for freshness only if it was produced recently: a backlog of old entries means
-     * this replica lags and must not vouch yet. */
+    /* An entry vouches for freshness only if it was produced recently: a backlog of old entries
+     * means this replica lags and must not vouch yet. */
     if (source_ts_ms > 0 && now_wall_ms() - source_ts_ms > cdc->cfg->cdc_max_staleness_ms)
         return;
     atomic_store(&cdc->heard_mono_ms, now_mono_ms());
@@ -276,7 +280,8 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
         size_t *argl;
         size_t nack = 0;
 
-        if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 || sr->element[0]->type != REDIS_REPLY_STRING)
+        if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+            sr->element[0]->type != REDIS_REPLY_STRING)
             continue;
         is_hb = strcmp(sr->element[0]->str, cdc->cfg->cdc_heartbeat_stream) == 0;
         entries = sr->element[1];
@@ -295,7 +300,8 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
             struct dbz_field fv[16];
             size_t nf = 0, bytes = 0;
 
-            if (er->type != REDIS_REPLY_ARRAY || er->elements != 2 || er->element[0]->type != REDIS_REPLY_STRING)
+            if (er->type != REDIS_REPLY_ARRAY || er->elements != 2 ||
+                er->element[0]->type != REDIS_REPLY_STRING)
                 continue;
             seen++;
             argv[3 + nack] = er->element[0]->str;
@@ -352,8 +358,9 @@ static void *consumer_main(void *arg)
             if (!ctx) {
                 atomic_store(&cdc->attached, false);
                 nap(cdc, backoff);
-                backoff = backoff * 2 > cdc->cfg->cdc_reconnect_max_ms ? cdc->cfg->cdc_reconnect_max_ms
-                                                                        : backoff * 2;
+                backoff = backoff * 2 > cdc->cfg->cdc_reconnect_max_ms
+                              ? cdc->cfg->cdc_reconnect_max_ms
+                              : backoff * 2;
                 continue;
             }
             backoff = cdc->cfg->cdc_reconnect_min_ms;

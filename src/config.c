@@ -1,6 +1,7 @@
 /* Configuration loading. libcyaml reads every value as a string (so YAML and environment values go
- * through one set of checks); the CONFIG_KEYS list generates the schema, defaults and validation. An
- * unknown key, a wrong type or an out-of-range value fails before anything starts, naming the key. */
+ * through one set of checks); the CONFIG_KEYS list generates the schema, defaults and validation.
+ * An unknown key, a wrong type or an out-of-range value fails before anything starts, naming the
+ * key. */
 #include "cdcache/config.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
@@ -16,21 +17,21 @@
 /* Raw, as-read sections: every key a string, NULL when absent. */
 #define RAW_FIELD(sec, key, type, def, min, max) char *key;
 #define SCHEMA_FIELD(sec, key, type, def, min, max)                                                \
-    CYAML_FIELD_STRING_PTR(#key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct raw_##sec, key, 0, \
-                           CYAML_UNLIMITED),
+    CYAML_FIELD_STRING_PTR(#key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct raw_##sec, key,  \
+                           0, CYAML_UNLIMITED),
 #define SECTION_TYPES(sec)                                                                         \
     struct raw_##sec {                                                                             \
         CONFIG_##sec##_KEYS(RAW_FIELD)                                                             \
     };                                                                                             \
-    static const cyaml_schema_field_t raw_##sec##_fields[] = {                                     \
-        CONFIG_##sec##_KEYS(SCHEMA_FIELD) CYAML_FIELD_END};
+    static const cyaml_schema_field_t raw_##sec##_fields[] = {CONFIG_##sec##_KEYS(SCHEMA_FIELD)    \
+                                                                  CYAML_FIELD_END};
 
-#define CONFIG_http_KEYS CONFIG_HTTP
+#define CONFIG_http_KEYS     CONFIG_HTTP
 #define CONFIG_postgres_KEYS CONFIG_POSTGRES
-#define CONFIG_redis_KEYS CONFIG_REDIS
-#define CONFIG_cdc_KEYS CONFIG_CDC
-#define CONFIG_cache_KEYS CONFIG_CACHE
-#define CONFIG_log_KEYS CONFIG_LOG
+#define CONFIG_redis_KEYS    CONFIG_REDIS
+#define CONFIG_cdc_KEYS      CONFIG_CDC
+#define CONFIG_cache_KEYS    CONFIG_CACHE
+#define CONFIG_log_KEYS      CONFIG_LOG
 
 CONFIG_SECTIONS(SECTION_TYPES)
 
@@ -127,8 +128,9 @@ bad:
                  origin, value);
     else
         snprintf(err, errlen, "config: %s.%s%s: must be %s between %lld and %lld (got \"%s\")", sec,
-                 key, origin, strcmp(type, "SIZE") == 0 ? "a size in bytes (KiB/MiB/GiB)" : "an integer",
-                 min, max, value);
+                 key, origin,
+                 strcmp(type, "SIZE") == 0 ? "a size in bytes (KiB/MiB/GiB)" : "an integer", min,
+                 max, value);
     (void)cfg;
     return CDC_ECONFIG;
 }
@@ -187,8 +189,10 @@ static int validate(struct config *cfg, char *err, size_t errlen)
 
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
-    static const cyaml_config_t base = {
-        .log_fn = NULL, .mem_fn = cyaml_mem, .log_level = CYAML_LOG_ERROR, .flags = CYAML_CFG_DEFAULT};
+    static const cyaml_config_t base = {.log_fn = NULL,
+                                        .mem_fn = cyaml_mem,
+                                        .log_level = CYAML_LOG_ERROR,
+                                        .flags = CYAML_CFG_DEFAULT};
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     struct raw *raw = NULL;
     struct log_capture lc = {{0}};

@@ -32,7 +32,8 @@ static const struct {
      "version = $5) RETURNING " COLS,
      5},
     {"delete",
-     "DELETE FROM inventory.items WHERE id = $1 AND ($2::bigint IS NULL OR version = $2) RETURNING id",
+     "DELETE FROM inventory.items WHERE id = $1 AND ($2::bigint IS NULL OR version = $2) RETURNING "
+     "id",
      2},
     {"exists", "SELECT 1 FROM inventory.items WHERE id = $1", 1},
 };
@@ -118,7 +119,8 @@ static PGconn *thread_conn(struct db *db)
     if (!exec_ok(c, "SET TimeZone = 'UTC'") || !exec_ok(c, sql))
         goto fail;
     for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
-        PGresult *r = PQprepare(c, statements[i].name, statements[i].sql, statements[i].nparams, NULL);
+        PGresult *r =
+            PQprepare(c, statements[i].name, statements[i].sql, statements[i].nparams, NULL);
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             LOG_ERROR("db: prepare %s: %s", statements[i].name, PQerrorMessage(c));
@@ -133,8 +135,8 @@ fail:
     return NULL;
 }
 
-/* Runs a prepared statement. Retries once on a fresh connection when the connection broke and retry is
- * allowed (reads). Returns a result (release with PQclear) or NULL. */
+/* Runs a prepared statement. Retries once on a fresh connection when the connection broke and retry
+ * is allowed (reads). Returns a result (release with PQclear) or NULL. */
 static PGresult *run(struct db *db, const char *stmt, int n, const char *const *params, bool retry)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -161,7 +163,8 @@ static int render_row(PGresult *r, int row, struct buf *out, int64_t *id, int64_
     char err[96];
 
     memset(&f, 0, sizeof(f));
-    if (!parse_i64_str(PQgetvalue(r, row, 0), &f.id) || !parse_i64_str(PQgetvalue(r, row, 6), &f.version))
+    if (!parse_i64_str(PQgetvalue(r, row, 0), &f.id) ||
+        !parse_i64_str(PQgetvalue(r, row, 6), &f.version))
         return CDC_EDB;
     f.name = PQgetvalue(r, row, 1);
     f.name_len = (size_t)PQgetlength(r, row, 1);
@@ -237,7 +240,8 @@ int db_item_create(struct db *db, const struct item_input *in, struct buf *body,
     return rc;
 }
 
-/* After a conditional statement matched no row: tells "absent" from "present at another version". */
+/* After a conditional statement matched no row: tells "absent" from "present at another version".
+ */
 static int absent_or_conflict(struct db *db, const char *ids)
 {
     const char *params[1] = {ids};

@@ -16,12 +16,18 @@
 const char *dbz_op_name(enum dbz_op op)
 {
     switch (op) {
-    case DBZ_OP_CREATE: return "c";
-    case DBZ_OP_UPDATE: return "u";
-    case DBZ_OP_DELETE: return "d";
-    case DBZ_OP_READ: return "r";
-    case DBZ_OP_TRUNCATE: return "t";
-    case DBZ_OP_TOMBSTONE: return "tombstone";
+    case DBZ_OP_CREATE:
+        return "c";
+    case DBZ_OP_UPDATE:
+        return "u";
+    case DBZ_OP_DELETE:
+        return "d";
+    case DBZ_OP_READ:
+        return "r";
+    case DBZ_OP_TRUNCATE:
+        return "t";
+    case DBZ_OP_TOMBSTONE:
+        return "tombstone";
     }
     return "?";
 }
@@ -37,7 +43,8 @@ static bool is_null_marker(const char *s, size_t n)
     return n == strlen(DBZ_NULL_MARKER) && memcmp(s, DBZ_NULL_MARKER, n) == 0;
 }
 
-/* A JSON integer: a number that is integral and exact in a double (|v| <= 2^53), or a numeric string. */
+/* A JSON integer: a number that is integral and exact in a double (|v| <= 2^53), or a numeric
+ * string. */
 static bool json_i64(const cJSON *j, int64_t *out)
 {
     if (cJSON_IsNumber(j)) {
@@ -69,9 +76,9 @@ static bool placeholder(const cJSON *j)
     return cJSON_IsString(j) && strcmp(j->valuestring, DBZ_UNAVAILABLE) == 0;
 }
 
-/* Renders `after` into ev->body, or marks the event incomplete. A column of the wrong type is poison
- * (CDC_EDECODE); a missing column or Debezium's placeholder for an unchanged TOASTed value makes the
- * after-image incomplete (evict, don't refresh). */
+/* Renders `after` into ev->body, or marks the event incomplete. A column of the wrong type is
+ * poison (CDC_EDECODE); a missing column or Debezium's placeholder for an unchanged TOASTed value
+ * makes the after-image incomplete (evict, don't refresh). */
 static int decode_after(const cJSON *after, struct dbz_event *ev, char *err, size_t errlen)
 {
     static const char *const cols[] = {"id",         "name",       "description", "price",
@@ -144,7 +151,8 @@ int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, c
             }
         }
         if (!kjson || !vjson)
-            return fail(err, errlen, "entry has neither one field (compact) nor key and value fields");
+            return fail(err, errlen,
+                        "entry has neither one field (compact) nor key and value fields");
     }
 
     if (!is_null_marker(kjson, klen)) {
@@ -182,11 +190,21 @@ int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, c
         goto out;
     }
     switch (op->valuestring[0]) {
-    case 'c': ev->op = DBZ_OP_CREATE; break;
-    case 'u': ev->op = DBZ_OP_UPDATE; break;
-    case 'r': ev->op = DBZ_OP_READ; break;
-    case 'd': ev->op = DBZ_OP_DELETE; break;
-    case 't': ev->op = DBZ_OP_TRUNCATE; break;
+    case 'c':
+        ev->op = DBZ_OP_CREATE;
+        break;
+    case 'u':
+        ev->op = DBZ_OP_UPDATE;
+        break;
+    case 'r':
+        ev->op = DBZ_OP_READ;
+        break;
+    case 'd':
+        ev->op = DBZ_OP_DELETE;
+        break;
+    case 't':
+        ev->op = DBZ_OP_TRUNCATE;
+        break;
     default:
         rc = fail(err, errlen, "unknown op");
         goto out;

@@ -1,13 +1,15 @@
 /* HTTP handlers. One catch-all civetweb handler routes by path and method.
  *
- * Item reads: bypass the cache when it is disabled, when the request says Cache-Control: no-cache, or
- * when the CDC consumer cannot vouch for it (bounded staleness). Otherwise cache_lookup() gives a hit
- * (the stored bytes are written as they are, no JSON work) or a miss with a fill lease; the miss queries
- * PostgreSQL and offers the row to cache_fill(), which refuses it if a change event for the key arrived
- * meanwhile. X-Min-Version: v makes an older cached version a miss (read-your-writes).
+ * Item reads: bypass the cache when it is disabled, when the request says Cache-Control: no-cache,
+ * or when the CDC consumer cannot vouch for it (bounded staleness). Otherwise cache_lookup() gives
+ * a hit (the stored bytes are written as they are, no JSON work) or a miss with a fill lease; the
+ * miss queries PostgreSQL and offers the row to cache_fill(), which refuses it if a change event
+ * for the key arrived meanwhile. X-Min-Version: v makes an older cached version a miss
+ * (read-your-writes).
  *
- * Writes go to PostgreSQL. An update takes a lease before it writes and installs the returned row after,
- * so this replica reads its own write at once; a delete evicts. Every write answers with ETag. */
+ * Writes go to PostgreSQL. An update takes a lease before it writes and installs the returned row
+ * after, so this replica reads its own write at once; a delete evicts. Every write answers with
+ * ETag. */
 #include "cdcache/http.h"
 #include "cdcache/body.h"
 #include "cdcache/error.h"
@@ -114,7 +116,8 @@ static void send_problem(struct request *rq, enum problem p, const char *detail,
     struct buf b;
 
     buf_init(&b, 4096);
-    buf_printf(&b, "{\"type\":\"urn:cdcache:problem:%s\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
+    buf_printf(&b,
+               "{\"type\":\"urn:cdcache:problem:%s\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
                problems[p].slug, problems[p].title, problems[p].status);
     buf_json_escape(&b, detail, strlen(detail));
     buf_puts(&b, "\"");
@@ -125,7 +128,8 @@ static void send_problem(struct request *rq, enum problem p, const char *detail,
     }
     buf_puts(&b, "}");
     if (p == P_METHOD)
-        add_header(rq, "Allow", rq->route == ROUTE_ITEM_LIST ? "GET, POST, PUT" : "GET, PUT, PATCH, DELETE");
+        add_header(rq, "Allow",
+                   rq->route == ROUTE_ITEM_LIST ? "GET, POST, PUT" : "GET, PUT, PATCH, DELETE");
     send_response(rq, problems[p].status, "application/problem+json", b.data, b.len);
     buf_free(&b);
 }
@@ -179,7 +183,8 @@ static bool header_has_token(const char *h, const char *token)
     for (const char *p = h; p && *p;) {
         while (*p == ' ' || *p == ',')
             p++;
-        if (strncasecmp(p, token, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == ';'))
+        if (strncasecmp(p, token, n) == 0 &&
+            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == ';'))
             return true;
         p = strchr(p, ',');
     }
@@ -211,11 +216,13 @@ static void item_get(struct request *rq, int64_t id)
     int rc;
 
     if (minv_h && (!parse_i64_str(minv_h, &min_version) || min_version < 0)) {
-        send_problem(rq, P_INVALID_HEADER, "X-Min-Version must be a non-negative integer", "X-Min-Version");
+        send_problem(rq, P_INVALID_HEADER, "X-Min-Version must be a non-negative integer",
+                     "X-Min-Version");
         return;
     }
     use_cache = srv->cache && !(cc && header_has_token(cc, "no-cache")) &&
-                !(pragma && header_has_token(pragma, "no-cache")) && srv->cdc && cdc_vouching(srv->cdc);
+                !(pragma && header_has_token(pragma, "no-cache")) && srv->cdc &&
+                cdc_vouching(srv->cdc);
     if (use_cache && cache_lookup(srv->cache, id, min_version, &val, &lease) == CACHE_HIT) {
         size_t len;
         const char *b = cache_value_body(val, &len);
@@ -257,7 +264,8 @@ static void item_get(struct request *rq, int64_t id)
     buf_free(&body);
 }
 
-/* Reads the request body up to the configured cap. Returns 0, or sends 413 and returns CDC_ETOOBIG. */
+/* Reads the request body up to the configured cap. Returns 0, or sends 413 and returns CDC_ETOOBIG.
+ */
 static int read_body(struct request *rq, struct buf *b)
 {
     size_t cap = (size_t)rq->srv->cfg->http_max_body_bytes;
@@ -313,7 +321,8 @@ static void item_create(struct request *rq, const struct item_input *in)
     if (rc) {
         send_write_error(rq, rc);
     } else {
-        /* Not installed here: no lease could be taken before the id existed. The first read fills it. */
+        /* Not installed here: no lease could be taken before the id existed. The first read fills
+         * it. */
         snprintf(loc, sizeof(loc), "/items/%lld", (long long)id);
         add_header(rq, "Location", loc);
         add_etag(rq, version);
@@ -322,7 +331,8 @@ static void item_create(struct request *rq, const struct item_input *in)
     buf_free(&out);
 }
 
-static void item_update(struct request *rq, int64_t id, int64_t if_match, const struct item_input *in)
+static void item_update(struct request *rq, int64_t id, int64_t if_match,
+                        const struct item_input *in)
 {
     struct cache *cache = rq->srv->cache;
     uint64_t lease = cache ? cache_lease(cache, id) : 0;
@@ -387,7 +397,8 @@ static void item_delete(struct request *rq, int64_t id)
         send_response(rq, 204, NULL, NULL, 0);
 }
 
-/* Reads query parameter name into an integer. Returns 1 found, 0 absent, -1 malformed (sent 400). */
+/* Reads query parameter name into an integer. Returns 1 found, 0 absent, -1 malformed (sent 400).
+ */
 static int query_int(struct request *rq, const char *name, int64_t *out)
 {
     const char *qs = rq->ri->query_string;
@@ -431,7 +442,8 @@ static void item_list(struct request *rq)
         send_problem(rq, P_DB_DOWN, "the database could not answer; try again", NULL);
     } else {
         if (count == limit)
-            buf_printf(&out, "],\"next\":\"/items?after=%lld&limit=%lld\"}", (long long)last, (long long)limit);
+            buf_printf(&out, "],\"next\":\"/items?after=%lld&limit=%lld\"}", (long long)last,
+                       (long long)limit);
         else
             buf_puts(&out, "],\"next\":null}");
         send_json(rq, 200, &out);
@@ -463,8 +475,8 @@ static void ready(struct request *rq)
         buf_printf(&out,
                    "},\"cdc\":{\"ok\":%s,\"attached\":%s,\"group\":\"%s\",\"lag_ms\":%lld,"
                    "\"max_staleness_ms\":%lld,\"serving_from_cache\":%s,\"last_error\":\"",
-                   st.attached && st.vouching ? "true" : "false", st.attached ? "true" : "false", st.group,
-                   (long long)st.staleness_ms, (long long)st.max_staleness_ms,
+                   st.attached && st.vouching ? "true" : "false", st.attached ? "true" : "false",
+                   st.group, (long long)st.staleness_ms, (long long)st.max_staleness_ms,
                    st.vouching ? "true" : "false");
         buf_json_escape(&out, st.last_error, strlen(st.last_error));
         buf_puts(&out, "\"}}}");
@@ -535,14 +547,24 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
         else if (strcmp(m, "DELETE") == 0)
             rq.route = ROUTE_ITEM_DELETE;
         if (!parse_id(uri + 7, &id)) {
-            send_problem(&rq, P_INVALID_ID, "the id must be an integer between 1 and 9223372036854775807", "id");
+            send_problem(&rq, P_INVALID_ID,
+                         "the id must be an integer between 1 and 9223372036854775807", "id");
         } else {
             switch (rq.route) {
-            case ROUTE_ITEM_GET: item_get(&rq, id); break;
-            case ROUTE_ITEM_REPLACE: item_write(&rq, id, BODY_REPLACE); break;
-            case ROUTE_ITEM_PATCH: item_write(&rq, id, BODY_PATCH); break;
-            case ROUTE_ITEM_DELETE: item_delete(&rq, id); break;
-            default: send_problem(&rq, P_METHOD, "use GET, PUT, PATCH or DELETE on /items/{id}", NULL);
+            case ROUTE_ITEM_GET:
+                item_get(&rq, id);
+                break;
+            case ROUTE_ITEM_REPLACE:
+                item_write(&rq, id, BODY_REPLACE);
+                break;
+            case ROUTE_ITEM_PATCH:
+                item_write(&rq, id, BODY_PATCH);
+                break;
+            case ROUTE_ITEM_DELETE:
+                item_delete(&rq, id);
+                break;
+            default:
+                send_problem(&rq, P_METHOD, "use GET, PUT, PATCH or DELETE on /items/{id}", NULL);
             }
         }
     } else if (strcmp(uri, "/health") == 0 && strcmp(m, "GET") == 0) {
@@ -556,7 +578,8 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
         rq.route = ROUTE_METRICS;
         metrics_page(&rq);
     } else {
-        send_problem(&rq, P_NO_ROUTE, "no such resource; see /items, /health, /ready, /metrics", NULL);
+        send_problem(&rq, P_NO_ROUTE, "no such resource; see /items, /health, /ready, /metrics",
+                     NULL);
     }
     metrics_request(rq.srv->metrics, rq.route, rq.status, now_mono_ns() - t0);
     return rq.status ? rq.status : 500;
@@ -574,12 +597,18 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     struct mg_callbacks cb;
     char threads[16], timeout[16];
-    const char *options[] = {"listening_ports", cfg->http_listen,
-                             "num_threads", threads,
-                             "request_timeout_ms", timeout,
-                             "enable_keep_alive", "yes",
-                             "keep_alive_timeout_ms", "60000",
-                             "tcp_nodelay", "1",
+    const char *options[] = {"listening_ports",
+                             cfg->http_listen,
+                             "num_threads",
+                             threads,
+                             "request_timeout_ms",
+                             timeout,
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             "60000",
+                             "tcp_nodelay",
+                             "1",
                              NULL};
 
     snprintf(threads, sizeof(threads), "%lld", (long long)cfg->http_threads);

@@ -1,6 +1,6 @@
-/* Rendering of an item. Every byte of an item's JSON is produced here, from text columns, so that the
- * body cached from a query row and the body cached from a Debezium after-image cannot drift apart.
- * Money never passes through a double: price is validated as decimal text and copied. */
+/* Rendering of an item. Every byte of an item's JSON is produced here, from text columns, so that
+ * the body cached from a query row and the body cached from a Debezium after-image cannot drift
+ * apart. Money never passes through a double: price is validated as decimal text and copied. */
 #include "cdcache/item.h"
 #include "cdcache/error.h"
 
@@ -112,9 +112,9 @@ int item_render(const struct item_fields *f, struct buf *out, char *err, size_t 
     if (!rc)
         rc = buf_json_escape(out, f->description, f->description_len);
     if (!rc)
-        rc = buf_printf(out,
-                        "\",\"price\":%s,\"created_at\":\"%s\",\"updated_at\":\"%s\",\"version\":%lld}",
-                        f->price, created, updated, (long long)f->version);
+        rc = buf_printf(
+            out, "\",\"price\":%s,\"created_at\":\"%s\",\"updated_at\":\"%s\",\"version\":%lld}",
+            f->price, created, updated, (long long)f->version);
     if (rc) {
         out->len = mark;
         if (out->data)

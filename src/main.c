@@ -1,6 +1,6 @@
 /* cdcache: wires the modules together. `serve` runs the API, `migrate` the schema, `--version` says
- * which build this is. Signals are taken synchronously with sigwait() in the main thread, so no module
- * needs to be async-signal-safe. */
+ * which build this is. Signals are taken synchronously with sigwait() in the main thread, so no
+ * module needs to be async-signal-safe. */
 #include "cdcache/cache.h"
 #include "cdcache/cdc.h"
 #include "cdcache/config.h"
@@ -25,7 +25,8 @@ static void usage(FILE *f)
                "       cdcache migrate up|down [N|all]|status [--config FILE] [--dir DIR]\n"
                "       cdcache check-config --config FILE\n"
                "       cdcache --version\n"
-               "Every config key can be overridden with CDCACHE_<SECTION>_<KEY>; see config.example.yaml.\n");
+               "Every config key can be overridden with CDCACHE_<SECTION>_<KEY>; see "
+               "config.example.yaml.\n");
 }
 
 static const char *opt_value(int argc, char **argv, const char *name)
@@ -56,8 +57,8 @@ static struct config *load_config(int argc, char **argv)
         gethostname(host, sizeof(host) - 1);
         snprintf(id, sizeof(id), "%s-%s", host, port ? port + 1 : cfg->http_listen);
         for (char *p = id; *p; p++)
-            if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9') &&
-                *p != '-' && *p != '.')
+            if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+                !(*p >= '0' && *p <= '9') && *p != '-' && *p != '.')
                 *p = '-';
         free(cfg->cdc_replica_id);
         cfg->cdc_replica_id = xstrdup(id);
@@ -153,7 +154,8 @@ static int migrate(int argc, char **argv)
     if (!cfg)
         return 2;
     dir = opt_value(argc, argv, "--dir");
-    rc = migrate_run(cfg->postgres_conninfo, dir ? dir : cfg->postgres_migrations_dir, cmd, steps, stdout);
+    rc = migrate_run(cfg->postgres_conninfo, dir ? dir : cfg->postgres_migrations_dir, cmd, steps,
+                     stdout);
     config_free(cfg);
     return rc ? 1 : 0;
 }

@@ -7,13 +7,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#define STATUS_MIN 100
+#define STATUS_MIN  100
 #define STATUS_SPAN 500
 
 static const double latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                          0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
 #define NLAT (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
-static const int64_t propagation_buckets_ms[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000};
+static const int64_t propagation_buckets_ms[] = {1,   2,   5,    10,   20,   50,   100,
+                                                 200, 500, 1000, 2000, 5000, 10000};
 #define NPROP (sizeof(propagation_buckets_ms) / sizeof(propagation_buckets_ms[0]))
 
 static const char *const route_labels[] = {
@@ -47,7 +48,8 @@ void metrics_request(struct metrics *m, enum metrics_route route, int status, in
     double s = (double)ns / 1e9;
 
     if (status >= STATUS_MIN && status < STATUS_MIN + STATUS_SPAN)
-        atomic_fetch_add_explicit(&m->requests[route][status - STATUS_MIN], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->requests[route][status - STATUS_MIN], 1,
+                                  memory_order_relaxed);
     while (b < NLAT && s > latency_buckets[b])
         b++;
     atomic_fetch_add_explicit(&m->latency[route][b], 1, memory_order_relaxed);
@@ -88,7 +90,8 @@ int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct
         for (int s = 0; s < STATUS_SPAN; s++) {
             uint64_t v = ld(&m->requests[r][s]);
             if (v)
-                rc |= buf_printf(out, "cdcache_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                rc |= buf_printf(out,
+                                 "cdcache_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
                                  route_labels[r], s + STATUS_MIN, (unsigned long long)v);
         }
     rc |= buf_puts(out, "# HELP cdcache_http_request_duration_seconds Request latency by route.\n"
@@ -98,57 +101,66 @@ int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct
         for (size_t b = 0; b <= NLAT; b++) {
             cum += ld(&m->latency[r][b]);
             if (b < NLAT)
-                rc |= buf_printf(out,
-                                 "cdcache_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                                 route_labels[r], latency_buckets[b], (unsigned long long)cum);
+                rc |= buf_printf(
+                    out,
+                    "cdcache_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                    route_labels[r], latency_buckets[b], (unsigned long long)cum);
             else
-                rc |= buf_printf(out,
-                                 "cdcache_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
-                                 "cdcache_http_request_duration_seconds_sum{route=\"%s\"} %.9f\n"
-                                 "cdcache_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                                 route_labels[r], (unsigned long long)cum, route_labels[r],
-                                 (double)ld(&m->latency_sum_ns[r]) / 1e9, route_labels[r],
-                                 (unsigned long long)cum);
+                rc |= buf_printf(
+                    out,
+                    "cdcache_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
+                    "cdcache_http_request_duration_seconds_sum{route=\"%s\"} %.9f\n"
+                    "cdcache_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                    route_labels[r], (unsigned long long)cum, route_labels[r],
+                    (double)ld(&m->latency_sum_ns[r]) / 1e9, route_labels[r],
+                    (unsigned long long)cum);
         }
     }
-    rc |= buf_puts(out, "# HELP cdcache_item_reads_total Item reads by how they were served (X-Cache).\n"
-                        "# TYPE cdcache_item_reads_total counter\n");
+    rc |= buf_puts(out,
+                   "# HELP cdcache_item_reads_total Item reads by how they were served (X-Cache).\n"
+                   "# TYPE cdcache_item_reads_total counter\n");
     for (int k = 0; k < XCACHE_COUNT; k++)
         rc |= buf_printf(out, "cdcache_item_reads_total{x_cache=\"%s\"} %llu\n", xc[k],
                          (unsigned long long)ld(&m->xcache[k]));
 
-    rc |= buf_printf(out,
-                     "# TYPE cdcache_cache_hits_total counter\ncdcache_cache_hits_total %llu\n"
-                     "# TYPE cdcache_cache_negative_hits_total counter\ncdcache_cache_negative_hits_total %llu\n"
-                     "# TYPE cdcache_cache_misses_total counter\ncdcache_cache_misses_total %llu\n"
-                     "# HELP cdcache_cache_evictions_total Entries evicted to stay within the byte bound.\n"
-                     "# TYPE cdcache_cache_evictions_total counter\ncdcache_cache_evictions_total %llu\n"
-                     "# HELP cdcache_cache_invalidations_total Entries removed by change events, deletes and writes.\n"
-                     "# TYPE cdcache_cache_invalidations_total counter\ncdcache_cache_invalidations_total %llu\n"
-                     "# TYPE cdcache_cache_flushes_total counter\ncdcache_cache_flushes_total %llu\n"
-                     "# TYPE cdcache_cache_fills_total counter\ncdcache_cache_fills_total %llu\n"
-                     "# TYPE cdcache_cache_refreshes_total counter\ncdcache_cache_refreshes_total %llu\n"
-                     "# HELP cdcache_cache_fill_waits_total Misses that waited for another fill of the same key.\n"
-                     "# TYPE cdcache_cache_fill_waits_total counter\ncdcache_cache_fill_waits_total %llu\n"
-                     "# TYPE cdcache_cache_fill_wait_timeouts_total counter\ncdcache_cache_fill_wait_timeouts_total %llu\n"
-                     "# TYPE cdcache_cache_entries gauge\ncdcache_cache_entries %llu\n"
-                     "# TYPE cdcache_cache_bytes gauge\ncdcache_cache_bytes %llu\n"
-                     "# TYPE cdcache_cache_max_bytes gauge\ncdcache_cache_max_bytes %llu\n"
-                     "# HELP cdcache_cache_fill_rejections_total Fills not installed, by reason.\n"
-                     "# TYPE cdcache_cache_fill_rejections_total counter\n",
-                     (unsigned long long)cs->hits, (unsigned long long)cs->negative_hits,
-                     (unsigned long long)cs->misses, (unsigned long long)cs->evictions,
-                     (unsigned long long)cs->invalidations, (unsigned long long)cs->flushes,
-                     (unsigned long long)cs->fills, (unsigned long long)cs->refreshes,
-                     (unsigned long long)cs->fill_waits, (unsigned long long)cs->fill_wait_timeouts,
-                     (unsigned long long)cs->entries, (unsigned long long)cs->bytes,
-                     (unsigned long long)cs->max_bytes);
+    rc |= buf_printf(
+        out,
+        "# TYPE cdcache_cache_hits_total counter\ncdcache_cache_hits_total %llu\n"
+        "# TYPE cdcache_cache_negative_hits_total counter\ncdcache_cache_negative_hits_total %llu\n"
+        "# TYPE cdcache_cache_misses_total counter\ncdcache_cache_misses_total %llu\n"
+        "# HELP cdcache_cache_evictions_total Entries evicted to stay within the byte bound.\n"
+        "# TYPE cdcache_cache_evictions_total counter\ncdcache_cache_evictions_total %llu\n"
+        "# HELP cdcache_cache_invalidations_total Entries removed by change events, deletes and "
+        "writes.\n"
+        "# TYPE cdcache_cache_invalidations_total counter\ncdcache_cache_invalidations_total %llu\n"
+        "# TYPE cdcache_cache_flushes_total counter\ncdcache_cache_flushes_total %llu\n"
+        "# TYPE cdcache_cache_fills_total counter\ncdcache_cache_fills_total %llu\n"
+        "# TYPE cdcache_cache_refreshes_total counter\ncdcache_cache_refreshes_total %llu\n"
+        "# HELP cdcache_cache_fill_waits_total Misses that waited for another fill of the same "
+        "key.\n"
+        "# TYPE cdcache_cache_fill_waits_total counter\ncdcache_cache_fill_waits_total %llu\n"
+        "# TYPE cdcache_cache_fill_wait_timeouts_total "
+        "counter\ncdcache_cache_fill_wait_timeouts_total %llu\n"
+        "# TYPE cdcache_cache_entries gauge\ncdcache_cache_entries %llu\n"
+        "# TYPE cdcache_cache_bytes gauge\ncdcache_cache_bytes %llu\n"
+        "# TYPE cdcache_cache_max_bytes gauge\ncdcache_cache_max_bytes %llu\n"
+        "# HELP cdcache_cache_fill_rejections_total Fills not installed, by reason.\n"
+        "# TYPE cdcache_cache_fill_rejections_total counter\n",
+        (unsigned long long)cs->hits, (unsigned long long)cs->negative_hits,
+        (unsigned long long)cs->misses, (unsigned long long)cs->evictions,
+        (unsigned long long)cs->invalidations, (unsigned long long)cs->flushes,
+        (unsigned long long)cs->fills, (unsigned long long)cs->refreshes,
+        (unsigned long long)cs->fill_waits, (unsigned long long)cs->fill_wait_timeouts,
+        (unsigned long long)cs->entries, (unsigned long long)cs->bytes,
+        (unsigned long long)cs->max_bytes);
     for (int r = 0; r < CACHE_REJECT_COUNT; r++)
         rc |= buf_printf(out, "cdcache_cache_fill_rejections_total{reason=\"%s\"} %llu\n",
-                         cache_reject_name((enum cache_reject)r), (unsigned long long)cs->rejected[r]);
+                         cache_reject_name((enum cache_reject)r),
+                         (unsigned long long)cs->rejected[r]);
 
-    rc |= buf_puts(out, "# HELP cdcache_cdc_events_total Stream entries by what applying them did.\n"
-                        "# TYPE cdcache_cdc_events_total counter\n");
+    rc |=
+        buf_puts(out, "# HELP cdcache_cdc_events_total Stream entries by what applying them did.\n"
+                      "# TYPE cdcache_cdc_events_total counter\n");
     for (int r = 0; r < CDC_RESULT_COUNT; r++)
         rc |= buf_printf(out, "cdcache_cdc_events_total{result=\"%s\"} %llu\n",
                          cdc_result_name((enum cdc_result)r), (unsigned long long)cdc->results[r]);
@@ -157,36 +169,45 @@ int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct
         uint64_t applied = r[CDC_RESULT_REFRESHED] + r[CDC_RESULT_EVICTED] + r[CDC_RESULT_ABSENT] +
                            r[CDC_RESULT_INCOMPLETE] + r[CDC_RESULT_TRUNCATE];
         uint64_t ignored = r[CDC_RESULT_STALE] + r[CDC_RESULT_TOMBSTONE];
-        rc |= buf_printf(out,
-                         "# TYPE cdcache_cdc_events_applied_total counter\ncdcache_cdc_events_applied_total %llu\n"
-                         "# TYPE cdcache_cdc_events_ignored_total counter\ncdcache_cdc_events_ignored_total %llu\n"
-                         "# TYPE cdcache_cdc_events_poison_total counter\ncdcache_cdc_events_poison_total %llu\n"
-                         "# TYPE cdcache_cdc_heartbeats_total counter\ncdcache_cdc_heartbeats_total %llu\n"
-                         "# TYPE cdcache_cdc_reconnects_total counter\ncdcache_cdc_reconnects_total %llu\n"
-                         "# HELP cdcache_cdc_gap_flushes_total Cache flushes because events may have been lost.\n"
-                         "# TYPE cdcache_cdc_gap_flushes_total counter\ncdcache_cdc_gap_flushes_total %llu\n"
-                         "# TYPE cdcache_cdc_attached gauge\ncdcache_cdc_attached %d\n"
-                         "# HELP cdcache_cdc_vouching 1 when reads may be served from the cache, 0 while bypassing.\n"
-                         "# TYPE cdcache_cdc_vouching gauge\ncdcache_cdc_vouching %d\n"
-                         "# HELP cdcache_cdc_lag_seconds Time since the pipeline was last heard from (-1: never).\n"
-                         "# TYPE cdcache_cdc_lag_seconds gauge\ncdcache_cdc_lag_seconds %.3f\n"
-                         "# TYPE cdcache_cdc_max_staleness_seconds gauge\ncdcache_cdc_max_staleness_seconds %.3f\n",
-                         (unsigned long long)applied, (unsigned long long)ignored,
-                         (unsigned long long)r[CDC_RESULT_POISON], (unsigned long long)cdc->heartbeats,
-                         (unsigned long long)cdc->reconnects, (unsigned long long)cdc->gap_flushes,
-                         cdc->attached ? 1 : 0, cdc->vouching ? 1 : 0,
-                         cdc->staleness_ms < 0 ? -1.0 : (double)cdc->staleness_ms / 1000.0,
-                         (double)cdc->max_staleness_ms / 1000.0);
+        rc |= buf_printf(
+            out,
+            "# TYPE cdcache_cdc_events_applied_total counter\ncdcache_cdc_events_applied_total "
+            "%llu\n"
+            "# TYPE cdcache_cdc_events_ignored_total counter\ncdcache_cdc_events_ignored_total "
+            "%llu\n"
+            "# TYPE cdcache_cdc_events_poison_total counter\ncdcache_cdc_events_poison_total %llu\n"
+            "# TYPE cdcache_cdc_heartbeats_total counter\ncdcache_cdc_heartbeats_total %llu\n"
+            "# TYPE cdcache_cdc_reconnects_total counter\ncdcache_cdc_reconnects_total %llu\n"
+            "# HELP cdcache_cdc_gap_flushes_total Cache flushes because events may have been "
+            "lost.\n"
+            "# TYPE cdcache_cdc_gap_flushes_total counter\ncdcache_cdc_gap_flushes_total %llu\n"
+            "# TYPE cdcache_cdc_attached gauge\ncdcache_cdc_attached %d\n"
+            "# HELP cdcache_cdc_vouching 1 when reads may be served from the cache, 0 while "
+            "bypassing.\n"
+            "# TYPE cdcache_cdc_vouching gauge\ncdcache_cdc_vouching %d\n"
+            "# HELP cdcache_cdc_lag_seconds Time since the pipeline was last heard from (-1: "
+            "never).\n"
+            "# TYPE cdcache_cdc_lag_seconds gauge\ncdcache_cdc_lag_seconds %.3f\n"
+            "# TYPE cdcache_cdc_max_staleness_seconds gauge\ncdcache_cdc_max_staleness_seconds "
+            "%.3f\n",
+            (unsigned long long)applied, (unsigned long long)ignored,
+            (unsigned long long)r[CDC_RESULT_POISON], (unsigned long long)cdc->heartbeats,
+            (unsigned long long)cdc->reconnects, (unsigned long long)cdc->gap_flushes,
+            cdc->attached ? 1 : 0, cdc->vouching ? 1 : 0,
+            cdc->staleness_ms < 0 ? -1.0 : (double)cdc->staleness_ms / 1000.0,
+            (double)cdc->max_staleness_ms / 1000.0);
     }
-    rc |= buf_puts(out, "# HELP cdcache_cdc_propagation_seconds Commit in PostgreSQL to applied here.\n"
-                        "# TYPE cdcache_cdc_propagation_seconds histogram\n");
+    rc |= buf_puts(out,
+                   "# HELP cdcache_cdc_propagation_seconds Commit in PostgreSQL to applied here.\n"
+                   "# TYPE cdcache_cdc_propagation_seconds histogram\n");
     {
         uint64_t cum = 0;
         for (size_t b = 0; b <= NPROP; b++) {
             cum += ld(&m->prop[b]);
             if (b < NPROP)
-                rc |= buf_printf(out, "cdcache_cdc_propagation_seconds_bucket{le=\"%g\"} %llu\n",
-                                 (double)propagation_buckets_ms[b] / 1000.0, (unsigned long long)cum);
+                rc |=
+                    buf_printf(out, "cdcache_cdc_propagation_seconds_bucket{le=\"%g\"} %llu\n",
+                               (double)propagation_buckets_ms[b] / 1000.0, (unsigned long long)cum);
         }
         rc |= buf_printf(out,
                          "cdcache_cdc_propagation_seconds_bucket{le=\"+Inf\"} %llu\n"

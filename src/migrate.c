@@ -148,7 +148,8 @@ static bool apply_step(PGconn *c, const char *path, int64_t new_version, FILE *l
         return false;
     }
     if (new_version >= 0)
-        snprintf(set, sizeof(set), "INSERT INTO schema_migrations (version, dirty) VALUES (%lld, false)",
+        snprintf(set, sizeof(set),
+                 "INSERT INTO schema_migrations (version, dirty) VALUES (%lld, false)",
                  (long long)new_version);
     else
         snprintf(set, sizeof(set), "SELECT 1");
@@ -180,12 +181,15 @@ int migrate_run(const char *conninfo, const char *dir, const char *cmd, int step
     }
     if (!exec_cmd(c, "SET client_min_messages = warning", out) ||
         !exec_cmd(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK_STR ")", out) ||
-        !exec_cmd(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY "
-                     "KEY, dirty boolean NOT NULL)", out) ||
+        !exec_cmd(c,
+                  "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY "
+                  "KEY, dirty boolean NOT NULL)",
+                  out) ||
         !current_version(c, &cur, &dirty, out))
         goto out;
     if (dirty) {
-        fprintf(out, "migrate: database is dirty at version %lld; fix it by hand\n", (long long)cur);
+        fprintf(out, "migrate: database is dirty at version %lld; fix it by hand\n",
+                (long long)cur);
         goto out;
     }
     if (strcmp(cmd, "status") == 0) {

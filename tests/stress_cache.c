@@ -1,7 +1,8 @@
 /* Concurrency stress for the cache, without a test framework so it runs under ThreadSanitizer
- * (criterion's forking runner does not start under TSan). Readers, fillers, a CDC-like applier and a
- * flusher race on a small key space with a tight byte bound. Every body names its key and version, so a
- * reader that saw freed or torn memory, or a body that does not match its version, fails the run. */
+ * (criterion's forking runner does not start under TSan). Readers, fillers, a CDC-like applier and
+ * a flusher race on a small key space with a tight byte bound. Every body names its key and
+ * version, so a reader that saw freed or torn memory, or a body that does not match its version,
+ * fails the run. */
 #include "cdcache/cache.h"
 
 #include <pthread.h>
@@ -11,7 +12,7 @@
 #include <string.h>
 
 #define KEYS 512
-#define OPS 200000
+#define OPS  200000
 
 static struct cache *c;
 static atomic_long failures;
@@ -19,8 +20,8 @@ static _Atomic int64_t versions[KEYS]; /* the "database": newest version of each
 
 static void body_for(int64_t key, int64_t version, char *out, size_t n)
 {
-    snprintf(out, n, "{\"id\":%lld,\"version\":%lld,\"pad\":\"%0*d\"}", (long long)key, (long long)version,
-             (int)(key % 200), 0);
+    snprintf(out, n, "{\"id\":%lld,\"version\":%lld,\"pad\":\"%0*d\"}", (long long)key,
+             (long long)version, (int)(key % 200), 0);
 }
 
 static void *reader(void *arg)
@@ -94,7 +95,8 @@ int main(void)
         return 1;
     }
     printf("stress: ok (%llu hits, %llu fills, %llu evictions, %llu rejected as void)\n",
-           (unsigned long long)st.hits, (unsigned long long)st.fills, (unsigned long long)st.evictions,
+           (unsigned long long)st.hits, (unsigned long long)st.fills,
+           (unsigned long long)st.evictions,
            (unsigned long long)st.rejected[CACHE_REJECT_LEASE_VOID]);
     return 0;
 }

@@ -1,5 +1,5 @@
-/* The cache through its public header: hits, leases (no stale fill), versions, negative entries, the
- * byte bound, refcounting across eviction, SIEVE, and stampede protection. */
+/* The cache through its public header: hits, leases (no stale fill), versions, negative entries,
+ * the byte bound, refcounting across eviction, SIEVE, and stampede protection. */
 #include "cdcache/cache.h"
 #include "cdcache/error.h"
 
@@ -30,7 +30,8 @@ static void expect_body(struct cache *c, int64_t key, int64_t version, const cha
     struct cache_value *v = NULL;
     uint64_t lease = 0;
     size_t len;
-    cr_assert_eq(cache_lookup(c, key, 0, &v, &lease), CACHE_HIT, "key %lld should hit", (long long)key);
+    cr_assert_eq(cache_lookup(c, key, 0, &v, &lease), CACHE_HIT, "key %lld should hit",
+                 (long long)key);
     cr_assert_eq(cache_value_version(v), version);
     cr_assert_str_eq(cache_value_body(v, &len), body);
     cache_value_release(v);
@@ -56,8 +57,9 @@ Test(cache, miss_fill_then_hit)
     cache_destroy(c);
 }
 
-/* Guarantee 1: the race is forced deterministically. The read took its lease and queried the database
- * (version 1); before it installs, the change event for version 2 is applied. The fill must be refused. */
+/* Guarantee 1: the race is forced deterministically. The read took its lease and queried the
+ * database (version 1); before it installs, the change event for version 2 is applied. The fill
+ * must be refused. */
 static struct cache *race_cache;
 static uint64_t second_lease;
 static void apply_update_before_fill(int64_t key)
@@ -108,7 +110,7 @@ Test(cache, delete_in_the_window_voids_the_fill)
     uint64_t lease = 0;
     fill_ok(c, 6, 1, "v1");
     cr_assert_eq(cache_lookup(c, 6, 2, &v, &lease), CACHE_MISS); /* read-your-writes miss */
-    cr_assert(cache_evict(c, 6));                                   /* the row is deleted */
+    cr_assert(cache_evict(c, 6));                                /* the row is deleted */
     cr_assert_eq(cache_fill(c, 6, lease, 2, "v2", 2, NULL), CDC_EREJECTED);
     cr_assert(is_miss(c, 6), "a deleted row must not come back");
     cache_destroy(c);

@@ -61,7 +61,8 @@ Test(cdc_apply, replayed_twice_and_out_of_order_never_goes_back)
     seed(2, 1, "v1"); /* the recorded insert's row, as a read would have cached it */
     cr_assert_eq(apply(1), CDC_RESULT_REFRESHED);
     cr_assert_eq(cached_version(2), 2);
-    /* Debezium replays after a restart: the same batch again, and the older event after the newer */
+    /* Debezium replays after a restart: the same batch again, and the older event after the newer
+     */
     cr_assert_eq(apply(0), CDC_RESULT_STALE);
     cr_assert_eq(apply(1), CDC_RESULT_STALE);
     cr_assert_eq(apply(0), CDC_RESULT_STALE);

@@ -99,7 +99,7 @@ Test(config, example_file_documents_every_key_and_loads)
     text[n] = '\0';
     fclose(f);
 #define CHECK_DOCUMENTED(sec, key, type, def, min, max)                                            \
-    cr_assert(strstr(text, "\n" #sec ":\n") && strstr(text, "\n  " #key ":"),                       \
+    cr_assert(strstr(text, "\n" #sec ":\n") && strstr(text, "\n  " #key ":"),                      \
               "config.example.yaml does not document %s.%s", #sec, #key);
     CONFIG_KEYS(CHECK_DOCUMENTED)
 #undef CHECK_DOCUMENTED

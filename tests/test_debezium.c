@@ -25,14 +25,16 @@ Test(debezium, recorded_sequence_decodes)
 {
     /* insert, update, insert (toast), update leaving the TOASTed column out, delete, tombstone,
      * insert, truncate */
-    static const enum dbz_op ops[] = {DBZ_OP_CREATE, DBZ_OP_UPDATE, DBZ_OP_CREATE,    DBZ_OP_UPDATE,
-                                      DBZ_OP_DELETE, DBZ_OP_TOMBSTONE, DBZ_OP_CREATE, DBZ_OP_TRUNCATE};
+    static const enum dbz_op ops[] = {DBZ_OP_CREATE, DBZ_OP_UPDATE,  DBZ_OP_CREATE,
+                                      DBZ_OP_UPDATE, DBZ_OP_DELETE,  DBZ_OP_TOMBSTONE,
+                                      DBZ_OP_CREATE, DBZ_OP_TRUNCATE};
     static const bool complete[] = {true, true, true, false, false, false, true, false};
     cr_assert_eq(nev, 8);
     for (size_t i = 0; i < nev; i++) {
         struct dbz_event e;
         char err[128] = "";
-        cr_assert_eq(dbz_decode(ev[i].fields, ev[i].nfields, &e, err, sizeof(err)), 0, "%s: %s", ev[i].id, err);
+        cr_assert_eq(dbz_decode(ev[i].fields, ev[i].nfields, &e, err, sizeof(err)), 0, "%s: %s",
+                     ev[i].id, err);
         cr_assert_eq(e.op, ops[i], "entry %zu: op %s", i, dbz_op_name(e.op));
         cr_assert_eq(e.complete, complete[i], "entry %zu", i);
         if (e.op != DBZ_OP_TRUNCATE) {
@@ -99,9 +101,11 @@ Test(debezium, poison_with_a_readable_key)
         "{\"op\":\"x\",\"after\":null}",
         "{\"op\":\"u\",\"after\":\"string\"}",
         "{\"op\":\"u\",\"after\":{\"id\":5,\"name\":7,\"description\":\"d\",\"price\":\"1.00\","
-        "\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\",\"version\":1}}",
+        "\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\","
+        "\"version\":1}}",
         "{\"op\":\"u\",\"after\":{\"id\":5,\"name\":\"n\",\"description\":\"d\",\"price\":1.5,"
-        "\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\",\"version\":1}}",
+        "\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\","
+        "\"version\":1}}",
         "{\"op\":\"u\",\"after\":{\"id\":5,\"name\":\"n\",\"description\":\"d\",\"price\":\"1.00\","
         "\"created_at\":\"yesterday\",\"updated_at\":\"2026-01-01T00:00:00Z\",\"version\":1.5}}",
         "{\"op\":42}",
@@ -110,7 +114,8 @@ Test(debezium, poison_with_a_readable_key)
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         struct dbz_event e;
         char err[128] = "";
-        cr_assert_eq(decode1("{\"id\":5}", values[i], &e, err), CDC_EDECODE, "value %zu decoded", i);
+        cr_assert_eq(decode1("{\"id\":5}", values[i], &e, err), CDC_EDECODE, "value %zu decoded",
+                     i);
         cr_assert(err[0], "a reason is given");
         cr_assert(e.has_key && e.key == 5, "value %zu: key lost", i);
         dbz_event_clear(&e);
@@ -119,7 +124,8 @@ Test(debezium, poison_with_a_readable_key)
 
 Test(debezium, poison_without_a_key)
 {
-    static const char *const keys[] = {"garbage", "{\"id\":\"abc\"}", "{\"id\":-1}", "{}", "default"};
+    static const char *const keys[] = {"garbage", "{\"id\":\"abc\"}", "{\"id\":-1}", "{}",
+                                       "default"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         struct dbz_event e;
         char err[128];
@@ -144,7 +150,8 @@ Test(debezium, missing_column_is_incomplete_not_poison)
 {
     struct dbz_event e;
     char err[128];
-    cr_assert_eq(decode1("{\"id\":5}", "{\"op\":\"u\",\"after\":{\"id\":5,\"name\":\"n\"}}", &e, err), 0);
+    cr_assert_eq(
+        decode1("{\"id\":5}", "{\"op\":\"u\",\"after\":{\"id\":5,\"name\":\"n\"}}", &e, err), 0);
     cr_assert_not(e.complete);
     dbz_event_clear(&e);
 }

@@ -1,6 +1,6 @@
-/* Rendering: the JSON of an item is byte-for-byte the same from a PostgreSQL row (text columns, as the
- * db module reads them) and from the Debezium after-image of the same row version. Both inputs were
- * recorded from the real pipeline at the same moment (scripts/record-fixtures.py). */
+/* Rendering: the JSON of an item is byte-for-byte the same from a PostgreSQL row (text columns, as
+ * the db module reads them) and from the Debezium after-image of the same row version. Both inputs
+ * were recorded from the real pipeline at the same moment (scripts/record-fixtures.py). */
 #include "cdcache/debezium.h"
 #include "cdcache/item.h"
 #include "fixtures.h"
@@ -65,8 +65,8 @@ Test(item, row_and_after_image_render_identically)
 
 Test(item, price_is_copied_as_decimal_text)
 {
-    struct item_fields f = {1, "n", 1, "d", 1, "99999999.99", "2026-01-02 03:04:05+00",
-                            "2026-01-02T03:04:05.120Z", 2};
+    struct item_fields f = {
+        1, "n", 1, "d", 1, "99999999.99", "2026-01-02 03:04:05+00", "2026-01-02T03:04:05.120Z", 2};
     struct buf b;
     char err[64];
     buf_init(&b, 4096);
@@ -79,8 +79,15 @@ Test(item, price_is_copied_as_decimal_text)
 
 Test(item, escapes_strings)
 {
-    struct item_fields f = {1, "a\"b\\c\n\x01", 7, "\xc3\xa9", 2, "0.00", "2026-01-02 03:04:05+00",
-                            "2026-01-02 03:04:05+00", 1};
+    struct item_fields f = {1,
+                            "a\"b\\c\n\x01",
+                            7,
+                            "\xc3\xa9",
+                            2,
+                            "0.00",
+                            "2026-01-02 03:04:05+00",
+                            "2026-01-02 03:04:05+00",
+                            1};
     struct buf b;
     char err[64];
     buf_init(&b, 4096);
@@ -92,7 +99,8 @@ Test(item, escapes_strings)
 
 Test(item, rejects_malformed_fields)
 {
-    struct item_fields f = {1, "n", 1, "d", 1, "1e5", "2026-01-02 03:04:05+00", "2026-01-02 03:04:05+00", 1};
+    struct item_fields f = {
+        1, "n", 1, "d", 1, "1e5", "2026-01-02 03:04:05+00", "2026-01-02 03:04:05+00", 1};
     struct buf b;
     char err[64];
     buf_init(&b, 4096);

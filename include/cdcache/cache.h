@@ -1,8 +1,8 @@
-/* The per-replica item cache: sharded, bounded in bytes, SIEVE eviction, refcounted values, and fill
- * leases that CDC invalidations void (no stale fill).
+/* The per-replica item cache: sharded, bounded in bytes, SIEVE eviction, refcounted values, and
+ * fill leases that CDC invalidations void (no stale fill).
  *
- * Thread-safety: every function may be called from any thread. Each shard has one mutex; no function
- * holds two shard locks at once, so there is no lock order to respect. */
+ * Thread-safety: every function may be called from any thread. Each shard has one mutex; no
+ * function holds two shard locks at once, so there is no lock order to respect. */
 #ifndef CDCACHE_CACHE_H
 #define CDCACHE_CACHE_H
 
@@ -12,16 +12,17 @@
 
 struct cache;
 
-/* An immutable cached response: the pre-rendered item JSON and its version. Refcounted: a reader that got
- * it from cache_lookup() may write body to a socket while the CDC thread evicts the entry. */
+/* An immutable cached response: the pre-rendered item JSON and its version. Refcounted: a reader
+ * that got it from cache_lookup() may write body to a socket while the CDC thread evicts the entry.
+ */
 struct cache_value;
 
 /* Why a fill was not installed. Every fill is either installed or counted under one of these. */
 #define CACHE_REJECT_REASONS(X)                                                                    \
-    X(LEASE_VOID, "lease_void")    /* an invalidation for the key arrived while the fill ran */   \
-    X(NOT_NEWER, "not_newer")      /* the cache already holds this version or a newer one */      \
-    X(TOO_LARGE, "too_large")      /* one entry larger than a shard's share of the byte bound */  \
-    X(NO_ROOM, "no_room")          /* nothing could be evicted to make room */                    \
+    X(LEASE_VOID, "lease_void")     /* an invalidation for the key arrived while the fill ran */   \
+    X(NOT_NEWER, "not_newer")       /* the cache already holds this version or a newer one */      \
+    X(TOO_LARGE, "too_large")       /* one entry larger than a shard's share of the byte bound */  \
+    X(NO_ROOM, "no_room")           /* nothing could be evicted to make room */                    \
     X(NEGATIVE_OFF, "negative_off") /* negative entries are disabled */
 
 enum cache_reject {
@@ -52,33 +53,36 @@ struct cache *cache_create(const struct cache_options *opt);
 void cache_destroy(struct cache *c);
 
 enum cache_lookup_result {
-    CACHE_HIT,  /* *out holds a new reference (maybe a negative entry); release with cache_value_release() */
-    CACHE_MISS, /* *lease is a fill lease: call cache_fill() or cache_fill_abort() with it. Or 0: another
-                   fill holds the key and did not finish in time; serve from the database, do not fill. */
+    CACHE_HIT,  /* *out holds a new reference (maybe a negative entry); release with
+                   cache_value_release() */
+    CACHE_MISS, /* *lease is a fill lease: call cache_fill() or cache_fill_abort() with it. Or 0:
+                   another fill holds the key and did not finish in time; serve from the database,
+                   do not fill. */
 };
 
-/* Looks key up. An entry whose version is below min_version counts as a miss (read-your-writes); pass 0
- * for any version. When another thread is filling the same key, waits up to fill_wait_ms for it
- * (stampede protection) rather than querying the database again. */
+/* Looks key up. An entry whose version is below min_version counts as a miss (read-your-writes);
+ * pass 0 for any version. When another thread is filling the same key, waits up to fill_wait_ms for
+ * it (stampede protection) rather than querying the database again. */
 enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_version,
                                       struct cache_value **out, uint64_t *lease);
 
-/* Takes a fill lease on key unconditionally (the write path, before it writes the database), replacing
- * any lease another thread holds. Returns the lease (never 0). */
+/* Takes a fill lease on key unconditionally (the write path, before it writes the database),
+ * replacing any lease another thread holds. Returns the lease (never 0). */
 uint64_t cache_lease(struct cache *c, int64_t key);
 
-/* Installs a fill made under lease. body[0..len) is copied. version < 0 installs a negative entry ("not
- * found"). Returns 0 when installed, or CDC_EREJECTED with the reason counted (and written to *why when
- * why is not NULL). Always ends the lease. */
+/* Installs a fill made under lease. body[0..len) is copied. version < 0 installs a negative entry
+ * ("not found"). Returns 0 when installed, or CDC_EREJECTED with the reason counted (and written to
+ * *why when why is not NULL). Always ends the lease. */
 int cache_fill(struct cache *c, int64_t key, uint64_t lease, int64_t version, const char *body,
                size_t len, enum cache_reject *why);
 /* Ends a lease without installing (the fill failed). */
 void cache_fill_abort(struct cache *c, int64_t key, uint64_t lease);
 
 enum cache_apply_result { CACHE_APPLIED, CACHE_ABSENT, CACHE_OLD, CACHE_EVICTED };
-/* A change event's whole after-image for key (CDC thread). Voids any fill lease on key. When the key is
- * cached with a lower version, replaces the body; with an equal or higher version, ignores it; when the
- * key is cached as negative, evicts it (the next read fills the row); when absent, does nothing. */
+/* A change event's whole after-image for key (CDC thread). Voids any fill lease on key. When the
+ * key is cached with a lower version, replaces the body; with an equal or higher version, ignores
+ * it; when the key is cached as negative, evicts it (the next read fills the row); when absent,
+ * does nothing. */
 enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t version, const char *body,
                                     size_t len);
 /* Removes key and voids its lease. Returns true when something was removed. */
@@ -98,8 +102,8 @@ void cache_value_release(struct cache_value *v);
 /* The bytes one entry of a body of len bytes is charged (keys, body and overhead). */
 size_t cache_entry_cost(size_t len);
 
-/* Test hook, NULL in production: called by cache_fill() before it takes the shard lock, so a test can
- * force an invalidation between a fill's query and its install deterministically. */
+/* Test hook, NULL in production: called by cache_fill() before it takes the shard lock, so a test
+ * can force an invalidation between a fill's query and its install deterministically. */
 extern void (*cache_test_before_fill)(int64_t key);
 
 #endif

@@ -1,9 +1,10 @@
-/* The change-data-capture consumer: one thread per replica with its own hiredis connection. It reads the
- * Debezium stream and the Debezium heartbeat stream with XREADGROUP (one consumer group per replica,
- * positioned at `$` on start), applies each entry to the cache, then XACKs it.
+/* The change-data-capture consumer: one thread per replica with its own hiredis connection. It
+ * reads the Debezium stream and the Debezium heartbeat stream with XREADGROUP (one consumer group
+ * per replica, positioned at `$` on start), applies each entry to the cache, then XACKs it.
  *
- * It also decides whether the replica can vouch for its cache: only while it is attached to Redis and
- * has heard from the pipeline (a heartbeat or a change committed recently) within max_staleness. */
+ * It also decides whether the replica can vouch for its cache: only while it is attached to Redis
+ * and has heard from the pipeline (a heartbeat or a change committed recently) within
+ * max_staleness. */
 #ifndef CDCACHE_CDC_H
 #define CDCACHE_CDC_H
 
@@ -15,13 +16,13 @@
 #include <stdint.h>
 
 #define CDC_RESULTS(X)                                                                             \
-    X(REFRESHED, "refreshed")   /* a cached entry took the newer after-image */                   \
-    X(EVICTED, "evicted")       /* delete, or an entry that could not be refreshed */             \
-    X(ABSENT, "absent")         /* the key was not cached: nothing to do */                       \
-    X(STALE, "stale")           /* version older than or equal to the cached one: ignored */      \
-    X(INCOMPLETE, "incomplete") /* after-image without every column: evicted */                   \
-    X(TOMBSTONE, "tombstone")   /* null value after a delete: skipped */                          \
-    X(TRUNCATE, "truncate")     /* the resource was flushed */                                    \
+    X(REFRESHED, "refreshed")   /* a cached entry took the newer after-image */                    \
+    X(EVICTED, "evicted")       /* delete, or an entry that could not be refreshed */              \
+    X(ABSENT, "absent")         /* the key was not cached: nothing to do */                        \
+    X(STALE, "stale")           /* version older than or equal to the cached one: ignored */       \
+    X(INCOMPLETE, "incomplete") /* after-image without every column: evicted */                    \
+    X(TOMBSTONE, "tombstone")   /* null value after a delete: skipped */                           \
+    X(TRUNCATE, "truncate")     /* the resource was flushed */                                     \
     X(POISON, "poison")         /* undecodable: counted, logged, acked, key or resource evicted */
 
 enum cdc_result {
@@ -34,9 +35,9 @@ const char *cdc_result_name(enum cdc_result r);
 
 struct cdc_status {
     bool enabled;
-    bool attached;            /* connected to Redis with its groups in place */
-    bool vouching;            /* the cache may serve reads */
-    int64_t staleness_ms;     /* since the pipeline was last heard from; -1 never */
+    bool attached;        /* connected to Redis with its groups in place */
+    bool vouching;        /* the cache may serve reads */
+    int64_t staleness_ms; /* since the pipeline was last heard from; -1 never */
     int64_t max_staleness_ms;
     uint64_t results[CDC_RESULT_COUNT];
     uint64_t heartbeats, reconnects, gap_flushes, batches;

@@ -1,7 +1,7 @@
 /* Configuration: one YAML file (libcyaml), every key overridable by an environment variable named
  * CDCACHE_<SECTION>_<KEY> (upper-case), validated before anything starts. The key list below is the
- * single source of truth: it generates the struct, the YAML schema, the defaults, the environment names
- * and the checks. config.example.yaml documents every key. */
+ * single source of truth: it generates the struct, the YAML schema, the defaults, the environment
+ * names and the checks. config.example.yaml documents every key. */
 #ifndef CDCACHE_CONFIG_H
 #define CDCACHE_CONFIG_H
 
@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* X(section, key, type, default, min, max). Types: STR (min 1 = must not be empty), INT, SIZE (bytes,
- * accepts KiB/MiB/GiB suffixes), BOOL. */
+/* X(section, key, type, default, min, max). Types: STR (min 1 = must not be empty), INT, SIZE
+ * (bytes, accepts KiB/MiB/GiB suffixes), BOOL. */
 #define CONFIG_HTTP(X)                                                                             \
     X(http, listen, STR, "127.0.0.1:8081", 1, 0)                                                   \
     X(http, threads, INT, "16", 1, 1024)                                                           \
@@ -48,8 +48,8 @@
 #define CONFIG_KEYS(X)                                                                             \
     CONFIG_HTTP(X) CONFIG_POSTGRES(X) CONFIG_REDIS(X) CONFIG_CDC(X) CONFIG_CACHE(X) CONFIG_LOG(X)
 
-#define CONFIG_DECL_STR(name) char *name;
-#define CONFIG_DECL_INT(name) int64_t name;
+#define CONFIG_DECL_STR(name)  char *name;
+#define CONFIG_DECL_INT(name)  int64_t name;
 #define CONFIG_DECL_SIZE(name) int64_t name;
 #define CONFIG_DECL_BOOL(name) bool name;
 
@@ -62,9 +62,9 @@ struct config {
     int redis_port;
 };
 
-/* Loads path (NULL: defaults only), applies CDCACHE_* environment overrides, and validates. On success
- * returns 0 and a new config in *out (release with config_free()). On failure returns CDC_ECONFIG with a
- * message naming the key in err. */
+/* Loads path (NULL: defaults only), applies CDCACHE_* environment overrides, and validates. On
+ * success returns 0 and a new config in *out (release with config_free()). On failure returns
+ * CDC_ECONFIG with a message naming the key in err. */
 int config_load(const char *path, struct config **out, char *err, size_t errlen);
 void config_free(struct config *cfg);
 

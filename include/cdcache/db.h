@@ -1,8 +1,8 @@
 /* PostgreSQL access for inventory.items (libpq). Every function renders rows through item_render().
  *
- * Threads: libpq allows one PGconn per thread at a time, so each calling thread gets its own connection,
- * opened lazily, with the statements prepared once, and closed when the thread exits. A broken connection
- * is reopened on the next call; reads are retried once on a fresh connection. */
+ * Threads: libpq allows one PGconn per thread at a time, so each calling thread gets its own
+ * connection, opened lazily, with the statements prepared once, and closed when the thread exits. A
+ * broken connection is reopened on the next call; reads are retried once on a fresh connection. */
 #ifndef CDCACHE_DB_H
 #define CDCACHE_DB_H
 
@@ -13,15 +13,15 @@
 
 struct db;
 
-/* Returns a new handle (no connection is opened yet); release with db_destroy() after every thread that
- * used it has stopped. conninfo is copied. */
+/* Returns a new handle (no connection is opened yet); release with db_destroy() after every thread
+ * that used it has stopped. conninfo is copied. */
 struct db *db_create(const char *conninfo, int statement_timeout_ms);
 void db_destroy(struct db *db);
 
 /* Appends the item's JSON to body. Returns 0, CDC_ENOTFOUND or CDC_EDB. */
 int db_item_get(struct db *db, int64_t id, struct buf *body, int64_t *version);
-/* Appends up to limit items with id > after, as JSON objects separated by commas, to out. Writes the
- * count and the last id. Returns 0 or CDC_EDB. */
+/* Appends up to limit items with id > after, as JSON objects separated by commas, to out. Writes
+ * the count and the last id. Returns 0 or CDC_EDB. */
 int db_item_list(struct db *db, int64_t after, int limit, struct buf *out, int *count,
                  int64_t *last_id);
 /* Inserts. Appends the new item's JSON to body. Returns 0 or CDC_EDB. */
@@ -36,8 +36,8 @@ int db_item_delete(struct db *db, int64_t id, int64_t if_match);
 /* Round trip to the server. Returns 0 or CDC_EDB, with the reason in err. */
 int db_ping(struct db *db, char *err, size_t errlen);
 
-/* Opens a new connection for a one-off job (migrations). Returns a PGconn* as void* to keep libpq out of
- * this header's users; NULL on failure with the reason in err. Release with db_close(). */
+/* Opens a new connection for a one-off job (migrations). Returns a PGconn* as void* to keep libpq
+ * out of this header's users; NULL on failure with the reason in err. Release with db_close(). */
 void *db_connect_raw(const char *conninfo, char *err, size_t errlen);
 void db_close(void *conn);
 

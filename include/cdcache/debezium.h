@@ -4,8 +4,8 @@
  * Formats accepted (see debezium-server-redis, RedisStreamChangeConsumer):
  *  - "compact": one field per entry; its NAME is the key JSON and its value is the value JSON;
  *  - "extended": fields "key" and "value" (plus upper-cased header fields, ignored).
- * A null key or value is written by the sink as the literal string "default" (null.key, null.value):
- * a null value is a tombstone, and a truncate carries a null key. */
+ * A null key or value is written by the sink as the literal string "default" (null.key,
+ * null.value): a null value is a tombstone, and a truncate carries a null key. */
 #ifndef CDCACHE_DEBEZIUM_H
 #define CDCACHE_DEBEZIUM_H
 
@@ -38,7 +38,7 @@ struct dbz_field {
 /* A decoded change. Owns body; release with dbz_event_clear(). */
 struct dbz_event {
     enum dbz_op op;
-    bool has_key;         /* key holds the row's id (from the key, `after` or `before`) */
+    bool has_key; /* key holds the row's id (from the key, `after` or `before`) */
     int64_t key;
     bool complete;        /* c/u/r only: the after-image has every column, none a placeholder */
     int64_t version;      /* c/u/r with complete */
@@ -46,13 +46,14 @@ struct dbz_event {
     struct buf body;      /* c/u/r with complete: the item's canonical JSON (item_render) */
 };
 
-/* Decodes one entry of n fields. Returns 0 and fills *ev; or CDC_EDECODE with a reason in err, in which
- * case ev->has_key/ev->key still say which key the entry names when that much could be read (poison
- * handling evicts it). Call dbz_event_clear() in both cases. */
+/* Decodes one entry of n fields. Returns 0 and fills *ev; or CDC_EDECODE with a reason in err, in
+ * which case ev->has_key/ev->key still say which key the entry names when that much could be read
+ * (poison handling evicts it). Call dbz_event_clear() in both cases. */
 int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, char *err,
                size_t errlen);
 
-/* Decodes a heartbeat entry's value ({"ts_ms":...}); writes the timestamp. Returns 0 or CDC_EDECODE. */
+/* Decodes a heartbeat entry's value ({"ts_ms":...}); writes the timestamp. Returns 0 or
+ * CDC_EDECODE. */
 int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_ms);
 
 void dbz_event_clear(struct dbz_event *ev);

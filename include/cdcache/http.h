@@ -1,6 +1,6 @@
-/* The HTTP API (civetweb): routes, request parsing, problem+json errors, and the cache-aside read path.
- * Handlers run on civetweb's worker threads; everything they share (cache, db, cdc, metrics) is
- * thread-safe. */
+/* The HTTP API (civetweb): routes, request parsing, problem+json errors, and the cache-aside read
+ * path. Handlers run on civetweb's worker threads; everything they share (cache, db, cdc, metrics)
+ * is thread-safe. */
 #ifndef CDCACHE_HTTP_H
 #define CDCACHE_HTTP_H
 
@@ -14,9 +14,9 @@
 
 struct http_server;
 
-/* Starts listening. cfg, cache (may be NULL: caching disabled), db, cdc (may be NULL: CDC disabled) and
- * metrics are borrowed and must outlive the server. Returns a new server (stop with http_stop()) or NULL
- * with the reason in err. */
+/* Starts listening. cfg, cache (may be NULL: caching disabled), db, cdc (may be NULL: CDC disabled)
+ * and metrics are borrowed and must outlive the server. Returns a new server (stop with
+ * http_stop()) or NULL with the reason in err. */
 struct http_server *http_start(const struct config *cfg, struct cache *cache, struct db *db,
                                struct cdc *cdc, struct metrics *metrics, char *err, size_t errlen);
 /* Stops accepting, waits for in-flight requests, and frees the server. NULL-safe. */

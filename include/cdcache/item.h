@@ -1,6 +1,6 @@
 /* The item resource: its canonical JSON rendering and the validation of its scalar formats.
- * Pure functions, no I/O, thread-safe. Both the PostgreSQL path and the Debezium path render through
- * item_render(), which is what makes the two byte-for-byte identical. */
+ * Pure functions, no I/O, thread-safe. Both the PostgreSQL path and the Debezium path render
+ * through item_render(), which is what makes the two byte-for-byte identical. */
 #ifndef CDCACHE_ITEM_H
 #define CDCACHE_ITEM_H
 
@@ -27,7 +27,8 @@ struct item_fields {
 /* Appends the canonical JSON of the item to out:
  * {"id":1,"name":"..","description":"..","price":12.34,"created_at":"..Z","updated_at":"..Z","version":1}
  * Timestamps become RFC 3339 UTC with trailing zeros of the fraction trimmed (Go's RFC3339Nano).
- * Returns 0, CDC_EINVAL when a field is malformed (err names it), or CDC_ETOOBIG when out's cap is hit. */
+ * Returns 0, CDC_EINVAL when a field is malformed (err names it), or CDC_ETOOBIG when out's cap is
+ * hit. */
 int item_render(const struct item_fields *f, struct buf *out, char *err, size_t errlen);
 
 /* True when s is a plain decimal: optional '-', digits, optionally '.' and digits. */

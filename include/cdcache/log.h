@@ -1,4 +1,5 @@
-/* Leveled logging to stderr, one line per call (stdio locks each call, so lines never interleave). */
+/* Leveled logging to stderr, one line per call (stdio locks each call, so lines never interleave).
+ */
 #ifndef CDCACHE_LOG_H
 #define CDCACHE_LOG_H
 
@@ -13,8 +14,8 @@ bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define LOG_DEBUG(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
-#define LOG_INFO(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
-#define LOG_WARN(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define LOG_INFO(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define LOG_WARN(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
 #define LOG_ERROR(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 
 #endif

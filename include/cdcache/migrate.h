@@ -1,6 +1,7 @@
-/* Schema migrations, compatible with golang-migrate: files NNNNNN_name.up.sql / NNNNNN_name.down.sql in
- * one folder, and a schema_migrations(version bigint, dirty boolean) table holding the current version.
- * Each step runs in one transaction under an advisory lock, so concurrent runs serialise. */
+/* Schema migrations, compatible with golang-migrate: files NNNNNN_name.up.sql /
+ * NNNNNN_name.down.sql in one folder, and a schema_migrations(version bigint, dirty boolean) table
+ * holding the current version. Each step runs in one transaction under an advisory lock, so
+ * concurrent runs serialise. */
 #ifndef CDCACHE_MIGRATE_H
 #define CDCACHE_MIGRATE_H
 

@@ -1,5 +1,5 @@
-/* Small helpers shared by every module: allocation that aborts on out-of-memory (decided once, here),
- * checked integer parsing, clocks, and a growable byte buffer with a hard cap. */
+/* Small helpers shared by every module: allocation that aborts on out-of-memory (decided once,
+ * here), checked integer parsing, clocks, and a growable byte buffer with a hard cap. */
 #ifndef CDCACHE_UTIL_H
 #define CDCACHE_UTIL_H
 
@@ -15,8 +15,8 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
-/* Parses all of s[0..len) as a base-10 signed 64-bit integer (optional leading '-', no spaces, no '+').
- * Returns true and writes *out only on success. */
+/* Parses all of s[0..len) as a base-10 signed 64-bit integer (optional leading '-', no spaces, no
+ * '+'). Returns true and writes *out only on success. */
 bool parse_i64(const char *s, size_t len, int64_t *out);
 /* Same, for a NUL-terminated string. */
 bool parse_i64_str(const char *s, int64_t *out);
@@ -26,8 +26,8 @@ int64_t now_mono_ms(void);
 int64_t now_wall_ms(void);
 int64_t now_mono_ns(void);
 
-/* A growable buffer. `cap` bounds its length; appending past it fails with CDC_ETOOBIG and leaves the
- * buffer unchanged. Always NUL-terminated after the first append. Release with buf_free(). */
+/* A growable buffer. `cap` bounds its length; appending past it fails with CDC_ETOOBIG and leaves
+ * the buffer unchanged. Always NUL-terminated after the first append. Release with buf_free(). */
 struct buf {
     char *data;
     size_t len;
