@@ -5,6 +5,7 @@
 #
 #   stack.sh up   DIR   start or restart everything (idempotent; also from a stopped or half-started state)
 #   stack.sh down DIR   stop everything
+#   stack.sh stop DIR   stop only the parts named in PARTS (fault tests)
 #   stack.sh logs DIR   show the recent logs of every component (FOLLOW=1 to follow)
 #
 # Environment: REPLICAS (default 2), LB_PORT (default 8080; 0 = pick a free one), FRESH=1 (recreate the
@@ -14,7 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: stack.sh up|down|logs DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: stack.sh up|down|stop|logs DIR" >&2; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 REPLICAS=${REPLICAS:-2}
@@ -358,6 +359,7 @@ logs() {
 case "$cmd" in
     up) up ;;
     down) PARTS="pg redis debezium replicas nginx" down; say "stopped ($dir)" ;;
+    stop) down ;;
     logs) logs ;;
-    *) echo "usage: stack.sh up|down|logs DIR" >&2; exit 2 ;;
+    *) echo "usage: stack.sh up|down|stop|logs DIR" >&2; exit 2 ;;
 esac

@@ -34,6 +34,8 @@
 
 void (*cache_test_before_fill)(int64_t key);
 
+#define TOUCH_RING 64
+
 struct cache_value {
     _Atomic uint32_t refs;
     bool negative;
@@ -60,10 +62,21 @@ struct cache_shard {
     struct cache_node *head, *tail, *hand;
     size_t bytes, max_bytes;
     uint64_t next_lease;
-    struct cache_stats st; /* per-shard counters, summed on read */
+    /* The keys most recently touched by invalidations, with the epoch of each, so a write that
+     * could not take its lease before the key existed can still ask "did an event touch it since?".
+     */
+    struct {
+        int64_t key;
+        uint64_t epoch;
+    } touched[TOUCH_RING];
+    unsigned touched_next;
+    uint64_t touched_floor; /* epoch of the newest record pushed out of the ring */
+    struct cache_stats st;  /* per-shard counters, summed on read */
 } __attribute__((aligned(64)));
 
 struct cache {
+    _Atomic uint64_t epoch;       /* counts invalidations (events, evictions by writes, flushes) */
+    _Atomic uint64_t flush_epoch; /* epoch of the last flush */
     struct cache_shard *shards;
     unsigned nshards;
     bool negative_entries;
@@ -322,6 +335,27 @@ static void end_lease_locked(struct cache_shard *s, struct cache_node *nd)
         remove_locked(s, nd);
 }
 
+static void touch_locked(struct cache *c, struct cache_shard *s, int64_t key)
+{
+    unsigned i = s->touched_next++ % TOUCH_RING;
+    uint64_t e = atomic_fetch_add(&c->epoch, 1) + 1;
+    if (s->touched[i].epoch > s->touched_floor)
+        s->touched_floor = s->touched[i].epoch;
+    s->touched[i].key = key;
+    s->touched[i].epoch = e;
+}
+
+static bool touched_since_locked(struct cache *c, struct cache_shard *s, int64_t key,
+                                 uint64_t since)
+{
+    if (s->touched_floor > since || atomic_load(&c->flush_epoch) > since)
+        return true; /* the ring no longer reaches back that far: assume the worst */
+    for (unsigned i = 0; i < TOUCH_RING; i++)
+        if (s->touched[i].key == key && s->touched[i].epoch > since)
+            return true;
+    return false;
+}
+
 /* --- public functions: each takes the shard lock --- */
 
 enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_version,
@@ -446,6 +480,28 @@ void cache_fill_abort(struct cache *c, int64_t key, uint64_t lease)
     pthread_mutex_unlock(&s->lock);
 }
 
+uint64_t cache_epoch(struct cache *c)
+{
+    return atomic_load(&c->epoch);
+}
+
+uint64_t cache_lease_since(struct cache *c, int64_t key, uint64_t since)
+{
+    uint64_t h, lease = 0;
+    struct cache_shard *s = shard_of(c, key, &h);
+    struct cache_node *nd;
+
+    pthread_mutex_lock(&s->lock);
+    if (!touched_since_locked(c, s, key, since)) {
+        nd = find_locked(s, h, key);
+        if (!nd)
+            nd = insert_locked(s, h, key);
+        lease = nd->lease = s->next_lease++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return lease;
+}
+
 enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t version, const char *body,
                                     size_t len)
 {
@@ -456,6 +512,7 @@ enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t versio
     enum cache_reject why;
 
     pthread_mutex_lock(&s->lock);
+    touch_locked(c, s, key);
     nd = find_locked(s, h, key);
     if (!nd) {
         res = CACHE_ABSENT;
@@ -492,6 +549,7 @@ bool cache_evict(struct cache *c, int64_t key)
     struct cache_node *nd;
 
     pthread_mutex_lock(&s->lock);
+    touch_locked(c, s, key);
     nd = find_locked(s, h, key);
     if (nd) {
         remove_locked(s, nd);
@@ -503,6 +561,7 @@ bool cache_evict(struct cache *c, int64_t key)
 
 void cache_flush(struct cache *c)
 {
+    atomic_store(&c->flush_epoch, atomic_fetch_add(&c->epoch, 1) + 1);
     for (unsigned i = 0; i < c->nshards; i++) {
         struct cache_shard *s = &c->shards[i];
         pthread_mutex_lock(&s->lock);

@@ -6,7 +6,14 @@
  * pending entries (delivered but maybe never applied, if the connection broke mid-reply) ->
  * XREADGROUP BLOCK, apply every entry, XACK the batch (pipelined) -> repeat.
  *
- * NOGROUP (the group vanished) flushes the cache and recreates the group at `$`.
+ * Gaps flush the cache: NOGROUP (the group vanished; recreated at `$`), a new Redis run id (a
+ * restart), and entries deleted past this group's position (XINFO STREAM max-deleted-entry-id above
+ * the group's last-delivered-id: the stream was trimmed or XDELed beyond what we read). Every
+ * trim_interval_ms the thread also runs stream retention (retention.c).
+ *
+ * Test hooks, inert unless their environment variable is set: CDCACHE_TEST_CDC_GATE names a file
+ * whose presence pauses the consumer (a stuck consumer); CDCACHE_TEST_CDC_DELAY_MS sleeps after
+ * every batch (a slow one).
  *
  * Threads: the consumer thread owns the redisContext. Status fields read by HTTP workers are
  * atomics; last_error is guarded by status_lock. */
@@ -14,6 +21,7 @@
 #include "cdcache/error.h"
 #include "cdcache/log.h"
 #include "cdcache/metrics.h"
+#include "cdcache/retention.h"
 #include "cdcache/util.h"
 
 #include <hiredis/hiredis.h>
@@ -36,14 +44,19 @@ struct cdc {
 
     char group[160];
     char consumer[128];
-    char run_id[64];  /* consumer thread only */
-    bool groups_made; /* consumer thread only: a group has been positioned once */
+    char run_id[64];           /* consumer thread only */
+    bool groups_made;          /* consumer thread only: a group has been positioned once */
+    struct stream_id gap_seen; /* consumer thread only: max-deleted id already flushed for */
+    const char *test_gate;     /* CDCACHE_TEST_CDC_GATE */
+    int64_t test_delay_ms;     /* CDCACHE_TEST_CDC_DELAY_MS */
 
     _Atomic bool attached;
     _Atomic int64_t heard_mono_ms; /* last time the pipeline was heard from; 0 never */
     _Atomic bool vouch_logged;
     _Atomic uint64_t results[CDC_RESULT_COUNT];
     _Atomic uint64_t heartbeats, reconnects, gap_flushes, batches;
+    _Atomic uint64_t trims, trimmed, groups_removed, consumers_removed;
+    _Atomic int64_t stream_length;
 
     pthread_mutex_t status_lock; /* guards last_error */
     char last_error[200];
@@ -110,6 +123,10 @@ struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct met
     snprintf(cdc->consumer, sizeof(cdc->consumer), "%s", cfg->cdc_replica_id);
     pthread_mutex_init(&cdc->status_lock, NULL);
     atomic_store(&cdc->vouch_logged, true);
+    atomic_store(&cdc->stream_length, -1);
+    cdc->test_gate = getenv("CDCACHE_TEST_CDC_GATE");
+    if (getenv("CDCACHE_TEST_CDC_DELAY_MS"))
+        parse_i64_str(getenv("CDCACHE_TEST_CDC_DELAY_MS"), &cdc->test_delay_ms);
     return cdc;
 }
 
@@ -203,13 +220,85 @@ static redisContext *connect_redis(struct cdc *cdc)
     rtv.tv_sec = (time_t)(t / 1000);
     rtv.tv_usec = (suseconds_t)(t % 1000) * 1000;
     redisSetTimeout(ctx, rtv);
-    if (check_run_id(cdc, ctx) || ensure_groups(cdc, ctx, !cdc->groups_made)) {
+    /* registered before the group exists, so no trimmer mistakes the new group for a dead one */
+    if (check_run_id(cdc, ctx) || retention_register(ctx, cdc->cfg, cdc->group) ||
+        ensure_groups(cdc, ctx, !cdc->groups_made)) {
         set_error(cdc, "Redis setup failed", ctx->err ? ctx->errstr : "command failed");
         redisFree(ctx);
         return NULL;
     }
     cdc->groups_made = true;
     return ctx;
+}
+
+/* Flushes when entries this group never read were removed from the stream.
+ *
+ * Redis 7.0 does not record trims in max-deleted-entry-id (only XDEL), and a group's lag can read 0
+ * after a trim, so the check is positional: our own retention (retention.c) never removes the entry at
+ * the slowest live group's last-delivered id, so when the stream's first entry lies beyond our
+ * last-delivered id, someone removed entries we had not read. Also a gap: an empty stream whose
+ * last-generated id is beyond us, and an XDEL beyond us. Each condition flushes once. */
+static void check_gap(struct cdc *cdc, redisContext *ctx)
+{
+    redisReply *info = redisCommand(ctx, "XINFO STREAM %s", cdc->cfg->cdc_stream);
+    redisReply *groups = redisCommand(ctx, "XINFO GROUPS %s", cdc->cfg->cdc_stream);
+    const redisReply *first = stream_map_get(info, "first-entry");
+    const redisReply *lastgen = stream_map_get(info, "last-generated-id");
+    const redisReply *maxdel = stream_map_get(info, "max-deleted-entry-id");
+    const redisReply *len = stream_map_get(info, "length");
+    const redisReply *added = stream_map_get(info, "entries-added");
+    struct stream_id last = {0, 0}, probe = {0, 0}, zero = {0, 0};
+    bool found = false, gap = false;
+
+    if (!info || info->type != REDIS_REPLY_ARRAY || !groups || groups->type != REDIS_REPLY_ARRAY)
+        goto out;
+    for (size_t i = 0; i < groups->elements && !found; i++) {
+        const redisReply *name = stream_map_get(groups->element[i], "name");
+        const redisReply *ld = stream_map_get(groups->element[i], "last-delivered-id");
+        found = name && name->type == REDIS_REPLY_STRING && strcmp(name->str, cdc->group) == 0 && ld &&
+                ld->type == REDIS_REPLY_STRING && stream_id_parse(ld->str, &last);
+    }
+    if (!found)
+        goto out;
+    if (first && first->type == REDIS_REPLY_ARRAY && first->elements >= 1 &&
+        stream_id_parse(first->element[0]->str, &probe)) {
+        /* a new group on a stream that never lost an entry sits at 0-0 before its first read */
+        bool never_trimmed = len && added && len->type == REDIS_REPLY_INTEGER &&
+                             added->type == REDIS_REPLY_INTEGER && len->integer == added->integer;
+        gap = stream_id_cmp(probe, last) > 0 && !(stream_id_cmp(last, zero) == 0 && never_trimmed);
+    } else if (len && len->type == REDIS_REPLY_INTEGER && len->integer == 0 && lastgen &&
+               lastgen->type == REDIS_REPLY_STRING && stream_id_parse(lastgen->str, &probe)) {
+        gap = stream_id_cmp(probe, last) > 0;
+    }
+    if (!gap && maxdel && maxdel->type == REDIS_REPLY_STRING && stream_id_parse(maxdel->str, &probe))
+        gap = stream_id_cmp(probe, last) > 0;
+    if (gap && stream_id_cmp(probe, cdc->gap_seen) != 0) {
+        cdc->gap_seen = probe;
+        gap_flush(cdc, "entries this replica had not read were removed from the stream");
+    }
+out:
+    freeReplyObject(info);
+    freeReplyObject(groups);
+}
+
+static void run_retention(struct cdc *cdc, redisContext *ctx)
+{
+    struct retention_stats st;
+    memset(&st, 0, sizeof(st));
+    st.stream_length = -1;
+    if (retention_tick(ctx, cdc->cfg, cdc->group, &st))
+        LOG_WARN("cdc: stream retention pass failed: %s",
+                 ctx->err ? ctx->errstr : "command failed");
+    atomic_fetch_add(&cdc->trims, st.trims);
+    atomic_fetch_add(&cdc->trimmed, st.trimmed);
+    atomic_fetch_add(&cdc->groups_removed, st.groups_removed);
+    atomic_fetch_add(&cdc->consumers_removed, st.consumers_removed);
+    atomic_store(&cdc->stream_length, st.stream_length);
+}
+
+static bool test_gate_closed(const struct cdc *cdc)
+{
+    return cdc->test_gate && access(cdc->test_gate, F_OK) == 0;
 }
 
 static void heard(struct cdc *cdc, int64_t source_ts_ms)
@@ -343,6 +432,7 @@ static void *consumer_main(void *arg)
     struct cdc *cdc = arg;
     redisContext *ctx = NULL;
     int64_t backoff = cdc->cfg->cdc_reconnect_min_ms;
+    int64_t next_gap_check = 0, next_trim = 0;
     bool pending_phase = true; /* re-read our own pending entries first after each connect */
     char count[16], block[16];
 
@@ -368,6 +458,20 @@ static void *consumer_main(void *arg)
             atomic_store(&cdc->attached, true);
             LOG_INFO("cdc: attached to redis %s:%d as group %s", cdc->cfg->redis_host,
                      cdc->cfg->redis_port, cdc->group);
+            next_gap_check = next_trim = 0;
+        }
+        cdc_vouching(cdc); /* logs a transition even when no request asks */
+        if (test_gate_closed(cdc)) {
+            nap(cdc, 20);
+            continue;
+        }
+        if (now_mono_ms() >= next_gap_check) {
+            check_gap(cdc, ctx);
+            next_gap_check = now_mono_ms() + cdc->cfg->cdc_gap_check_ms;
+        }
+        if (now_mono_ms() >= next_trim) {
+            run_retention(cdc, ctx);
+            next_trim = now_mono_ms() + cdc->cfg->cdc_trim_interval_ms;
         }
 
         argv[0] = "XREADGROUP";
@@ -420,6 +524,8 @@ static void *consumer_main(void *arg)
         }
         if (seen)
             atomic_fetch_add(&cdc->batches, 1);
+        if (seen && cdc->test_delay_ms > 0)
+            nap(cdc, cdc->test_delay_ms);
         if (pending_phase && seen == 0)
             pending_phase = false;
     }
@@ -486,6 +592,11 @@ void cdc_status(struct cdc *cdc, struct cdc_status *out)
     out->reconnects = atomic_load(&cdc->reconnects);
     out->gap_flushes = atomic_load(&cdc->gap_flushes);
     out->batches = atomic_load(&cdc->batches);
+    out->trims = atomic_load(&cdc->trims);
+    out->trimmed = atomic_load(&cdc->trimmed);
+    out->groups_removed = atomic_load(&cdc->groups_removed);
+    out->consumers_removed = atomic_load(&cdc->consumers_removed);
+    out->stream_length = atomic_load(&cdc->stream_length);
     snprintf(out->group, sizeof(out->group), "%s", cdc->group);
     pthread_mutex_lock(&cdc->status_lock);
     snprintf(out->last_error, sizeof(out->last_error), "%s", cdc->last_error);

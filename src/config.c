@@ -178,6 +178,11 @@ static int validate(struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "config: cdc.block_ms: must be below cdc.max_staleness_ms");
         return CDC_ECONFIG;
     }
+    if (cfg->cdc_group_dead_after_ms <= 2 * cfg->cdc_trim_interval_ms) {
+        snprintf(err, errlen,
+                 "config: cdc.group_dead_after_ms: must exceed twice cdc.trim_interval_ms");
+        return CDC_ECONFIG;
+    }
     for (const char *p = cfg->cdc_replica_id; *p; p++) {
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
             snprintf(err, errlen, "config: cdc.replica_id: only letters, digits, '-', '_' and '.'");

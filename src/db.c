@@ -9,12 +9,14 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define COLS "id, name, description, price::text, created_at, updated_at, version"
 
+/* In the order of enum db_statement. */
 static const struct {
     const char *name;
     const char *sql;
@@ -39,6 +41,8 @@ static const struct {
 };
 
 struct db {
+    _Atomic uint64_t queries[DB_STMT_COUNT];
+    _Atomic uint64_t errors;
     char *conninfo;
     int statement_timeout_ms;
     pthread_key_t conn_key; /* this thread's PGconn*, closed by the key's destructor */
@@ -137,19 +141,25 @@ fail:
 
 /* Runs a prepared statement. Retries once on a fresh connection when the connection broke and retry
  * is allowed (reads). Returns a result (release with PQclear) or NULL. */
-static PGresult *run(struct db *db, const char *stmt, int n, const char *const *params, bool retry)
+static PGresult *run(struct db *db, enum db_statement which, int n, const char *const *params,
+                     bool retry)
 {
+    const char *stmt = statements[which].name;
     for (int attempt = 0; attempt < 2; attempt++) {
         PGconn *c = thread_conn(db);
         PGresult *r;
         ExecStatusType st;
-        if (!c)
+        if (!c) {
+            atomic_fetch_add_explicit(&db->errors, 1, memory_order_relaxed);
             return NULL;
+        }
+        atomic_fetch_add_explicit(&db->queries[which], 1, memory_order_relaxed);
         r = PQexecPrepared(c, stmt, n, params, NULL, NULL, 0);
         st = PQresultStatus(r);
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
             return r;
         LOG_WARN("db: %s: %s", stmt, PQerrorMessage(c));
+        atomic_fetch_add_explicit(&db->errors, 1, memory_order_relaxed);
         PQclear(r);
         if (PQstatus(c) == CONNECTION_OK || !retry)
             return NULL;
@@ -192,7 +202,7 @@ int db_item_get(struct db *db, int64_t id, struct buf *body, int64_t *version)
     int rc;
 
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
-    r = run(db, "get", 1, params, true);
+    r = run(db, DB_STMT_GET, 1, params, true);
     if (!r)
         return CDC_EDB;
     rc = PQntuples(r) == 0 ? CDC_ENOTFOUND : render_row(r, 0, body, NULL, version);
@@ -210,7 +220,7 @@ int db_item_list(struct db *db, int64_t after, int limit, struct buf *out, int *
 
     snprintf(afters, sizeof(afters), "%lld", (long long)after);
     snprintf(limits, sizeof(limits), "%d", limit);
-    r = run(db, "list", 2, params, true);
+    r = run(db, DB_STMT_LIST, 2, params, true);
     if (!r)
         return CDC_EDB;
     n = PQntuples(r);
@@ -230,7 +240,7 @@ int db_item_create(struct db *db, const struct item_input *in, struct buf *body,
                    int64_t *version)
 {
     const char *params[3] = {in->name, in->description, in->price};
-    PGresult *r = run(db, "create", 3, params, false);
+    PGresult *r = run(db, DB_STMT_CREATE, 3, params, false);
     int rc;
 
     if (!r)
@@ -245,7 +255,7 @@ int db_item_create(struct db *db, const struct item_input *in, struct buf *body,
 static int absent_or_conflict(struct db *db, const char *ids)
 {
     const char *params[1] = {ids};
-    PGresult *r = run(db, "exists", 1, params, true);
+    PGresult *r = run(db, DB_STMT_EXISTS, 1, params, true);
     int rc;
     if (!r)
         return CDC_EDB;
@@ -269,7 +279,7 @@ int db_item_update(struct db *db, int64_t id, int64_t if_match, const struct ite
     params[2] = in->description;
     params[3] = in->has_price ? in->price : NULL;
     params[4] = if_match >= 0 ? matchs : NULL;
-    r = run(db, "update", 5, params, false);
+    r = run(db, DB_STMT_UPDATE, 5, params, false);
     if (!r)
         return CDC_EDB;
     if (PQntuples(r) == 1)
@@ -291,7 +301,7 @@ int db_item_delete(struct db *db, int64_t id, int64_t if_match)
     snprintf(matchs, sizeof(matchs), "%lld", (long long)if_match);
     if (if_match >= 0)
         params[1] = matchs;
-    r = run(db, "delete", 2, params, false);
+    r = run(db, DB_STMT_DELETE, 2, params, false);
     if (!r)
         return CDC_EDB;
     if (PQntuples(r) == 1)
@@ -318,4 +328,16 @@ int db_ping(struct db *db, char *err, size_t errlen)
         snprintf(err, errlen, "%s", PQerrorMessage(c));
     PQclear(r);
     return rc;
+}
+
+void db_stats(struct db *db, struct db_stats *out)
+{
+    for (int i = 0; i < DB_STMT_COUNT; i++)
+        out->queries[i] = atomic_load_explicit(&db->queries[i], memory_order_relaxed);
+    out->errors = atomic_load_explicit(&db->errors, memory_order_relaxed);
+}
+
+const char *db_statement_name(enum db_statement s)
+{
+    return (unsigned)s < DB_STMT_COUNT ? statements[s].name : "unknown";
 }

@@ -21,8 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 struct http_server {
+    const char *fill_gate; /* CDCACHE_TEST_FILL_GATE, NULL in production */
     struct mg_context *ctx;
     const struct config *cfg;
     struct cache *cache;
@@ -200,6 +202,25 @@ static void send_item(struct request *rq, int status, const char *body, size_t l
     send_response(rq, status, "application/json", body, len);
 }
 
+static void test_fill_gate(const struct http_server *srv, int64_t id)
+{
+    char gate[512], waiting[520];
+    FILE *f;
+
+    if (!srv->fill_gate)
+        return;
+    snprintf(gate, sizeof(gate), "%s/%lld", srv->fill_gate, (long long)id);
+    if (access(gate, F_OK) != 0)
+        return;
+    snprintf(waiting, sizeof(waiting), "%s.waiting", gate);
+    f = fopen(waiting, "w");
+    if (f)
+        fclose(f);
+    for (int i = 0; i < 6000 && access(gate, F_OK) == 0; i++)
+        usleep(5000);
+    unlink(waiting);
+}
+
 /* GET /items/{id} */
 static void item_get(struct request *rq, int64_t id)
 {
@@ -243,6 +264,8 @@ static void item_get(struct request *rq, int64_t id)
     metrics_xcache(srv->metrics, use_cache ? XCACHE_MISS : XCACHE_BYPASS);
     buf_init(&body, 1u << 24);
     rc = db_item_get(srv->db, id, &body, &version);
+    if (lease)
+        test_fill_gate(srv, id);
     if (lease) {
         if (rc == 0)
             cache_fill(srv->cache, id, lease, version, body.data, body.len, NULL);
@@ -491,8 +514,10 @@ static void metrics_page(struct request *rq)
 {
     struct cache_stats cs;
     struct cdc_status st;
+    struct db_stats ds;
     struct buf out;
 
+    db_stats(rq->srv->db, &ds);
     memset(&cs, 0, sizeof(cs));
     memset(&st, 0, sizeof(st));
     if (rq->srv->cache)
@@ -500,7 +525,7 @@ static void metrics_page(struct request *rq)
     if (rq->srv->cdc)
         cdc_status(rq->srv->cdc, &st);
     buf_init(&out, 1u << 22);
-    if (metrics_render(rq->srv->metrics, &cs, &st, &out) == 0)
+    if (metrics_render(rq->srv->metrics, &cs, &st, &ds, &out) == 0)
         send_response(rq, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     else
         send_problem(rq, P_INTERNAL, "metrics page too large", NULL);
@@ -618,6 +643,7 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
     srv->db = db;
     srv->cdc = cdc;
     srv->metrics = metrics;
+    srv->fill_gate = getenv("CDCACHE_TEST_FILL_GATE");
     memset(&cb, 0, sizeof(cb));
     cb.log_message = log_message;
     mg_init_library(0);

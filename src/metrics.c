@@ -2,6 +2,7 @@
  * directly (100..599), so recording is one atomic add and rendering skips zeros. */
 #include "cdcache/metrics.h"
 #include "cdcache/cdc.h"
+#include "cdcache/db.h"
 #include "cdcache/error.h"
 
 #include <stdatomic.h>
@@ -79,7 +80,7 @@ static uint64_t ld(_Atomic uint64_t *p)
 }
 
 int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct cdc_status *cdc,
-                   struct buf *out)
+                   const struct db_stats *db, struct buf *out)
 {
     static const char *const xc[] = {"hit", "miss", "bypass"};
     int rc = 0;
@@ -197,6 +198,14 @@ int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct
             cdc->staleness_ms < 0 ? -1.0 : (double)cdc->staleness_ms / 1000.0,
             (double)cdc->max_staleness_ms / 1000.0);
     }
+    rc |= buf_puts(out, "# HELP cdcache_db_queries_total Statements sent to PostgreSQL.\n"
+                        "# TYPE cdcache_db_queries_total counter\n");
+    for (int i = 0; i < DB_STMT_COUNT; i++)
+        rc |=
+            buf_printf(out, "cdcache_db_queries_total{statement=\"%s\"} %llu\n",
+                       db_statement_name((enum db_statement)i), (unsigned long long)db->queries[i]);
+    rc |= buf_printf(out, "# TYPE cdcache_db_errors_total counter\ncdcache_db_errors_total %llu\n",
+                     (unsigned long long)db->errors);
     rc |= buf_puts(out,
                    "# HELP cdcache_cdc_propagation_seconds Commit in PostgreSQL to applied here.\n"
                    "# TYPE cdcache_cdc_propagation_seconds histogram\n");

@@ -326,3 +326,25 @@ Test(cache, concurrent_misses_wait_for_one_fill)
     cr_assert_eq(st.misses, 1, "one miss, one database query");
     cache_destroy(c);
 }
+
+/* A create cannot take its lease before the id exists: the epoch read before the insert stands in. */
+Test(cache, lease_since_refuses_keys_touched_after_the_epoch)
+{
+    struct cache *c = mk(1 << 20, 4);
+    uint64_t before = cache_epoch(c), lease;
+
+    cache_evict(c, 30); /* the new row's delete event was applied before the writer could install */
+    cr_assert_eq(cache_lease_since(c, 30, before), 0);
+    cr_assert_eq(cache_fill(c, 30, 0, 1, "v1", 2, NULL), CDC_EREJECTED);
+    lease = cache_lease_since(c, 31, before);
+    cr_assert_neq(lease, 0, "an untouched key may be filled");
+    cr_assert_eq(cache_fill(c, 31, lease, 1, "v1", 2, NULL), 0);
+    cache_flush(c);
+    cr_assert_eq(cache_lease_since(c, 32, before), 0, "a flush touches every key");
+    /* when the ring has forgotten that far back, the answer is no */
+    before = cache_epoch(c);
+    for (int64_t k = 1000; k < 1000 + 64 * 4 * 2; k++)
+        cache_evict(c, k);
+    cr_assert_eq(cache_lease_since(c, 33, before), 0);
+    cache_destroy(c);
+}

@@ -70,6 +70,14 @@ enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_
  * replacing any lease another thread holds. Returns the lease (never 0). */
 uint64_t cache_lease(struct cache *c, int64_t key);
 
+/* The invalidation epoch: a counter that every change event, eviction and flush advances. */
+uint64_t cache_epoch(struct cache *c);
+/* Takes a fill lease on key unless an invalidation touched key after epoch `since` (or the cache
+ * can no longer tell). Returns the lease, or 0: do not fill. For writes whose key did not exist
+ * before the write (creates): read cache_epoch() before writing, then call this with the new key.
+ */
+uint64_t cache_lease_since(struct cache *c, int64_t key, uint64_t since);
+
 /* Installs a fill made under lease. body[0..len) is copied. version < 0 installs a negative entry
  * ("not found"). Returns 0 when installed, or CDC_EREJECTED with the reason counted (and written to
  * *why when why is not NULL). Always ends the lease. */

@@ -41,6 +41,8 @@ struct cdc_status {
     int64_t max_staleness_ms;
     uint64_t results[CDC_RESULT_COUNT];
     uint64_t heartbeats, reconnects, gap_flushes, batches;
+    uint64_t trims, trimmed, groups_removed, consumers_removed; /* stream retention */
+    int64_t stream_length;                                      /* -1 unknown */
     char group[160];
     char last_error[200];
 };

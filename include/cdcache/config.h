@@ -35,7 +35,11 @@
     X(cdc, max_staleness_ms, INT, "5000", 100, 86400000)                                           \
     X(cdc, max_entry_bytes, SIZE, "1MiB", 1024, 536870912)                                         \
     X(cdc, reconnect_min_ms, INT, "100", 1, 60000)                                                 \
-    X(cdc, reconnect_max_ms, INT, "5000", 1, 600000)
+    X(cdc, reconnect_max_ms, INT, "5000", 1, 600000)                                               \
+    X(cdc, gap_check_ms, INT, "1000", 10, 600000)                                                  \
+    X(cdc, trim_interval_ms, INT, "5000", 10, 3600000)                                             \
+    X(cdc, retention_min_ms, INT, "60000", 0, 604800000)                                           \
+    X(cdc, group_dead_after_ms, INT, "600000", 100, 604800000)
 #define CONFIG_CACHE(X)                                                                            \
     X(cache, enabled, BOOL, "true", 0, 0)                                                          \
     X(cache, max_bytes, SIZE, "256MiB", 65536, 1099511627776)                                      \

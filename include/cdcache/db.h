@@ -36,6 +36,24 @@ int db_item_delete(struct db *db, int64_t id, int64_t if_match);
 /* Round trip to the server. Returns 0 or CDC_EDB, with the reason in err. */
 int db_ping(struct db *db, char *err, size_t errlen);
 
+/* Statements run against PostgreSQL, by name, since start (for /metrics). */
+#define DB_STATEMENTS(X)                                                                           \
+    X(GET, "get")                                                                                  \
+    X(LIST, "list") X(CREATE, "create") X(UPDATE, "update") X(DELETE, "delete")                    \
+        X(EXISTS, "exists")
+enum db_statement {
+#define DB_STATEMENT_ENUM(name, text) DB_STMT_##name,
+    DB_STATEMENTS(DB_STATEMENT_ENUM)
+#undef DB_STATEMENT_ENUM
+        DB_STMT_COUNT
+};
+struct db_stats {
+    uint64_t queries[DB_STMT_COUNT];
+    uint64_t errors;
+};
+void db_stats(struct db *db, struct db_stats *out);
+const char *db_statement_name(enum db_statement s);
+
 /* Opens a new connection for a one-off job (migrations). Returns a PGconn* as void* to keep libpq
  * out of this header's users; NULL on failure with the reason in err. Release with db_close(). */
 void *db_connect_raw(const char *conninfo, char *err, size_t errlen);

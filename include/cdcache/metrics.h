@@ -32,6 +32,7 @@ enum metrics_xcache { XCACHE_HIT, XCACHE_MISS, XCACHE_BYPASS, XCACHE_COUNT };
 
 struct metrics;
 struct cdc_status;
+struct db_stats;
 
 /* Returns new zeroed metrics; release with metrics_destroy(). */
 struct metrics *metrics_create(void);
@@ -44,8 +45,9 @@ void metrics_xcache(struct metrics *m, enum metrics_xcache kind);
 /* Records commit-to-applied time of a change event (CDC thread). */
 void metrics_propagation(struct metrics *m, int64_t ms);
 
-/* Appends the Prometheus text exposition of m, the cache stats and the CDC status to out. */
+/* Appends the Prometheus text exposition of m, the cache stats, the CDC status and the database
+ * counters to out. */
 int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct cdc_status *cdc,
-                   struct buf *out);
+                   const struct db_stats *db, struct buf *out);
 
 #endif

@@ -129,6 +129,12 @@ class Stack:
         assert r.returncode == 0, r.stderr
         self.load_env()
 
+    def stop_part(self, parts):
+        """Stops some parts only (fault tests); run_part() starts them again."""
+        r = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "stop", self.dir],
+                           env=dict(self.env, PARTS=parts), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
     def down(self, keep=False):
         subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "down", self.dir],
                        capture_output=True, text=True)
@@ -159,6 +165,46 @@ class Stack:
     def logs(self):
         return subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "logs", self.dir],
                               capture_output=True, text=True).stdout
+
+
+class Resp:
+    """A minimal Redis client (RESP over one socket) for tests that write thousands of entries."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", int(port)))
+        self.rfile = self.sock.makefile("rb")
+
+    def send(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+
+    def read(self):
+        line = self.rfile.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind in (b"+", b"-"):
+            return rest.decode()
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.rfile.read(n + 2)[:-2]
+            return data.decode(errors="replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise ValueError(line)
+
+    def call(self, *args):
+        self.send(*args)
+        return self.read()
+
+    def close(self):
+        self.sock.close()
 
 
 class Replica:
