@@ -334,6 +334,8 @@ static void send_write_error(struct request *rq, int rc)
 
 static void item_create(struct request *rq, const struct item_input *in)
 {
+    struct cache *cache = rq->srv->cache;
+    uint64_t epoch = cache ? cache_epoch(cache) : 0;
     struct buf out;
     int64_t id = 0, version = 0;
     char loc[48];
@@ -344,8 +346,11 @@ static void item_create(struct request *rq, const struct item_input *in)
     if (rc) {
         send_write_error(rq, rc);
     } else {
-        /* Not installed here: no lease could be taken before the id existed. The first read fills
-         * it. */
+        /* The id did not exist before the insert, so no lease could be taken then; the epoch read
+         * before the insert tells whether a change event for the new id was applied in between. */
+        if (cache)
+            cache_fill(cache, id, cache_lease_since(cache, id, epoch), version, out.data, out.len,
+                       NULL);
         snprintf(loc, sizeof(loc), "/items/%lld", (long long)id);
         add_header(rq, "Location", loc);
         add_etag(rq, version);

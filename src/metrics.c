@@ -198,6 +198,22 @@ int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct
             cdc->staleness_ms < 0 ? -1.0 : (double)cdc->staleness_ms / 1000.0,
             (double)cdc->max_staleness_ms / 1000.0);
     }
+    rc |= buf_printf(
+        out,
+        "# HELP cdcache_stream_trims_total Retention passes this replica ran holding the "
+        "trim lock.\n# TYPE cdcache_stream_trims_total counter\ncdcache_stream_trims_total %llu\n"
+        "# TYPE cdcache_stream_trimmed_entries_total counter\n"
+        "cdcache_stream_trimmed_entries_total %llu\n"
+        "# HELP cdcache_stream_groups_removed_total Consumer groups of gone replicas deleted.\n"
+        "# TYPE cdcache_stream_groups_removed_total counter\n"
+        "cdcache_stream_groups_removed_total %llu\n"
+        "# TYPE cdcache_stream_consumers_removed_total counter\n"
+        "cdcache_stream_consumers_removed_total %llu\n"
+        "# HELP cdcache_stream_length Entries in the change stream (-1: unknown).\n"
+        "# TYPE cdcache_stream_length gauge\ncdcache_stream_length %lld\n",
+        (unsigned long long)cdc->trims, (unsigned long long)cdc->trimmed,
+        (unsigned long long)cdc->groups_removed, (unsigned long long)cdc->consumers_removed,
+        (long long)cdc->stream_length);
     rc |= buf_puts(out, "# HELP cdcache_db_queries_total Statements sent to PostgreSQL.\n"
                         "# TYPE cdcache_db_queries_total counter\n");
     for (int i = 0; i < DB_STMT_COUNT; i++)
