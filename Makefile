@@ -5,6 +5,7 @@ BUILD ?= build
 PYTEST ?= python3 -m pytest
 
 .PHONY: all build deps restart stop logs test test-unit test-sanitize test-integration test-e2e \
+        clean-reports check-consistency check-consistency-short \
         check-config fuzz format format-check clean
 
 all: build
@@ -35,8 +36,11 @@ logs:
 
 # Unit tests (plain and under ASan+UBSan and TSan), then integration tests against a throwaway
 # PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server.
-test: deps build test-unit test-sanitize test-integration test-e2e
+test: deps build clean-reports test-unit test-sanitize test-integration test-e2e check-consistency-short
 	@cat $(BUILD)/test-reports/*.txt 2>/dev/null || true
+
+clean-reports:
+	@rm -rf $(BUILD)/test-reports
 
 test-unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs
