@@ -60,6 +60,14 @@ test-integration: build
 test-e2e: build
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/e2e
 
+# The consistency checker (tests/consistency/checker.py) on its own throwaway stack with 3 replicas.
+# READS=1000000 FAULTS=1 for the long run; the short run is part of make test.
+check-consistency: build deps
+	python3 tests/consistency/checker.py --reads $${READS:-100000} --seed $${SEED:-7} $(if $(FAULTS),--faults,)
+
+check-consistency-short: build
+	python3 tests/consistency/checker.py --reads 20000 --seed 7 --report $(BUILD)/test-reports/consistency.txt
+
 # libFuzzer harnesses for the untrusted-input parsers (needs clang): FUZZ_SECONDS each.
 fuzz:
 	@scripts/deps.sh

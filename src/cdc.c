@@ -51,7 +51,9 @@ struct cdc {
     int64_t test_delay_ms;     /* CDCACHE_TEST_CDC_DELAY_MS */
 
     _Atomic bool attached;
-    _Atomic int64_t heard_mono_ms; /* last time the pipeline was heard from; 0 never */
+    _Atomic int64_t heard_mono_ms;       /* last time the pipeline vouched for freshness; 0 never */
+    _Atomic int64_t fresh_event_mono_ms; /* last change event committed recently */
+    _Atomic int64_t stale_event_mono_ms; /* last change event committed long ago (a backlog) */
     _Atomic bool vouch_logged;
     _Atomic uint64_t results[CDC_RESULT_COUNT];
     _Atomic uint64_t heartbeats, reconnects, gap_flushes, batches;
@@ -301,11 +303,26 @@ static bool test_gate_closed(const struct cdc *cdc)
     return cdc->test_gate && access(cdc->test_gate, F_OK) == 0;
 }
 
-static void heard(struct cdc *cdc, int64_t source_ts_ms)
+/* A change event vouches for freshness only if it was committed recently. One committed long ago means
+ * the pipeline (Debezium or this consumer) is working through a backlog: vouching stops until a recent
+ * commit arrives or max_staleness passes without old ones. */
+static void heard_change(struct cdc *cdc, int64_t source_ts_ms)
 {
-    /* An entry vouches for freshness only if it was produced recently: a backlog of old entries
-     * means this replica lags and must not vouch yet. */
-    if (source_ts_ms > 0 && now_wall_ms() - source_ts_ms > cdc->cfg->cdc_max_staleness_ms)
+    int64_t now = now_mono_ms();
+    if (source_ts_ms > 0 && now_wall_ms() - source_ts_ms > cdc->cfg->cdc_max_staleness_ms) {
+        atomic_store(&cdc->stale_event_mono_ms, now);
+        return;
+    }
+    atomic_store(&cdc->fresh_event_mono_ms, now);
+    atomic_store(&cdc->heard_mono_ms, now);
+}
+
+/* Debezium emits a heartbeat when it has no WAL left to read (and, rate-limited, at commits). A
+ * heartbeat vouches only when it was recent and the XREADGROUP that returned it also drained the change
+ * stream: then every change written before it has been applied. */
+static void heard_heartbeat(struct cdc *cdc, int64_t ts_ms, bool drained)
+{
+    if (!drained || now_wall_ms() - ts_ms > cdc->cfg->cdc_max_staleness_ms)
         return;
     atomic_store(&cdc->heard_mono_ms, now_mono_ms());
 }
@@ -338,7 +355,8 @@ static void handle_change(struct cdc *cdc, const char *id, const struct dbz_fiel
         res = cdc_apply(cdc->cache, &ev);
         if (ev.source_ts_ms > 0 && ev.op != DBZ_OP_TOMBSTONE)
             metrics_propagation(cdc->metrics, now_wall_ms() - ev.source_ts_ms);
-        heard(cdc, ev.source_ts_ms);
+        if (ev.op != DBZ_OP_TOMBSTONE)
+            heard_change(cdc, ev.source_ts_ms);
         LOG_DEBUG("cdc: %s op=%s key=%lld -> %s", id, dbz_op_name(ev.op), (long long)ev.key,
                   cdc_result_name(res));
     }
@@ -346,20 +364,33 @@ static void handle_change(struct cdc *cdc, const char *id, const struct dbz_fiel
     dbz_event_clear(&ev);
 }
 
-static void handle_heartbeat(struct cdc *cdc, const struct dbz_field *f, size_t n)
+static void handle_heartbeat(struct cdc *cdc, const struct dbz_field *f, size_t n, bool drained)
 {
     int64_t ts = 0;
     if (dbz_decode_heartbeat(f, n, &ts) == 0) {
         atomic_fetch_add(&cdc->heartbeats, 1);
-        heard(cdc, ts);
+        heard_heartbeat(cdc, ts, drained);
     }
 }
 
 /* Processes one XREADGROUP reply; appends one XACK per stream to ctx's output buffer (counted in
  * *nacks, whose replies the caller reads). Returns the number of entries seen. */
-static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply *r, size_t *nacks)
+static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply *r, bool pending,
+                            size_t *nacks)
 {
     size_t seen = 0;
+    bool drained = !pending;
+
+    /* Did this read leave change entries behind (a full COUNT)? */
+    for (size_t s = 0; s < r->elements; s++) {
+        const redisReply *sr = r->element[s];
+        if (sr->type == REDIS_REPLY_ARRAY && sr->elements == 2 &&
+            sr->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(sr->element[0]->str, cdc->cfg->cdc_stream) == 0 &&
+            sr->element[1]->type == REDIS_REPLY_ARRAY &&
+            sr->element[1]->elements >= (size_t)cdc->cfg->cdc_batch_count)
+            drained = false;
+    }
 
     for (size_t s = 0; s < r->elements; s++) {
         const redisReply *sr = r->element[s];
@@ -415,7 +446,7 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
                 }
             }
             if (is_hb)
-                handle_heartbeat(cdc, fv, nf);
+                handle_heartbeat(cdc, fv, nf, drained);
             else
                 handle_change(cdc, er->element[0]->str, fv, nf, bytes);
         }
@@ -512,7 +543,7 @@ static void *consumer_main(void *arg)
             continue;
         }
         if (r->type == REDIS_REPLY_ARRAY)
-            seen = process_reply(cdc, ctx, r, &nacks);
+            seen = process_reply(cdc, ctx, r, pending_phase, &nacks);
         freeReplyObject(r);
         for (size_t i = 0; i < nacks; i++) {
             redisReply *ack = NULL;
@@ -563,8 +594,11 @@ void cdc_destroy(struct cdc *cdc)
 bool cdc_vouching(struct cdc *cdc)
 {
     int64_t heard_at = atomic_load(&cdc->heard_mono_ms);
-    bool ok = atomic_load(&cdc->attached) && heard_at > 0 &&
-              now_mono_ms() - heard_at <= cdc->cfg->cdc_max_staleness_ms;
+    int64_t now = now_mono_ms(), stale_at = atomic_load(&cdc->stale_event_mono_ms);
+    bool backlog = stale_at > atomic_load(&cdc->fresh_event_mono_ms) &&
+                   now - stale_at <= cdc->cfg->cdc_max_staleness_ms;
+    bool ok = atomic_load(&cdc->attached) && heard_at > 0 && !backlog &&
+              now - heard_at <= cdc->cfg->cdc_max_staleness_ms;
     /* Log each transition once (the flag flips only on a change). */
     if (atomic_exchange(&cdc->vouch_logged, ok) != ok) {
         if (ok)
