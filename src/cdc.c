@@ -32,7 +32,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CDC_NSTREAMS 2 /* [0] the table's stream, [1] the heartbeat stream */
+/* The streams read, in XREADGROUP order: the items' changes first, so that within one reply they
+ * are applied before the watermark that vouches for them. */
+enum cdc_stream { STREAM_ITEMS, STREAM_WATERMARK, STREAM_HEARTBEAT, CDC_NSTREAMS };
 
 struct cdc {
     const struct config *cfg;
@@ -51,12 +53,12 @@ struct cdc {
     int64_t test_delay_ms;     /* CDCACHE_TEST_CDC_DELAY_MS */
 
     _Atomic bool attached;
-    _Atomic int64_t heard_mono_ms;       /* last time the pipeline vouched for freshness; 0 never */
-    _Atomic int64_t fresh_event_mono_ms; /* last change event committed recently */
-    _Atomic int64_t stale_event_mono_ms; /* last change event committed long ago (a backlog) */
+    const char *streams[CDC_NSTREAMS];
+    _Atomic int64_t heard_mono_ms;     /* last time the pipeline vouched for freshness; 0 never */
+    _Atomic int64_t heartbeat_mono_ms; /* last Debezium heartbeat (liveness only); 0 never */
     _Atomic bool vouch_logged;
     _Atomic uint64_t results[CDC_RESULT_COUNT];
-    _Atomic uint64_t heartbeats, reconnects, gap_flushes, batches;
+    _Atomic uint64_t heartbeats, watermarks, reconnects, gap_flushes, batches;
     _Atomic uint64_t trims, trimmed, groups_removed, consumers_removed;
     _Atomic int64_t stream_length;
 
@@ -123,6 +125,9 @@ struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct met
     cdc->metrics = m;
     snprintf(cdc->group, sizeof(cdc->group), "%s-%s", cfg->cdc_group_prefix, cfg->cdc_replica_id);
     snprintf(cdc->consumer, sizeof(cdc->consumer), "%s", cfg->cdc_replica_id);
+    cdc->streams[STREAM_ITEMS] = cfg->cdc_stream;
+    cdc->streams[STREAM_WATERMARK] = cfg->cdc_watermark_stream;
+    cdc->streams[STREAM_HEARTBEAT] = cfg->cdc_heartbeat_stream;
     pthread_mutex_init(&cdc->status_lock, NULL);
     atomic_store(&cdc->vouch_logged, true);
     atomic_store(&cdc->stream_length, -1);
@@ -183,7 +188,7 @@ out:
  * start of this process: the cache is empty, so older entries are of no use). */
 static int ensure_groups(struct cdc *cdc, redisContext *ctx, bool reposition)
 {
-    const char *streams[CDC_NSTREAMS] = {cdc->cfg->cdc_stream, cdc->cfg->cdc_heartbeat_stream};
+    const char *const *streams = cdc->streams;
 
     for (int i = 0; i < CDC_NSTREAMS; i++) {
         redisReply *r = redisCommand(ctx, "XGROUP CREATE %s %s $ MKSTREAM", streams[i], cdc->group);
@@ -236,8 +241,8 @@ static redisContext *connect_redis(struct cdc *cdc)
 /* Flushes when entries this group never read were removed from the stream.
  *
  * Redis 7.0 does not record trims in max-deleted-entry-id (only XDEL), and a group's lag can read 0
- * after a trim, so the check is positional: our own retention (retention.c) never removes the entry at
- * the slowest live group's last-delivered id, so when the stream's first entry lies beyond our
+ * after a trim, so the check is positional: our own retention (retention.c) never removes the entry
+ * at the slowest live group's last-delivered id, so when the stream's first entry lies beyond our
  * last-delivered id, someone removed entries we had not read. Also a gap: an empty stream whose
  * last-generated id is beyond us, and an XDEL beyond us. Each condition flushes once. */
 static void check_gap(struct cdc *cdc, redisContext *ctx)
@@ -257,8 +262,8 @@ static void check_gap(struct cdc *cdc, redisContext *ctx)
     for (size_t i = 0; i < groups->elements && !found; i++) {
         const redisReply *name = stream_map_get(groups->element[i], "name");
         const redisReply *ld = stream_map_get(groups->element[i], "last-delivered-id");
-        found = name && name->type == REDIS_REPLY_STRING && strcmp(name->str, cdc->group) == 0 && ld &&
-                ld->type == REDIS_REPLY_STRING && stream_id_parse(ld->str, &last);
+        found = name && name->type == REDIS_REPLY_STRING && strcmp(name->str, cdc->group) == 0 &&
+                ld && ld->type == REDIS_REPLY_STRING && stream_id_parse(ld->str, &last);
     }
     if (!found)
         goto out;
@@ -272,7 +277,8 @@ static void check_gap(struct cdc *cdc, redisContext *ctx)
                lastgen->type == REDIS_REPLY_STRING && stream_id_parse(lastgen->str, &probe)) {
         gap = stream_id_cmp(probe, last) > 0;
     }
-    if (!gap && maxdel && maxdel->type == REDIS_REPLY_STRING && stream_id_parse(maxdel->str, &probe))
+    if (!gap && maxdel && maxdel->type == REDIS_REPLY_STRING &&
+        stream_id_parse(maxdel->str, &probe))
         gap = stream_id_cmp(probe, last) > 0;
     if (gap && stream_id_cmp(probe, cdc->gap_seen) != 0) {
         cdc->gap_seen = probe;
@@ -303,26 +309,16 @@ static bool test_gate_closed(const struct cdc *cdc)
     return cdc->test_gate && access(cdc->test_gate, F_OK) == 0;
 }
 
-/* A change event vouches for freshness only if it was committed recently. One committed long ago means
- * the pipeline (Debezium or this consumer) is working through a backlog: vouching stops until a recent
- * commit arrives or max_staleness passes without old ones. */
-static void heard_change(struct cdc *cdc, int64_t source_ts_ms)
+/* What lets the replica vouch for its cache (bounded staleness): an entry committed within
+ * max_staleness whose predecessors in the WAL are all applied. A change event qualifies by itself
+ * (everything before it in its stream was applied first). A watermark (the row Debezium's
+ * heartbeat.action.query upserts) lives in another stream, so it qualifies only when the same
+ * XREADGROUP also drained the items' stream. A plain Debezium heartbeat never qualifies: Debezium
+ * can emit one right after a restart, before it has streamed the backlog the restart left. */
+static void heard(struct cdc *cdc, int64_t commit_ts_ms, bool drained)
 {
-    int64_t now = now_mono_ms();
-    if (source_ts_ms > 0 && now_wall_ms() - source_ts_ms > cdc->cfg->cdc_max_staleness_ms) {
-        atomic_store(&cdc->stale_event_mono_ms, now);
-        return;
-    }
-    atomic_store(&cdc->fresh_event_mono_ms, now);
-    atomic_store(&cdc->heard_mono_ms, now);
-}
-
-/* Debezium emits a heartbeat when it has no WAL left to read (and, rate-limited, at commits). A
- * heartbeat vouches only when it was recent and the XREADGROUP that returned it also drained the change
- * stream: then every change written before it has been applied. */
-static void heard_heartbeat(struct cdc *cdc, int64_t ts_ms, bool drained)
-{
-    if (!drained || now_wall_ms() - ts_ms > cdc->cfg->cdc_max_staleness_ms)
+    if (!drained || commit_ts_ms <= 0 ||
+        now_wall_ms() - commit_ts_ms > cdc->cfg->cdc_max_staleness_ms)
         return;
     atomic_store(&cdc->heard_mono_ms, now_mono_ms());
 }
@@ -356,7 +352,7 @@ static void handle_change(struct cdc *cdc, const char *id, const struct dbz_fiel
         if (ev.source_ts_ms > 0 && ev.op != DBZ_OP_TOMBSTONE)
             metrics_propagation(cdc->metrics, now_wall_ms() - ev.source_ts_ms);
         if (ev.op != DBZ_OP_TOMBSTONE)
-            heard_change(cdc, ev.source_ts_ms);
+            heard(cdc, ev.source_ts_ms, true);
         LOG_DEBUG("cdc: %s op=%s key=%lld -> %s", id, dbz_op_name(ev.op), (long long)ev.key,
                   cdc_result_name(res));
     }
@@ -364,12 +360,18 @@ static void handle_change(struct cdc *cdc, const char *id, const struct dbz_fiel
     dbz_event_clear(&ev);
 }
 
-static void handle_heartbeat(struct cdc *cdc, const struct dbz_field *f, size_t n, bool drained)
+static void handle_signal(struct cdc *cdc, enum cdc_stream kind, const struct dbz_field *f,
+                          size_t n, bool drained)
 {
     int64_t ts = 0;
-    if (dbz_decode_heartbeat(f, n, &ts) == 0) {
+    if (dbz_decode_heartbeat(f, n, &ts) != 0)
+        return;
+    if (kind == STREAM_WATERMARK) {
+        atomic_fetch_add(&cdc->watermarks, 1);
+        heard(cdc, ts, drained);
+    } else {
         atomic_fetch_add(&cdc->heartbeats, 1);
-        heard_heartbeat(cdc, ts, drained);
+        atomic_store(&cdc->heartbeat_mono_ms, now_mono_ms());
     }
 }
 
@@ -395,7 +397,7 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
     for (size_t s = 0; s < r->elements; s++) {
         const redisReply *sr = r->element[s];
         const redisReply *entries;
-        bool is_hb;
+        enum cdc_stream kind = STREAM_ITEMS;
         const char **argv;
         size_t *argl;
         size_t nack = 0;
@@ -403,7 +405,9 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
         if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
             sr->element[0]->type != REDIS_REPLY_STRING)
             continue;
-        is_hb = strcmp(sr->element[0]->str, cdc->cfg->cdc_heartbeat_stream) == 0;
+        for (int k = 0; k < CDC_NSTREAMS; k++)
+            if (strcmp(sr->element[0]->str, cdc->streams[k]) == 0)
+                kind = (enum cdc_stream)k;
         entries = sr->element[1];
         if (entries->type != REDIS_REPLY_ARRAY || entries->elements == 0)
             continue;
@@ -445,8 +449,8 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
                     nf++;
                 }
             }
-            if (is_hb)
-                handle_heartbeat(cdc, fv, nf, drained);
+            if (kind != STREAM_ITEMS)
+                handle_signal(cdc, kind, fv, nf, drained);
             else
                 handle_change(cdc, er->element[0]->str, fv, nf, bytes);
         }
@@ -471,7 +475,7 @@ static void *consumer_main(void *arg)
     snprintf(block, sizeof(block), "%lld", (long long)cdc->cfg->cdc_block_ms);
     while (!atomic_load(&cdc->stop)) {
         redisReply *r;
-        const char *argv[13];
+        const char *argv[9 + 2 * CDC_NSTREAMS];
         size_t seen = 0, nacks = 0;
 
         if (!ctx) {
@@ -514,10 +518,11 @@ static void *consumer_main(void *arg)
         argv[6] = "BLOCK";
         argv[7] = pending_phase ? "1" : block;
         argv[8] = "STREAMS";
-        argv[9] = cdc->cfg->cdc_stream;
-        argv[10] = cdc->cfg->cdc_heartbeat_stream;
-        argv[11] = argv[12] = pending_phase ? "0" : ">";
-        r = redisCommandArgv(ctx, 13, argv, NULL);
+        for (int k = 0; k < CDC_NSTREAMS; k++) {
+            argv[9 + k] = cdc->streams[k];
+            argv[9 + CDC_NSTREAMS + k] = pending_phase ? "0" : ">";
+        }
+        r = redisCommandArgv(ctx, 9 + 2 * CDC_NSTREAMS, argv, NULL);
         if (!r) {
             set_error(cdc, "Redis connection lost", ctx->errstr);
             redisFree(ctx);
@@ -594,11 +599,8 @@ void cdc_destroy(struct cdc *cdc)
 bool cdc_vouching(struct cdc *cdc)
 {
     int64_t heard_at = atomic_load(&cdc->heard_mono_ms);
-    int64_t now = now_mono_ms(), stale_at = atomic_load(&cdc->stale_event_mono_ms);
-    bool backlog = stale_at > atomic_load(&cdc->fresh_event_mono_ms) &&
-                   now - stale_at <= cdc->cfg->cdc_max_staleness_ms;
-    bool ok = atomic_load(&cdc->attached) && heard_at > 0 && !backlog &&
-              now - heard_at <= cdc->cfg->cdc_max_staleness_ms;
+    bool ok = atomic_load(&cdc->attached) && heard_at > 0 &&
+              now_mono_ms() - heard_at <= cdc->cfg->cdc_max_staleness_ms;
     /* Log each transition once (the flag flips only on a change). */
     if (atomic_exchange(&cdc->vouch_logged, ok) != ok) {
         if (ok)
@@ -623,6 +625,10 @@ void cdc_status(struct cdc *cdc, struct cdc_status *out)
     for (int i = 0; i < CDC_RESULT_COUNT; i++)
         out->results[i] = atomic_load(&cdc->results[i]);
     out->heartbeats = atomic_load(&cdc->heartbeats);
+    out->watermarks = atomic_load(&cdc->watermarks);
+    out->heartbeat_age_ms = atomic_load(&cdc->heartbeat_mono_ms) > 0
+                                ? now_mono_ms() - atomic_load(&cdc->heartbeat_mono_ms)
+                                : -1;
     out->reconnects = atomic_load(&cdc->reconnects);
     out->gap_flushes = atomic_load(&cdc->gap_flushes);
     out->batches = atomic_load(&cdc->batches);

@@ -245,6 +245,7 @@ int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_m
     const char *vjson = NULL;
     size_t vlen = 0;
     cJSON *val;
+    const cJSON *source;
     int64_t ts;
     int rc = CDC_EDECODE;
 
@@ -261,7 +262,13 @@ int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_m
     if (!vjson)
         return CDC_EDECODE;
     val = cJSON_ParseWithLength(vjson, vlen);
-    if (cJSON_IsObject(val) && json_i64(cJSON_GetObjectItemCaseSensitive(val, "ts_ms"), &ts)) {
+    source = cJSON_GetObjectItemCaseSensitive(val, "source");
+    if (cJSON_IsObject(source) &&
+        json_i64(cJSON_GetObjectItemCaseSensitive(source, "ts_ms"), &ts)) {
+        *ts_ms = ts;
+        rc = 0;
+    } else if (cJSON_IsObject(val) &&
+               json_i64(cJSON_GetObjectItemCaseSensitive(val, "ts_ms"), &ts)) {
         *ts_ms = ts;
         rc = 0;
     }

@@ -502,10 +502,11 @@ static void ready(struct request *rq)
     if (rq->srv->cdc) {
         buf_printf(&out,
                    "},\"cdc\":{\"ok\":%s,\"attached\":%s,\"group\":\"%s\",\"lag_ms\":%lld,"
-                   "\"max_staleness_ms\":%lld,\"serving_from_cache\":%s,\"last_error\":\"",
+                   "\"max_staleness_ms\":%lld,\"serving_from_cache\":%s,"
+                   "\"debezium_heartbeat_age_ms\":%lld,\"last_error\":\"",
                    st.attached && st.vouching ? "true" : "false", st.attached ? "true" : "false",
                    st.group, (long long)st.staleness_ms, (long long)st.max_staleness_ms,
-                   st.vouching ? "true" : "false");
+                   st.vouching ? "true" : "false", (long long)st.heartbeat_age_ms);
         buf_json_escape(&out, st.last_error, strlen(st.last_error));
         buf_puts(&out, "\"}}}");
     } else {

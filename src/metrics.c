@@ -178,6 +178,9 @@ int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct
             "%llu\n"
             "# TYPE cdcache_cdc_events_poison_total counter\ncdcache_cdc_events_poison_total %llu\n"
             "# TYPE cdcache_cdc_heartbeats_total counter\ncdcache_cdc_heartbeats_total %llu\n"
+            "# HELP cdcache_cdc_watermarks_total Watermark-row changes read (they vouch for "
+            "freshness).\n"
+            "# TYPE cdcache_cdc_watermarks_total counter\ncdcache_cdc_watermarks_total %llu\n"
             "# TYPE cdcache_cdc_reconnects_total counter\ncdcache_cdc_reconnects_total %llu\n"
             "# HELP cdcache_cdc_gap_flushes_total Cache flushes because events may have been "
             "lost.\n"
@@ -193,8 +196,8 @@ int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct
             "%.3f\n",
             (unsigned long long)applied, (unsigned long long)ignored,
             (unsigned long long)r[CDC_RESULT_POISON], (unsigned long long)cdc->heartbeats,
-            (unsigned long long)cdc->reconnects, (unsigned long long)cdc->gap_flushes,
-            cdc->attached ? 1 : 0, cdc->vouching ? 1 : 0,
+            (unsigned long long)cdc->watermarks, (unsigned long long)cdc->reconnects,
+            (unsigned long long)cdc->gap_flushes, cdc->attached ? 1 : 0, cdc->vouching ? 1 : 0,
             cdc->staleness_ms < 0 ? -1.0 : (double)cdc->staleness_ms / 1000.0,
             (double)cdc->max_staleness_ms / 1000.0);
     }

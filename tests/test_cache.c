@@ -327,7 +327,8 @@ Test(cache, concurrent_misses_wait_for_one_fill)
     cache_destroy(c);
 }
 
-/* A create cannot take its lease before the id exists: the epoch read before the insert stands in. */
+/* A create cannot take its lease before the id exists: the epoch read before the insert stands in.
+ */
 Test(cache, lease_since_refuses_keys_touched_after_the_epoch)
 {
     struct cache *c = mk(1 << 20, 4);

@@ -166,3 +166,16 @@ Test(debezium, heartbeat)
     f.value_len = 4;
     cr_assert_eq(dbz_decode_heartbeat(&f, 1, &ts), CDC_EDECODE);
 }
+
+Test(debezium, watermark_change_gives_its_commit_time)
+{
+    struct dbz_field f = {"{\"id\":1}", 8,
+                          "{\"before\":null,\"after\":{\"id\":1,\"ts\":\"2026-11-21T12:00:00.1Z\"},"
+                          "\"source\":{\"ts_ms\":1795262400100,\"table\":\"cdcache_watermark\"},"
+                          "\"op\":\"u\",\"ts_ms\":1795262409999}",
+                          0};
+    int64_t ts = 0;
+    f.value_len = strlen(f.value);
+    cr_assert_eq(dbz_decode_heartbeat(&f, 1, &ts), 0);
+    cr_assert_eq(ts, 1795262400100LL, "the commit time, not the time Debezium processed it");
+}

@@ -1,10 +1,11 @@
 /* The change-data-capture consumer: one thread per replica with its own hiredis connection. It
- * reads the Debezium stream and the Debezium heartbeat stream with XREADGROUP (one consumer group
- * per replica, positioned at `$` on start), applies each entry to the cache, then XACKs it.
+ * reads the Debezium streams (the items' changes, the watermark row's changes, Debezium's
+ * heartbeats) with XREADGROUP (one consumer group per replica, positioned at `$` on start), applies
+ * each entry to the cache, then XACKs it.
  *
  * It also decides whether the replica can vouch for its cache: only while it is attached to Redis
- * and has heard from the pipeline (a heartbeat or a change committed recently) within
- * max_staleness. */
+ * and has applied, within max_staleness, an entry committed within max_staleness with nothing older
+ * still in flight (see heard() in cdc.c). */
 #ifndef CDCACHE_CDC_H
 #define CDCACHE_CDC_H
 
@@ -40,7 +41,8 @@ struct cdc_status {
     int64_t staleness_ms; /* since the pipeline was last heard from; -1 never */
     int64_t max_staleness_ms;
     uint64_t results[CDC_RESULT_COUNT];
-    uint64_t heartbeats, reconnects, gap_flushes, batches;
+    uint64_t heartbeats, watermarks, reconnects, gap_flushes, batches;
+    int64_t heartbeat_age_ms; /* since Debezium's last heartbeat (liveness); -1 never */
     uint64_t trims, trimmed, groups_removed, consumers_removed; /* stream retention */
     int64_t stream_length;                                      /* -1 unknown */
     char group[160];

@@ -28,6 +28,7 @@
     X(cdc, enabled, BOOL, "true", 0, 0)                                                            \
     X(cdc, stream, STR, "cdcache.inventory.items", 1, 0)                                           \
     X(cdc, heartbeat_stream, STR, "__debezium-heartbeat.cdcache", 1, 0)                            \
+    X(cdc, watermark_stream, STR, "cdcache.inventory.cdcache_watermark", 1, 0)                     \
     X(cdc, replica_id, STR, "", 0, 0)                                                              \
     X(cdc, group_prefix, STR, "cdcache", 1, 0)                                                     \
     X(cdc, batch_count, INT, "512", 1, 100000)                                                     \

@@ -39,8 +39,9 @@ int db_ping(struct db *db, char *err, size_t errlen);
 /* Statements run against PostgreSQL, by name, since start (for /metrics). */
 #define DB_STATEMENTS(X)                                                                           \
     X(GET, "get")                                                                                  \
-    X(LIST, "list") X(CREATE, "create") X(UPDATE, "update") X(DELETE, "delete")                    \
-        X(EXISTS, "exists")
+    X(LIST, "list")                                                                                \
+    X(CREATE, "create") X(UPDATE, "update") X(DELETE, "delete") X(EXISTS, "exist"                  \
+                                                                          "s")
 enum db_statement {
 #define DB_STATEMENT_ENUM(name, text) DB_STMT_##name,
     DB_STATEMENTS(DB_STATEMENT_ENUM)

@@ -52,7 +52,8 @@ struct dbz_event {
 int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, char *err,
                size_t errlen);
 
-/* Decodes a heartbeat entry's value ({"ts_ms":...}); writes the timestamp. Returns 0 or
+/* Decodes a Debezium heartbeat entry's value ({"ts_ms":...}) or a change event of any table (its
+ * source.ts_ms, the commit time: used for watermark rows); writes the timestamp. Returns 0 or
  * CDC_EDECODE. */
 int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_ms);
 

@@ -278,10 +278,11 @@ log:
 
 
 class HeartbeatFeeder:
-    """Stands in for Debezium's heartbeats in integration tests (which run without Debezium), so the
-    replica can vouch for its cache. The end-to-end tests use the real Debezium Server."""
+    """Stands in for Debezium's heartbeat watermark in integration tests (which run without Debezium):
+    changes of the inventory.cdcache_watermark row, in Debezium Server's format, so the replica can
+    vouch for its cache. The end-to-end tests use the real Debezium Server."""
 
-    def __init__(self, stack, stream="__debezium-heartbeat.cdcache", interval=0.3):
+    def __init__(self, stack, stream="cdcache.inventory.cdcache_watermark", interval=0.3):
         self.stack = stack
         self.stream = stream
         self.interval = interval
@@ -293,8 +294,11 @@ class HeartbeatFeeder:
         while not self.stop_ev.is_set():
             if not self.paused.is_set():
                 try:
-                    self.stack.redis("XADD", self.stream, "*", '{"serverName":"cdcache"}',
-                                     json.dumps({"ts_ms": int(time.time() * 1000)}))
+                    now = int(time.time() * 1000)
+                    value = {"before": None, "after": {"id": 1, "ts": "2026-01-01T00:00:00Z"}, "op": "u",
+                             "source": {"ts_ms": now, "schema": "inventory", "table": "cdcache_watermark"},
+                             "ts_ms": now}
+                    self.stack.redis("XADD", self.stream, "*", '{"id":1}', json.dumps(value))
                 except AssertionError:
                     pass
             self.stop_ev.wait(self.interval)
