@@ -335,6 +335,15 @@ static void end_lease_locked(struct cache_shard *s, struct cache_node *nd)
         remove_locked(s, nd);
 }
 
+/* Gives key a new fill lease (creating its node), replacing any other; returns it. */
+static uint64_t lease_locked(struct cache_shard *s, uint64_t h, int64_t key)
+{
+    struct cache_node *nd = find_locked(s, h, key);
+    if (!nd)
+        nd = insert_locked(s, h, key);
+    return nd->lease = s->next_lease++;
+}
+
 static void touch_locked(struct cache *c, struct cache_shard *s, int64_t key)
 {
     unsigned i = s->touched_next++ % TOUCH_RING;
@@ -402,10 +411,7 @@ enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_
             }
             continue;
         }
-        if (!nd)
-            nd = insert_locked(s, h, key);
-        nd->lease = s->next_lease++;
-        *lease = nd->lease;
+        *lease = lease_locked(s, h, key);
         s->st.misses++;
         res = CACHE_MISS;
         break;
@@ -418,13 +424,9 @@ uint64_t cache_lease(struct cache *c, int64_t key)
 {
     uint64_t h, lease;
     struct cache_shard *s = shard_of(c, key, &h);
-    struct cache_node *nd;
 
     pthread_mutex_lock(&s->lock);
-    nd = find_locked(s, h, key);
-    if (!nd)
-        nd = insert_locked(s, h, key);
-    lease = nd->lease = s->next_lease++;
+    lease = lease_locked(s, h, key);
     pthread_mutex_unlock(&s->lock);
     return lease;
 }
@@ -489,15 +491,10 @@ uint64_t cache_lease_since(struct cache *c, int64_t key, uint64_t since)
 {
     uint64_t h, lease = 0;
     struct cache_shard *s = shard_of(c, key, &h);
-    struct cache_node *nd;
 
     pthread_mutex_lock(&s->lock);
-    if (!touched_since_locked(c, s, key, since)) {
-        nd = find_locked(s, h, key);
-        if (!nd)
-            nd = insert_locked(s, h, key);
-        lease = nd->lease = s->next_lease++;
-    }
+    if (!touched_since_locked(c, s, key, since))
+        lease = lease_locked(s, h, key);
     pthread_mutex_unlock(&s->lock);
     return lease;
 }
