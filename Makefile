@@ -5,7 +5,7 @@ BUILD ?= build
 PYTEST ?= python3 -m pytest
 
 .PHONY: all build deps restart stop logs test test-unit test-sanitize test-integration test-e2e \
-        clean-reports check-consistency check-consistency-short \
+        clean-reports check-consistency check-consistency-short bench \
         check-config fuzz format format-check clean
 
 all: build
@@ -68,6 +68,13 @@ check-consistency: build deps
 check-consistency-short: build
 	python3 tests/consistency/checker.py --reads 20000 --seed 7 --report $(BUILD)/test-reports/consistency.txt
 
+# Benchmarks (bench/run.py): an optimised build in $(BUILD)-bench, a throwaway stack, a report in
+# bench/results/<date>.md. BENCH_QUICK=1 for a short pass. Reports; never fails on a figure.
+bench: deps
+	[ -f $(BUILD)-bench/build.ninja ] || meson setup $(BUILD)-bench --buildtype=release
+	ninja -C $(BUILD)-bench
+	BENCH_BUILD=$(BUILD)-bench python3 bench/run.py
+
 # libFuzzer harnesses for the untrusted-input parsers (needs clang): FUZZ_SECONDS each.
 fuzz:
 	@scripts/deps.sh
@@ -85,4 +92,4 @@ format-check: deps
 	clang-format --dry-run --Werror src/*.c include/cdcache/*.h tests/*.c tests/*.h tests/fuzz/*.c
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz $(BUILD)-bench

@@ -8,7 +8,7 @@ what=${1:-all}
 
 build_pkgs=(build-essential meson ninja-build pkg-config libpq-dev libhiredis-dev libcivetweb-dev
             libcjson-dev libcyaml-dev libcriterion-dev)
-stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl maven procps)
+stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl maven procps wrk gnuplot-nox)
 tool_pkgs=(clang libclang-rt-14-dev clang-format)
 
 missing=()

@@ -14,8 +14,9 @@
 static const double latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                          0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
 #define NLAT (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
-static const int64_t propagation_buckets_ms[] = {1,   2,   5,    10,   20,   50,   100,
-                                                 200, 500, 1000, 2000, 5000, 10000};
+static const int64_t propagation_buckets_ms[] = {1,   2,   3,   4,   5,    6,    8,    10,   12,
+                                                 15,  20,  25,  30,  40,   50,   75,   100,  150,
+                                                 200, 300, 500, 750, 1000, 2000, 5000, 10000};
 #define NPROP (sizeof(propagation_buckets_ms) / sizeof(propagation_buckets_ms[0]))
 
 static const char *const route_labels[] = {

@@ -1,0 +1,155 @@
+/* Cache microbenchmark: get/put throughput with 1 and 2 threads (hits and misses), memory overhead
+ * per entry, and RSS under a fill-heavy run against the configured bound. Prints "key value" lines
+ * that bench/run.sh turns into the report. */
+#include "cdcache/cache.h"
+#include "cdcache/util.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BODY 200
+#define KEYS 100000
+
+static struct cache *c;
+static char body[BODY + 1];
+static long ops_per_thread = 5000000;
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static long hit_keys = KEYS; /* hits over all keys, or over a hot set that fits in the CPU caches */
+
+static void *hits(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ULL + 1;
+    long n = 0;
+    for (long i = 0; i < ops_per_thread; i++) {
+        struct cache_value *v;
+        uint64_t lease;
+        if (cache_lookup(c, (int64_t)(xorshift(&seed) % (uint64_t)hit_keys) + 1, 0, &v, &lease) ==
+            CACHE_HIT) {
+            size_t len;
+            n += (long)cache_value_body(v, &len)[0];
+            cache_value_release(v);
+        }
+    }
+    return (void *)n;
+}
+
+static void *misses(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ULL + 7;
+    for (long i = 0; i < ops_per_thread; i++) {
+        struct cache_value *v;
+        uint64_t lease;
+        int64_t key = (int64_t)(xorshift(&seed) % 1000000000) + KEYS + 10;
+        if (cache_lookup(c, key, 0, &v, &lease) == CACHE_MISS)
+            cache_fill_abort(c, key, lease);
+        else
+            cache_value_release(v);
+    }
+    return NULL;
+}
+
+static void *puts_(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ULL + 3;
+    for (long i = 0; i < ops_per_thread / 4; i++) {
+        int64_t key = (int64_t)(xorshift(&seed) % (KEYS * 4)) + 1;
+        cache_fill(c, key, cache_lease(c, key), i + 1, body, BODY, NULL);
+    }
+    return NULL;
+}
+
+static double run(void *(*fn)(void *), int threads, long ops)
+{
+    pthread_t t[8];
+    int64_t t0 = now_mono_ns();
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, fn, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    return (double)ops * threads / ((double)(now_mono_ns() - t0) / 1e9);
+}
+
+static long rss_kb(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static struct cache *mk(size_t bytes, unsigned shards)
+{
+    struct cache_options o = {bytes, shards, true, 1000};
+    return cache_create(&o);
+}
+
+/* Bytes of RSS per entry beyond key and body, measured in a fresh process. */
+static int overhead(void)
+{
+    long base = rss_kb();
+    c = mk(1u << 30, 64);
+    for (int64_t k = 1; k <= 1000000; k++)
+        cache_fill(c, k, cache_lease(c, k), 1, body, BODY, NULL);
+    printf("entry_overhead_charged %zu\n", cache_entry_cost(BODY) - BODY - sizeof(int64_t));
+    printf("entry_overhead_rss %.1f\n",
+           (double)(rss_kb() - base) * 1024 / 1e6 - BODY - (double)sizeof(int64_t));
+    return 0;
+}
+
+/* A fill-heavy run in a fresh process: 10x the bound in distinct keys; RSS must stay within the
+ * bound + 10%. */
+static int fill_heavy(void)
+{
+    size_t cap = 64u << 20;
+    long base = rss_kb(), peak = 0;
+    c = mk(cap, 64);
+    for (int64_t k = 1; k <= (int64_t)(10 * cap / cache_entry_cost(BODY)); k++) {
+        cache_fill(c, k, cache_lease(c, k), 1, body, BODY, NULL);
+        if (k % 16384 == 0 && rss_kb() - base > peak)
+            peak = rss_kb() - base;
+    }
+    printf("rss_cap_bytes %zu\nrss_peak_bytes %ld\nrss_ratio %.3f\n", cap, peak * 1024,
+           (double)peak * 1024 / (double)cap);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    memset(body, 'x', BODY);
+    if (argc > 1 && strcmp(argv[1], "overhead") == 0)
+        return overhead();
+    if (argc > 1 && strcmp(argv[1], "rss") == 0)
+        return fill_heavy();
+    if (argc > 1)
+        ops_per_thread = strtol(argv[1], NULL, 10);
+    c = mk(1u << 30, 64);
+    for (int64_t k = 1; k <= KEYS; k++)
+        cache_fill(c, k, cache_lease(c, k), 1, body, BODY, NULL);
+    hit_keys = 1000;
+    printf("hits_hot_1t %.0f\n", run(hits, 1, ops_per_thread));
+    printf("hits_hot_2t %.0f\n", run(hits, 2, ops_per_thread));
+    hit_keys = KEYS;
+    printf("hits_1t %.0f\n", run(hits, 1, ops_per_thread));
+    printf("hits_2t %.0f\n", run(hits, 2, ops_per_thread));
+    printf("misses_1t %.0f\n", run(misses, 1, ops_per_thread));
+    printf("misses_2t %.0f\n", run(misses, 2, ops_per_thread));
+    printf("puts_1t %.0f\n", run(puts_, 1, ops_per_thread / 4));
+    printf("puts_2t %.0f\n", run(puts_, 2, ops_per_thread / 4));
+    cache_destroy(c);
+    return 0;
+}

@@ -1,0 +1,250 @@
+/* Hit-ratio simulator: replays synthetic traces through the real cache (SIEVE) and through
+ * reference LRU and S3-FIFO simulators, at several cache sizes. Output: one line per trace, size
+ * and policy: trace size_pct policy hit_ratio */
+#include "cdcache/cache.h"
+#include "cdcache/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NKEYS 100000
+#define NREQ  2000000
+#define BODY  16
+
+static uint64_t rng = 88172645463325252ULL;
+static double unif(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+static double *zipf_cdf(double alpha)
+{
+    double *cdf = xmalloc(NKEYS * sizeof(*cdf)), sum = 0;
+    for (int i = 0; i < NKEYS; i++)
+        sum += 1.0 / pow(i + 1, alpha);
+    for (int i = 0; i < NKEYS; i++)
+        cdf[i] = (i == 0 ? 0 : cdf[i - 1]) + 1.0 / pow(i + 1, alpha) / sum;
+    return cdf;
+}
+
+static int zipf(const double *cdf)
+{
+    double u = unif();
+    int lo = 0, hi = NKEYS - 1;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (cdf[mid] < u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Traces: keys are 1-based; rank r of a Zipf draw maps to a scattered key so hot keys spread out.
+ */
+static int64_t *make_trace(const char *kind, int64_t *maxkey)
+{
+    int64_t *t = xmalloc(NREQ * sizeof(*t));
+    double alpha = strcmp(kind, "zipf0.8") == 0 ? 0.8 : strcmp(kind, "zipf1.2") == 0 ? 1.2 : 0.99;
+    double *cdf = zipf_cdf(alpha);
+    int64_t next_scan = NKEYS + 1;
+    long i = 0;
+
+    while (i < NREQ) {
+        if (strcmp(kind, "scan") == 0 && i > 0 && i % 20000 == 0) {
+            for (int k = 0; k < 5000 && i < NREQ; k++)
+                t[i++] = next_scan++; /* a one-time scan of keys never seen again */
+            continue;
+        }
+        {
+            int64_t r = zipf(cdf);
+            if (strcmp(kind, "shift") == 0)
+                r = (r + (i / 250000) * (NKEYS / 10)) % NKEYS; /* the hot set moves */
+            t[i++] = (r * 7919) % NKEYS + 1;
+        }
+    }
+    free(cdf);
+    *maxkey = next_scan;
+    return t;
+}
+
+/* --- LRU reference --- */
+static double lru(const int64_t *t, int64_t maxkey, long cap)
+{
+    int32_t *prev = xcalloc((size_t)maxkey + 1, 4), *next = xcalloc((size_t)maxkey + 1, 4);
+    char *in = xcalloc((size_t)maxkey + 1, 1);
+    int32_t head = 0, tail = 0; /* 0 = none */
+    long size = 0, hits = 0;
+
+    for (long i = 0; i < NREQ; i++) {
+        int32_t k = (int32_t)t[i];
+        if (in[k]) {
+            hits++;
+            if (head == k)
+                continue;
+            next[prev[k]] = next[k]; /* unlink (k is not head, so prev[k] != 0) */
+            if (next[k])
+                prev[next[k]] = prev[k];
+            else
+                tail = prev[k];
+        } else {
+            if (size == cap) {
+                int32_t v = tail;
+                tail = prev[v];
+                if (tail)
+                    next[tail] = 0;
+                else
+                    head = 0;
+                in[v] = 0;
+                size--;
+            }
+            in[k] = 1;
+            size++;
+        }
+        prev[k] = 0;
+        next[k] = head;
+        if (head)
+            prev[head] = k;
+        head = k;
+        if (!tail)
+            tail = k;
+    }
+    free(prev);
+    free(next);
+    free(in);
+    return (double)hits / NREQ;
+}
+
+/* --- S3-FIFO reference (Yang et al., SOSP '23): small FIFO (10%), main FIFO, ghost FIFO --- */
+struct fifo {
+    int32_t *q;
+    long cap, head, len;
+};
+static void f_push(struct fifo *f, int32_t k)
+{
+    f->q[(f->head + f->len++) % f->cap] = k;
+}
+static int32_t f_pop(struct fifo *f)
+{
+    int32_t k = f->q[f->head];
+    f->head = (f->head + 1) % f->cap;
+    f->len--;
+    return k;
+}
+
+static double s3fifo(const int64_t *t, int64_t maxkey, long cap)
+{
+    long scap = cap / 10 > 0 ? cap / 10 : 1, mcap = cap - scap > 0 ? cap - scap : 1;
+    struct fifo s = {xmalloc((size_t)scap * 4), scap, 0, 0},
+                m = {xmalloc((size_t)mcap * 4), mcap, 0, 0};
+    struct fifo g = {xmalloc((size_t)mcap * 4), mcap, 0, 0};
+    char *where = xcalloc((size_t)maxkey + 1, 1); /* 0 none, 1 small, 2 main, 3 ghost */
+    char *freq = xcalloc((size_t)maxkey + 1, 1);
+    long hits = 0;
+
+    for (long i = 0; i < NREQ; i++) {
+        int32_t k = (int32_t)t[i];
+        if (where[k] == 1 || where[k] == 2) {
+            hits++;
+            if (freq[k] < 3)
+                freq[k]++;
+            continue;
+        }
+        if (where[k] == 3) { /* seen recently: straight to main */
+            while (m.len == mcap) {
+                int32_t v = f_pop(&m);
+                if (freq[v] > 0) {
+                    freq[v]--;
+                    f_push(&m, v);
+                } else {
+                    where[v] = 0;
+                }
+            }
+            where[k] = 2;
+            freq[k] = 0;
+            f_push(&m, k);
+            continue;
+        }
+        while (s.len == scap) {
+            int32_t v = f_pop(&s);
+            if (freq[v] > 0) { /* accessed while small: promote */
+                while (m.len == mcap) {
+                    int32_t w = f_pop(&m);
+                    if (freq[w] > 0) {
+                        freq[w]--;
+                        f_push(&m, w);
+                    } else {
+                        where[w] = 0;
+                    }
+                }
+                where[v] = 2;
+                freq[v] = 0;
+                f_push(&m, v);
+            } else {
+                if (g.len == mcap) {
+                    int32_t old = f_pop(&g);
+                    if (where[old] == 3)
+                        where[old] = 0;
+                }
+                where[v] = 3;
+                f_push(&g, v);
+            }
+        }
+        where[k] = 1;
+        freq[k] = 0;
+        f_push(&s, k);
+    }
+    free(s.q);
+    free(m.q);
+    free(g.q);
+    free(where);
+    free(freq);
+    return (double)hits / NREQ;
+}
+
+/* --- the real cache (SIEVE) --- */
+static double sieve(const int64_t *t, long cap, unsigned shards)
+{
+    struct cache_options o = {(size_t)cap * cache_entry_cost(BODY), shards, false, 1000};
+    struct cache *c = cache_create(&o);
+    long hits = 0;
+    for (long i = 0; i < NREQ; i++) {
+        struct cache_value *v;
+        uint64_t lease;
+        if (cache_lookup(c, t[i], 0, &v, &lease) == CACHE_HIT) {
+            hits++;
+            cache_value_release(v);
+        } else {
+            cache_fill(c, t[i], lease, 1, "0123456789abcdef", BODY, NULL);
+        }
+    }
+    cache_destroy(c);
+    return (double)hits / NREQ;
+}
+
+int main(void)
+{
+    static const char *const traces[] = {"zipf0.8", "zipf0.99", "zipf1.2", "scan", "shift"};
+    static const double sizes[] = {0.001, 0.01, 0.1};
+
+    for (size_t ti = 0; ti < sizeof(traces) / sizeof(traces[0]); ti++) {
+        int64_t maxkey;
+        int64_t *t = make_trace(traces[ti], &maxkey);
+        for (size_t si = 0; si < 3; si++) {
+            long cap = (long)(NKEYS * sizes[si]);
+            printf("%s %.1f sieve %.4f\n", traces[ti], sizes[si] * 100, sieve(t, cap, 1));
+            printf("%s %.1f sieve-64shards %.4f\n", traces[ti], sizes[si] * 100, sieve(t, cap, 64));
+            printf("%s %.1f lru %.4f\n", traces[ti], sizes[si] * 100, lru(t, maxkey, cap));
+            printf("%s %.1f s3fifo %.4f\n", traces[ti], sizes[si] * 100, s3fifo(t, maxkey, cap));
+            fflush(stdout);
+        }
+        free(t);
+    }
+    return 0;
+}
