@@ -601,8 +601,10 @@ bool cdc_vouching(struct cdc *cdc)
     int64_t heard_at = atomic_load(&cdc->heard_mono_ms);
     bool ok = atomic_load(&cdc->attached) && heard_at > 0 &&
               now_mono_ms() - heard_at <= cdc->cfg->cdc_max_staleness_ms;
-    /* Log each transition once (the flag flips only on a change). */
-    if (atomic_exchange(&cdc->vouch_logged, ok) != ok) {
+    /* Log each transition once (the flag flips only on a change; read first, so the hot path does
+     * not write a shared cache line on every request). */
+    if (atomic_load_explicit(&cdc->vouch_logged, memory_order_relaxed) != ok &&
+        atomic_exchange(&cdc->vouch_logged, ok) != ok) {
         if (ok)
             LOG_INFO("cdc: pipeline healthy again: serving reads from the cache");
         else
