@@ -1,18 +1,22 @@
-/* PostgreSQL access. One connection per thread (libpq's rule), held in thread-specific data so that
- * civetweb worker threads each keep theirs across requests; statements are prepared per connection.
- * The session runs in UTC so timestamptz comes back as "YYYY-MM-DD HH:MM:SS.ffffff+00", which
- * item_render() normalises exactly as it does Debezium's ISO-8601 text. */
+/* PostgreSQL access through a bounded pool (postgres.pool_size). A worker borrows a connection for
+ * one statement and gives it back, so one PGconn is used by one thread at a time (libpq's rule) and
+ * the number of server connections does not grow with http.threads. Statements are prepared once
+ * per connection; broken connections are closed and replaced on demand. The session runs in UTC so
+ * timestamptz comes back as "YYYY-MM-DD HH:MM:SS.ffffff+00", which item_render() normalises exactly
+ * as it does Debezium's ISO-8601 text. */
 #include "cdcache/db.h"
 #include "cdcache/error.h"
 #include "cdcache/item.h"
 #include "cdcache/log.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define COLS "id, name, description, price::text, created_at, updated_at, version"
 
@@ -43,22 +47,33 @@ static const struct {
 struct db {
     _Atomic uint64_t queries[DB_STMT_COUNT];
     _Atomic uint64_t errors;
+    _Atomic uint64_t pool_waits, pool_timeouts;
     char *conninfo;
     int statement_timeout_ms;
-    pthread_key_t conn_key; /* this thread's PGconn*, closed by the key's destructor */
+    int wait_ms;
+    pthread_mutex_t lock; /* guards idle, nidle and open */
+    pthread_cond_t freed; /* signalled when a connection returns or a slot opens */
+    PGconn **idle;        /* connections not lent out; at most max */
+    int nidle;
+    int open; /* connections existing (idle + lent out + being opened) */
+    int max;
 };
 
-static void conn_destructor(void *p)
-{
-    PQfinish(p);
-}
-
-struct db *db_create(const char *conninfo, int statement_timeout_ms)
+struct db *db_create(const char *conninfo, int statement_timeout_ms, int pool_size, int wait_ms)
 {
     struct db *db = xcalloc(1, sizeof(*db));
+    pthread_condattr_t ca;
+
     db->conninfo = xstrdup(conninfo);
     db->statement_timeout_ms = statement_timeout_ms;
-    pthread_key_create(&db->conn_key, conn_destructor);
+    db->max = pool_size > 0 ? pool_size : 1;
+    db->wait_ms = wait_ms;
+    db->idle = xcalloc((size_t)db->max, sizeof(*db->idle));
+    pthread_mutex_init(&db->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&db->freed, &ca);
+    pthread_condattr_destroy(&ca);
     return db;
 }
 
@@ -66,9 +81,11 @@ void db_destroy(struct db *db)
 {
     if (!db)
         return;
-    PQfinish(pthread_getspecific(db->conn_key));
-    pthread_setspecific(db->conn_key, NULL);
-    pthread_key_delete(db->conn_key);
+    for (int i = 0; i < db->nidle; i++)
+        PQfinish(db->idle[i]);
+    pthread_mutex_destroy(&db->lock);
+    pthread_cond_destroy(&db->freed);
+    free(db->idle);
     free(db->conninfo);
     free(db);
 }
@@ -102,19 +119,13 @@ static bool exec_ok(PGconn *c, const char *sql)
     return ok;
 }
 
-/* Returns this thread's connection, opening and preparing it when needed; NULL when the server is
- * unreachable. */
-static PGconn *thread_conn(struct db *db)
+/* Opens and prepares a new connection; NULL when the server is unreachable. */
+static PGconn *open_conn(struct db *db)
 {
-    PGconn *c = pthread_getspecific(db->conn_key);
     char sql[96];
     char err[256];
+    PGconn *c = db_connect_raw(db->conninfo, err, sizeof(err));
 
-    if (c && PQstatus(c) == CONNECTION_OK)
-        return c;
-    PQfinish(c);
-    pthread_setspecific(db->conn_key, NULL);
-    c = db_connect_raw(db->conninfo, err, sizeof(err));
     if (!c) {
         LOG_WARN("db: connect failed: %s", err);
         return NULL;
@@ -132,11 +143,67 @@ static PGconn *thread_conn(struct db *db)
         if (!ok)
             goto fail;
     }
-    pthread_setspecific(db->conn_key, c);
     return c;
 fail:
     PQfinish(c);
     return NULL;
+}
+
+/* Borrows a connection from the pool, opening one while fewer than pool_size exist, else waiting up
+ * to pool_wait_ms for one to come back. Returns NULL on timeout or when no connection can be
+ * opened. Give it back with release(). */
+static PGconn *acquire(struct db *db)
+{
+    struct timespec deadline;
+    int64_t ns = now_mono_ns() + (int64_t)db->wait_ms * 1000000;
+    PGconn *c = NULL;
+    bool waited = false;
+
+    deadline.tv_sec = ns / 1000000000;
+    deadline.tv_nsec = ns % 1000000000;
+    pthread_mutex_lock(&db->lock);
+    while (db->nidle == 0 && db->open >= db->max) {
+        if (!waited) {
+            waited = true;
+            atomic_fetch_add_explicit(&db->pool_waits, 1, memory_order_relaxed);
+        }
+        if (pthread_cond_timedwait(&db->freed, &db->lock, &deadline) == ETIMEDOUT) {
+            pthread_mutex_unlock(&db->lock);
+            atomic_fetch_add_explicit(&db->pool_timeouts, 1, memory_order_relaxed);
+            LOG_WARN("db: no connection free within postgres.pool_wait_ms");
+            return NULL;
+        }
+    }
+    if (db->nidle > 0) {
+        c = db->idle[--db->nidle];
+        pthread_mutex_unlock(&db->lock);
+        return c;
+    }
+    db->open++; /* a slot is ours: connect outside the lock */
+    pthread_mutex_unlock(&db->lock);
+    c = open_conn(db);
+    if (!c) {
+        pthread_mutex_lock(&db->lock);
+        db->open--;
+        pthread_cond_signal(&db->freed);
+        pthread_mutex_unlock(&db->lock);
+    }
+    return c;
+}
+
+/* Returns a borrowed connection; a broken one is closed and its slot freed. */
+static void release(struct db *db, PGconn *c)
+{
+    bool broken = PQstatus(c) != CONNECTION_OK;
+    if (broken)
+        PQfinish(c);
+    pthread_mutex_lock(&db->lock);
+    if (broken)
+        db->open--;
+    else
+        db->idle[db->nidle++] = c;
+    pthread_cond_signal(&db->freed);
+    pthread_mutex_unlock(&db->lock);
 }
 
 /* Runs a prepared statement. Retries once on a fresh connection when the connection broke and retry
@@ -146,9 +213,10 @@ static PGresult *run(struct db *db, enum db_statement which, int n, const char *
 {
     const char *stmt = statements[which].name;
     for (int attempt = 0; attempt < 2; attempt++) {
-        PGconn *c = thread_conn(db);
+        PGconn *c = acquire(db);
         PGresult *r;
         ExecStatusType st;
+        bool alive;
         if (!c) {
             atomic_fetch_add_explicit(&db->errors, 1, memory_order_relaxed);
             return NULL;
@@ -156,12 +224,15 @@ static PGresult *run(struct db *db, enum db_statement which, int n, const char *
         atomic_fetch_add_explicit(&db->queries[which], 1, memory_order_relaxed);
         r = PQexecPrepared(c, stmt, n, params, NULL, NULL, 0);
         st = PQresultStatus(r);
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+            LOG_WARN("db: %s: %s", stmt, PQerrorMessage(c));
+        alive = PQstatus(c) == CONNECTION_OK;
+        release(db, c);
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
             return r;
-        LOG_WARN("db: %s: %s", stmt, PQerrorMessage(c));
         atomic_fetch_add_explicit(&db->errors, 1, memory_order_relaxed);
         PQclear(r);
-        if (PQstatus(c) == CONNECTION_OK || !retry)
+        if (alive || !retry)
             return NULL;
     }
     return NULL;
@@ -314,12 +385,12 @@ int db_item_delete(struct db *db, int64_t id, int64_t if_match)
 
 int db_ping(struct db *db, char *err, size_t errlen)
 {
-    PGconn *c = thread_conn(db);
+    PGconn *c = acquire(db);
     PGresult *r;
     int rc;
 
     if (!c) {
-        snprintf(err, errlen, "cannot connect");
+        snprintf(err, errlen, "cannot connect (or no pooled connection free)");
         return CDC_EDB;
     }
     r = PQexec(c, "SELECT 1");
@@ -327,6 +398,7 @@ int db_ping(struct db *db, char *err, size_t errlen)
     if (rc)
         snprintf(err, errlen, "%s", PQerrorMessage(c));
     PQclear(r);
+    release(db, c);
     return rc;
 }
 
@@ -335,6 +407,12 @@ void db_stats(struct db *db, struct db_stats *out)
     for (int i = 0; i < DB_STMT_COUNT; i++)
         out->queries[i] = atomic_load_explicit(&db->queries[i], memory_order_relaxed);
     out->errors = atomic_load_explicit(&db->errors, memory_order_relaxed);
+    out->pool_waits = atomic_load_explicit(&db->pool_waits, memory_order_relaxed);
+    out->pool_timeouts = atomic_load_explicit(&db->pool_timeouts, memory_order_relaxed);
+    pthread_mutex_lock(&db->lock);
+    out->pool_open = (uint64_t)db->open;
+    out->pool_idle = (uint64_t)db->nidle;
+    pthread_mutex_unlock(&db->lock);
 }
 
 const char *db_statement_name(enum db_statement s)

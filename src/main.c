@@ -93,7 +93,8 @@ static int serve(int argc, char **argv)
                                    cfg->cache_negative_entries, (int)cfg->cache_fill_wait_ms};
         cache = cache_create(&co);
     }
-    db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms);
+    db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms,
+                   (int)cfg->postgres_pool_size, (int)cfg->postgres_pool_wait_ms);
     metrics = metrics_create();
     if (cfg->cdc_enabled) {
         cdc = cdc_create(cfg, cache ? cache : NULL, metrics);

@@ -224,8 +224,17 @@ int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct
         rc |=
             buf_printf(out, "cdcache_db_queries_total{statement=\"%s\"} %llu\n",
                        db_statement_name((enum db_statement)i), (unsigned long long)db->queries[i]);
-    rc |= buf_printf(out, "# TYPE cdcache_db_errors_total counter\ncdcache_db_errors_total %llu\n",
-                     (unsigned long long)db->errors);
+    rc |= buf_printf(
+        out,
+        "# TYPE cdcache_db_errors_total counter\ncdcache_db_errors_total %llu\n"
+        "# HELP cdcache_db_pool_waits_total Statements that waited for a pooled connection.\n"
+        "# TYPE cdcache_db_pool_waits_total counter\ncdcache_db_pool_waits_total %llu\n"
+        "# TYPE cdcache_db_pool_timeouts_total counter\ncdcache_db_pool_timeouts_total %llu\n"
+        "# TYPE cdcache_db_pool_connections gauge\ncdcache_db_pool_connections %llu\n"
+        "# TYPE cdcache_db_pool_idle gauge\ncdcache_db_pool_idle %llu\n",
+        (unsigned long long)db->errors, (unsigned long long)db->pool_waits,
+        (unsigned long long)db->pool_timeouts, (unsigned long long)db->pool_open,
+        (unsigned long long)db->pool_idle);
     rc |= buf_puts(out,
                    "# HELP cdcache_cdc_propagation_seconds Commit in PostgreSQL to applied here.\n"
                    "# TYPE cdcache_cdc_propagation_seconds histogram\n");

@@ -20,7 +20,9 @@
 #define CONFIG_POSTGRES(X)                                                                         \
     X(postgres, conninfo, STR, "postgresql://postgres@127.0.0.1:5432/cdcache", 1, 0)               \
     X(postgres, migrations_dir, STR, "migrations", 1, 0)                                           \
-    X(postgres, statement_timeout_ms, INT, "5000", 1, 3600000)
+    X(postgres, statement_timeout_ms, INT, "5000", 1, 3600000)                                     \
+    X(postgres, pool_size, INT, "16", 1, 1000)                                                     \
+    X(postgres, pool_wait_ms, INT, "5000", 1, 600000)
 #define CONFIG_REDIS(X)                                                                            \
     X(redis, url, STR, "redis://127.0.0.1:6379", 1, 0)                                             \
     X(redis, timeout_ms, INT, "2000", 10, 600000)

@@ -1,8 +1,10 @@
 /* PostgreSQL access for inventory.items (libpq). Every function renders rows through item_render().
  *
- * Threads: libpq allows one PGconn per thread at a time, so each calling thread gets its own
- * connection, opened lazily, with the statements prepared once, and closed when the thread exits. A
- * broken connection is reopened on the next call; reads are retried once on a fresh connection. */
+ * Threads: every function may be called from any thread. Connections come from a pool of at most
+ * pool_size, each lent to one thread for one statement (libpq allows one thread per PGconn at a
+ * time). A broken connection is closed and replaced on demand; reads are retried once on a fresh
+ * one.
+ */
 #ifndef CDCACHE_DB_H
 #define CDCACHE_DB_H
 
@@ -13,9 +15,10 @@
 
 struct db;
 
-/* Returns a new handle (no connection is opened yet); release with db_destroy() after every thread
- * that used it has stopped. conninfo is copied. */
-struct db *db_create(const char *conninfo, int statement_timeout_ms);
+/* Returns a new handle (connections open lazily, up to pool_size; a caller waits up to wait_ms for
+ * a free one); release with db_destroy() after every thread that used it has stopped. conninfo is
+ * copied. */
+struct db *db_create(const char *conninfo, int statement_timeout_ms, int pool_size, int wait_ms);
 void db_destroy(struct db *db);
 
 /* Appends the item's JSON to body. Returns 0, CDC_ENOTFOUND or CDC_EDB. */
@@ -40,8 +43,10 @@ int db_ping(struct db *db, char *err, size_t errlen);
 #define DB_STATEMENTS(X)                                                                           \
     X(GET, "get")                                                                                  \
     X(LIST, "list")                                                                                \
-    X(CREATE, "create") X(UPDATE, "update") X(DELETE, "delete") X(EXISTS, "exist"                  \
-                                                                          "s")
+    X(CREATE, "create")                                                                            \
+    X(UPDATE, "update")                                                                            \
+    X(DELETE, "delete") X(EXISTS, "exist"                                                          \
+                                  "s")
 enum db_statement {
 #define DB_STATEMENT_ENUM(name, text) DB_STMT_##name,
     DB_STATEMENTS(DB_STATEMENT_ENUM)
@@ -51,6 +56,8 @@ enum db_statement {
 struct db_stats {
     uint64_t queries[DB_STMT_COUNT];
     uint64_t errors;
+    uint64_t pool_waits, pool_timeouts; /* borrowers that had to wait; that gave up */
+    uint64_t pool_open, pool_idle;      /* connections now */
 };
 void db_stats(struct db *db, struct db_stats *out);
 const char *db_statement_name(enum db_statement s);

@@ -137,3 +137,16 @@ def test_redis_outage_bypasses_then_restart_flushes(replica, stack, heartbeats):
     first = replica.get(f"/items/{item}")
     assert first.header("x-cache") in ("miss", "bypass")
     wait_until(lambda: replica.get(f"/items/{item}").header("x-cache") == "hit", 20, what="caching resumes")
+
+
+def test_connection_pool_is_bounded(stack, heartbeats):
+    r = Replica(stack, "it-pool", env={"CDCACHE_POSTGRES_POOL_SIZE": "2", "CDCACHE_HTTP_THREADS": "32"}).start()
+    try:
+        ids = [sql_insert(stack, f"pool{i}") for i in range(64)]
+        with concurrent.futures.ThreadPoolExecutor(64) as pool:
+            results = list(pool.map(lambda i: r.get(f"/items/{i}", {"Cache-Control": "no-cache"}), ids))
+        assert all(x.status == 200 for x in results)
+        assert r.metric("cdcache_db_pool_connections") <= 2
+        assert r.metric("cdcache_db_pool_waits_total") > 0, "64 concurrent reads shared 2 connections"
+    finally:
+        r.stop()
