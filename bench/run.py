@@ -377,6 +377,8 @@ def report():
                          f"set yrange [0:1]; set key outside; plot '{dat}' u 2:xtic(1) t 'SIEVE', '' u 3 t 'LRU', '' u 4 t 'S3-FIFO'")
     if plots:
         L += ["", "## Plots", ""] + [f"![{n}]({p})" for n, p in plots]
+    for name, err in results.get("failed", {}).items():
+        L += ["", f"**Section {name} failed:** `{err}`"]
     path = os.path.join(out_dir, f"{stamp}.md")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
@@ -389,26 +391,34 @@ def report():
     print("\n".join(L))
 
 
+def section(name, fn, *args):
+    """Runs one section; a failure is recorded in the report instead of losing the others."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - the report says what failed
+        log(f"{name} failed: {e!r}")
+        results.setdefault("failed", {})[name] = repr(e)[:500]
+        return None
+
+
 def main():
     only = set(os.environ.get("BENCH_ONLY", "http,cdc,apply,cache,hitratio").split(","))
-    if only & {"cache"}:
-        cache_section()
-    if only & {"hitratio"}:
-        hitratio_section()
+    if "cache" in only:
+        section("cache", cache_section)
+    if "hitratio" in only:
+        section("hitratio", hitratio_section)
     if only & {"http", "cdc", "apply"}:
         stack = Stack(parts="pg redis debezium replicas nginx", replicas=2,
                       env={"REPLICA_THREADS": str(THREADS), "LOG_LEVEL": "warn", "PG_FSYNC": "off"}).up()
         try:
             replicas = stack.vars["REPLICA_URLS"].split(",")
-            third = None
-            if only & {"http", "cdc"}:
-                third = http_section(stack)  # its hit replica stays up as the third CDC consumer
-            if "cdc" in only:
-                cdc_section(stack, replicas + [third.url])
+            third = section("http", http_section, stack)  # its hit replica: the third CDC consumer
+            if "cdc" in only and third:
+                section("cdc", cdc_section, stack, replicas + [third.url])
             if third:
                 third.stop()
             if "apply" in only:
-                apply_section(stack)
+                section("apply", apply_section, stack)
         finally:
             stack.down()
     report()
