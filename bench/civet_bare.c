@@ -11,17 +11,22 @@
 static char *body;
 static size_t body_len;
 
+/* The fastest way civetweb lets a handler answer: the whole response in one buffer, one write (what
+ * cdcache's hit path does too). */
 static int handler(struct mg_connection *conn, void *cbdata)
 {
-    char clen[24];
+    char buf[8192];
+    int n;
     (void)cbdata;
-    mg_response_header_start(conn, 200);
-    mg_response_header_add(conn, "Content-Type", "application/json", -1);
-    snprintf(clen, sizeof(clen), "%zu", body_len);
-    mg_response_header_add(conn, "Content-Length", clen, -1);
-    mg_response_header_add_lines(conn, "X-Cache: hit\r\nETag: \"1\"\r\n");
-    mg_response_header_send(conn);
-    mg_write(conn, body, body_len);
+    n = snprintf(buf, sizeof(buf),
+                 "HTTP/1.1 200 OK\r\nDate: Sat, 21 Nov 2026 00:00:00 GMT\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\nX-Cache: hit\r\n"
+                 "ETag: \"1\"\r\n\r\n",
+                 body_len);
+    if (n > 0 && (size_t)n + body_len <= sizeof(buf)) {
+        memcpy(buf + n, body, body_len);
+        mg_write(conn, buf, (size_t)n + body_len);
+    }
     return 200;
 }
 

@@ -5,9 +5,13 @@
  * lock only to find the node, take a reference on the value and set the visited bit; the body is
  * copied to the socket after the lock is dropped.
  *
- * Values (struct cache_value) are immutable and refcounted. A node owns one reference; each reader
- * owns one. Refresh and eviction drop the node's reference, so a worker still writing an old body
- * keeps it alive until it calls cache_value_release().
+ * One allocation per entry (struct cache_value): its links, guarded by the shard lock while it is
+ * in the shard, and its response (key, version, body), immutable once created. Entries are
+ * refcounted: the shard holds one reference while the entry is linked, each reader one more. A
+ * refresh links a new entry in the old one's place and drops the shard's reference to the old one,
+ * so a worker still writing an old body keeps it alive until it calls cache_value_release(). A
+ * single allocation keeps the overhead per entry at one header (56 bytes) plus one malloc chunk
+ * header.
  *
  * Eviction is SIEVE (Zhang et al., NSDI '24): one FIFO queue per shard and one visited bit per
  * entry. A hit only sets the bit, so hits never reorder a list (unlike LRU) and the lock is held
@@ -37,31 +41,27 @@ void (*cache_test_before_fill)(int64_t key);
 #define TOUCH_RING 64
 
 struct cache_value {
-    _Atomic uint32_t refs;
-    bool negative;
-    int64_t version;
-    size_t len;
-    char body[];
-};
-
-struct cache_node {
+    struct cache_value *hnext;         /* hash chain (shard lock) */
+    struct cache_value *newer, *older; /* SIEVE queue, newest at head (shard lock) */
     int64_t key;
-    struct cache_node *hnext;         /* hash chain */
-    struct cache_node *newer, *older; /* SIEVE queue: insert at head (newest) */
-    struct cache_value *val;          /* owned reference; NULL while only a lease exists */
-    uint64_t lease;                   /* 0 = no fill in flight */
-    bool visited;
+    int64_t version; /* < 0: a negative entry ("not found") */
+    uint32_t lease;  /* fill lease, 0 = none (shard lock) */
+    _Atomic uint32_t refs;
+    uint32_t len;
+    bool visited; /* shard lock */
+    bool pending; /* a lease only, no response yet */
+    char body[];
 };
 
 struct cache_shard {
     pthread_mutex_t lock;      /* guards every field below */
     pthread_cond_t lease_done; /* broadcast when a lease on any key of the shard ends */
-    struct cache_node **buckets;
+    struct cache_value **buckets;
     size_t nbuckets;
     size_t count;
-    struct cache_node *head, *tail, *hand;
+    struct cache_value *head, *tail, *hand;
     size_t bytes, max_bytes;
-    uint64_t next_lease;
+    uint32_t next_lease;
     /* The keys most recently touched by invalidations, with the epoch of each, so a write that
      * could not take its lease before the key existed can still ask "did an event touch it since?".
      */
@@ -107,16 +107,24 @@ static uint64_t mix64(uint64_t x)
 
 size_t cache_entry_cost(size_t len)
 {
-    return sizeof(struct cache_node) + sizeof(struct cache_value) + len;
+    /* What the entry really takes: its malloc chunk (glibc: the request plus an 8-byte header,
+     * rounded up to 16) and its share of the hash buckets (one pointer per entry at load factor 1).
+     * Charging this rather than the struct size keeps RSS within the configured bound. */
+    size_t chunk = (sizeof(struct cache_value) + len + 1 + 8 + 15) & ~(size_t)15;
+    return chunk + sizeof(struct cache_value *);
 }
 
-static struct cache_value *value_new(int64_t version, bool negative, const char *body, size_t len)
+/* A new entry holding one reference (the shard's, once linked). A pending entry has no body. */
+static struct cache_value *entry_new(int64_t key, int64_t version, bool pending, const char *body,
+                                     size_t len)
 {
     struct cache_value *v = xmalloc(sizeof(*v) + len + 1);
+    memset(v, 0, sizeof(*v));
     atomic_init(&v->refs, 1);
-    v->negative = negative;
+    v->key = key;
     v->version = version;
-    v->len = len;
+    v->pending = pending;
+    v->len = (uint32_t)len;
     if (len)
         memcpy(v->body, body, len);
     v->body[len] = '\0';
@@ -142,7 +150,7 @@ int64_t cache_value_version(const struct cache_value *v)
 
 bool cache_value_negative(const struct cache_value *v)
 {
-    return v->negative;
+    return v->version < 0;
 }
 
 struct cache *cache_create(const struct cache_options *opt)
@@ -160,7 +168,13 @@ struct cache *cache_create(const struct cache_options *opt)
     for (unsigned i = 0; i < n; i++) {
         struct cache_shard *s = &c->shards[i];
         pthread_condattr_t ca;
-        pthread_mutex_init(&s->lock, NULL);
+        pthread_mutexattr_t ma;
+        pthread_mutexattr_init(&ma);
+        /* adaptive: spin briefly before sleeping; shard critical sections are a few dozen ns, and
+         * with hundreds of worker threads a sleeping waiter costs a scheduler round trip */
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+        pthread_mutex_init(&s->lock, &ma);
+        pthread_mutexattr_destroy(&ma);
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&s->lease_done, &ca);
@@ -173,22 +187,16 @@ struct cache *cache_create(const struct cache_options *opt)
     return c;
 }
 
-static void node_free(struct cache_node *nd)
-{
-    cache_value_release(nd->val);
-    free(nd);
-}
-
 void cache_destroy(struct cache *c)
 {
     if (!c)
         return;
     for (unsigned i = 0; i < c->nshards; i++) {
         struct cache_shard *s = &c->shards[i];
-        struct cache_node *nd = s->head;
+        struct cache_value *nd = s->head;
         while (nd) {
-            struct cache_node *next = nd->older;
-            node_free(nd);
+            struct cache_value *next = nd->older;
+            cache_value_release(nd);
             nd = next;
         }
         free(s->buckets);
@@ -207,9 +215,9 @@ static struct cache_shard *shard_of(struct cache *c, int64_t key, uint64_t *h)
 
 /* --- the functions below require the shard lock (suffix _locked) --- */
 
-static struct cache_node *find_locked(struct cache_shard *s, uint64_t h, int64_t key)
+static struct cache_value *find_locked(struct cache_shard *s, uint64_t h, int64_t key)
 {
-    struct cache_node *nd = s->buckets[h & (s->nbuckets - 1)];
+    struct cache_value *nd = s->buckets[h & (s->nbuckets - 1)];
     while (nd && nd->key != key)
         nd = nd->hnext;
     return nd;
@@ -218,11 +226,11 @@ static struct cache_node *find_locked(struct cache_shard *s, uint64_t h, int64_t
 static void grow_locked(struct cache_shard *s)
 {
     size_t n = s->nbuckets * 2;
-    struct cache_node **b = xcalloc(n, sizeof(*b));
+    struct cache_value **b = xcalloc(n, sizeof(*b));
     for (size_t i = 0; i < s->nbuckets; i++) {
-        struct cache_node *nd = s->buckets[i];
+        struct cache_value *nd = s->buckets[i];
         while (nd) {
-            struct cache_node *next = nd->hnext;
+            struct cache_value *next = nd->hnext;
             size_t j = mix64((uint64_t)nd->key) & (n - 1);
             nd->hnext = b[j];
             b[j] = nd;
@@ -234,15 +242,14 @@ static void grow_locked(struct cache_shard *s)
     s->nbuckets = n;
 }
 
-static struct cache_node *insert_locked(struct cache_shard *s, uint64_t h, int64_t key)
+static struct cache_value *insert_locked(struct cache_shard *s, uint64_t h, int64_t key)
 {
-    struct cache_node *nd = xcalloc(1, sizeof(*nd));
+    struct cache_value *nd = entry_new(key, 0, true, NULL, 0);
     size_t j;
 
     if (s->count >= s->nbuckets)
         grow_locked(s);
     j = h & (s->nbuckets - 1);
-    nd->key = key;
     nd->hnext = s->buckets[j];
     s->buckets[j] = nd;
     nd->older = s->head;
@@ -256,9 +263,9 @@ static struct cache_node *insert_locked(struct cache_shard *s, uint64_t h, int64
     return nd;
 }
 
-static void remove_locked(struct cache_shard *s, struct cache_node *nd)
+static void remove_locked(struct cache_shard *s, struct cache_value *nd)
 {
-    struct cache_node **pp = &s->buckets[mix64((uint64_t)nd->key) & (s->nbuckets - 1)];
+    struct cache_value **pp = &s->buckets[mix64((uint64_t)nd->key) & (s->nbuckets - 1)];
     while (*pp != nd)
         pp = &(*pp)->hnext;
     *pp = nd->hnext;
@@ -273,20 +280,20 @@ static void remove_locked(struct cache_shard *s, struct cache_node *nd)
     else
         s->tail = nd->newer;
     s->count--;
-    s->bytes -= cache_entry_cost(nd->val ? nd->val->len : 0);
+    s->bytes -= cache_entry_cost(nd->len);
     if (nd->lease)
         pthread_cond_broadcast(&s->lease_done);
-    node_free(nd);
+    cache_value_release(nd);
 }
 
 /* SIEVE: evicts unvisited entries from the hand towards the head until need more bytes fit. Nodes
  * with a fill in flight are skipped. Returns false when nothing more can be evicted. */
-static bool make_room_locked(struct cache_shard *s, size_t need, const struct cache_node *keep)
+static bool make_room_locked(struct cache_shard *s, size_t need, const struct cache_value *keep)
 {
     size_t budget = 2 * s->count + 2;
 
     while (s->bytes + need > s->max_bytes) {
-        struct cache_node *nd = s->hand ? s->hand : s->tail;
+        struct cache_value *nd = s->hand ? s->hand : s->tail;
         if (!nd || budget-- == 0)
             return false;
         if (nd->visited || nd->lease || nd == keep) {
@@ -301,46 +308,69 @@ static bool make_room_locked(struct cache_shard *s, size_t need, const struct ca
     return true;
 }
 
-/* Replaces nd's value with v (taking ownership), evicting others to make room. On failure frees v
- * and returns the reason. */
-static int set_value_locked(struct cache_shard *s, struct cache_node *nd, struct cache_value *v,
-                            enum cache_reject *why)
+/* Links v in nd's place (same hash chain slot, same queue position, same visited bit and lease) and
+ * drops the shard's reference to nd, after evicting others to make room. Takes ownership of v; on
+ * failure frees it and returns the reason, leaving nd in place. On success *out is v. */
+static int replace_locked(struct cache_shard *s, struct cache_value *nd, struct cache_value *v,
+                          struct cache_value **out, enum cache_reject *why)
 {
-    size_t old = nd->val ? nd->val->len : 0;
+    struct cache_value **pp;
 
     if (cache_entry_cost(v->len) > s->max_bytes) {
         *why = CACHE_REJECT_TOO_LARGE;
         goto fail;
     }
-    if (v->len > old && !make_room_locked(s, v->len - old, nd)) {
+    if (cache_entry_cost(v->len) > cache_entry_cost(nd->len) &&
+        !make_room_locked(s, cache_entry_cost(v->len) - cache_entry_cost(nd->len), nd)) {
         *why = CACHE_REJECT_NO_ROOM;
         goto fail;
     }
-    s->bytes = s->bytes - old + v->len;
-    cache_value_release(nd->val);
-    nd->val = v;
+    pp = &s->buckets[mix64((uint64_t)nd->key) & (s->nbuckets - 1)];
+    while (*pp != nd)
+        pp = &(*pp)->hnext;
+    *pp = v;
+    v->hnext = nd->hnext;
+    v->newer = nd->newer;
+    v->older = nd->older;
+    v->visited = nd->visited;
+    v->lease = nd->lease;
+    if (v->newer)
+        v->newer->older = v;
+    else
+        s->head = v;
+    if (v->older)
+        v->older->newer = v;
+    else
+        s->tail = v;
+    if (s->hand == nd)
+        s->hand = v;
+    s->bytes = s->bytes - cache_entry_cost(nd->len) + cache_entry_cost(v->len);
+    cache_value_release(nd);
+    *out = v;
     return 0;
 fail:
     cache_value_release(v);
     return CDC_EREJECTED;
 }
 
-static void end_lease_locked(struct cache_shard *s, struct cache_node *nd)
+static void end_lease_locked(struct cache_shard *s, struct cache_value *nd)
 {
     if (nd->lease) {
         nd->lease = 0;
         pthread_cond_broadcast(&s->lease_done);
     }
-    if (!nd->val)
+    if (nd->pending)
         remove_locked(s, nd);
 }
 
 /* Gives key a new fill lease (creating its node), replacing any other; returns it. */
 static uint64_t lease_locked(struct cache_shard *s, uint64_t h, int64_t key)
 {
-    struct cache_node *nd = find_locked(s, h, key);
+    struct cache_value *nd = find_locked(s, h, key);
     if (!nd)
         nd = insert_locked(s, h, key);
+    if (s->next_lease == 0) /* 0 means "no lease": skip it when the counter wraps */
+        s->next_lease = 1;
     return nd->lease = s->next_lease++;
 }
 
@@ -378,13 +408,13 @@ enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_
 
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        struct cache_node *nd = find_locked(s, h, key);
-        if (nd && nd->val && (nd->val->negative || nd->val->version >= min_version)) {
+        struct cache_value *nd = find_locked(s, h, key);
+        if (nd && !nd->pending && (nd->version < 0 || nd->version >= min_version)) {
             /* A negative entry is "no row at any version": read-your-writes can't want more. */
             nd->visited = true;
-            atomic_fetch_add_explicit(&nd->val->refs, 1, memory_order_relaxed);
-            *out = nd->val;
-            if (nd->val->negative)
+            atomic_fetch_add_explicit(&nd->refs, 1, memory_order_relaxed);
+            *out = nd;
+            if (nd->version < 0)
                 s->st.negative_hits++;
             else
                 s->st.hits++;
@@ -436,7 +466,7 @@ int cache_fill(struct cache *c, int64_t key, uint64_t lease, int64_t version, co
 {
     uint64_t h;
     struct cache_shard *s = shard_of(c, key, &h);
-    struct cache_node *nd;
+    struct cache_value *nd;
     enum cache_reject reason = CACHE_REJECT_LEASE_VOID;
     bool negative = version < 0;
     int rc = CDC_EREJECTED;
@@ -445,15 +475,15 @@ int cache_fill(struct cache *c, int64_t key, uint64_t lease, int64_t version, co
         cache_test_before_fill(key);
     pthread_mutex_lock(&s->lock);
     nd = find_locked(s, h, key);
-    if (!nd || lease == 0 || nd->lease != lease)
+    if (!nd || lease == 0 || nd->lease != (uint32_t)lease)
         goto out_unlock; /* voided: an invalidation or a newer lease came in between */
     if (negative && !c->negative_entries) {
         reason = CACHE_REJECT_NEGATIVE_OFF;
-    } else if (nd->val && (negative || (!nd->val->negative && nd->val->version >= version))) {
+    } else if (!nd->pending && (negative || (nd->version >= 0 && nd->version >= version))) {
         reason = CACHE_REJECT_NOT_NEWER;
     } else {
-        rc = set_value_locked(s, nd, value_new(negative ? -1 : version, negative, body, len),
-                              &reason);
+        rc = replace_locked(s, nd, entry_new(key, negative ? -1 : version, false, body, len), &nd,
+                            &reason);
         if (rc == 0)
             s->st.fills++;
     }
@@ -471,13 +501,13 @@ void cache_fill_abort(struct cache *c, int64_t key, uint64_t lease)
 {
     uint64_t h;
     struct cache_shard *s = shard_of(c, key, &h);
-    struct cache_node *nd;
+    struct cache_value *nd;
 
     if (lease == 0)
         return;
     pthread_mutex_lock(&s->lock);
     nd = find_locked(s, h, key);
-    if (nd && nd->lease == lease)
+    if (nd && nd->lease == (uint32_t)lease)
         end_lease_locked(s, nd);
     pthread_mutex_unlock(&s->lock);
 }
@@ -504,7 +534,7 @@ enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t versio
 {
     uint64_t h;
     struct cache_shard *s = shard_of(c, key, &h);
-    struct cache_node *nd;
+    struct cache_value *nd;
     enum cache_apply_result res;
     enum cache_reject why;
 
@@ -513,17 +543,17 @@ enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t versio
     nd = find_locked(s, h, key);
     if (!nd) {
         res = CACHE_ABSENT;
-    } else if (!nd->val || nd->val->negative) {
+    } else if (nd->pending || nd->version < 0) {
         /* Only a lease, or "not found": drop it; the next read fills the committed row. */
         remove_locked(s, nd);
         s->st.invalidations++;
         res = CACHE_EVICTED;
-    } else if (nd->val->version >= version) {
+    } else if (nd->version >= version) {
         nd->lease = 0; /* any fill in flight raced this event: void it */
         pthread_cond_broadcast(&s->lease_done);
         s->st.stale_ignored++;
         res = CACHE_OLD;
-    } else if (set_value_locked(s, nd, value_new(version, false, body, len), &why) == 0) {
+    } else if (replace_locked(s, nd, entry_new(key, version, false, body, len), &nd, &why) == 0) {
         if (nd->lease) {
             nd->lease = 0;
             pthread_cond_broadcast(&s->lease_done);
@@ -543,7 +573,7 @@ bool cache_evict(struct cache *c, int64_t key)
 {
     uint64_t h;
     struct cache_shard *s = shard_of(c, key, &h);
-    struct cache_node *nd;
+    struct cache_value *nd;
 
     pthread_mutex_lock(&s->lock);
     touch_locked(c, s, key);
