@@ -79,6 +79,7 @@ def http_section(stack):
     body = request(lb, "GET", f"/items/{first}").body
     size = len(body)
     hit_replica = Replica(stack, "bench-hit", env={"CDCACHE_HTTP_THREADS": str(THREADS),
+                                                   "CDCACHE_CDC_MAX_STALENESS_MS": "5000",
                                                    "CDCACHE_LOG_LEVEL": "warn"}).start()
     nocache = Replica(stack, "bench-nocache", env={"CDCACHE_HTTP_THREADS": str(THREADS),
                                                    "CDCACHE_CACHE_ENABLED": "false",
@@ -110,7 +111,14 @@ http {{ access_log off; keepalive_requests 1000000;
         for conns in CONNS:
             for name, (url, _) in targets.items():
                 log(f"HTTP: {name} at {conns} connections")
+                if name == "a":
+                    xc = {k: hit_replica.metric(f'cdcache_item_reads_total{{x_cache="{k}"}}')
+                          for k in ("hit", "miss", "bypass")}
                 http[f"{name}{conns}"] = wrk_median(url, conns, keys=HOT_KEYS, first=first)
+                if name == "a":
+                    http[f"a{conns}"]["x_cache"] = {
+                        k: int(hit_replica.metric(f'cdcache_item_reads_total{{x_cache="{k}"}}') - v)
+                        for k, v in xc.items()}
         hits = hit_replica.metric("cdcache_cache_hits_total") - hits_before
         lbres = {}
         for conns in CONNS:
@@ -303,7 +311,9 @@ def report():
                 r = h[f"{k}{conns}"]
                 L.append(f"| ({k}) {results['http_targets'][k]} | {conns} | {fmt(r['rps'])} | {r['p50']:.2f} | "
                          f"{r['p99']:.2f} | {r['p999']:.2f} | {r['non2xx'] + r['errors']} |")
-        L += ["", "| conns | a/b (target ≥ 0.90) | a/c (target ≥ 0.75) | a/d (target ≥ 15) |", "|---|---|---|---|"]
+        L += ["", "How replica (a) answered during its runs (X-Cache): " + "; ".join(
+            f"{conns} conns {h[f'a{conns}'].get('x_cache')}" for conns in CONNS) + ".",
+              "", "| conns | a/b (target ≥ 0.90) | a/c (target ≥ 0.75) | a/d (target ≥ 15) |", "|---|---|---|---|"]
         for conns in CONNS:
             a, b, c, d = (h[f"{k}{conns}"]["rps"] for k in "abcd")
             L.append(f"| {conns} | {a / b:.2f} | {a / c:.2f} | {a / d:.1f} |")
@@ -379,10 +389,11 @@ def report():
         L += ["", "## Plots", ""] + [f"![{n}]({p})" for n, p in plots]
     for name, err in results.get("failed", {}).items():
         L += ["", f"**Section {name} failed:** `{err}`"]
-    path = os.path.join(out_dir, f"{stamp}.md")
+    suffix = os.environ.get("BENCH_SUFFIX", "")
+    path = os.path.join(out_dir, f"{stamp}{suffix}.md")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
-    with open(os.path.join(out_dir, f"{stamp}.json"), "w") as f:
+    with open(os.path.join(out_dir, f"{stamp}{suffix}.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
     for tmp in ("http.dat", "hr.dat"):
         if os.path.exists(os.path.join(out_dir, tmp)):
