@@ -86,10 +86,10 @@ fuzz:
 	    $(BUILD)-fuzz/corpus-$$f tests/fuzz/seeds/$$f || exit 1; done
 
 format:
-	clang-format -i src/*.c include/cdcache/*.h tests/*.c tests/*.h tests/fuzz/*.c
+	clang-format -i src/*.c include/cdcache/*.h tests/*.c tests/*.h tests/fuzz/*.c bench/*.c
 
 format-check: deps
-	clang-format --dry-run --Werror src/*.c include/cdcache/*.h tests/*.c tests/*.h tests/fuzz/*.c
+	clang-format --dry-run --Werror src/*.c include/cdcache/*.h tests/*.c tests/*.h tests/fuzz/*.c bench/*.c
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz $(BUILD)-bench

@@ -138,6 +138,24 @@ static int32_t f_pop(struct fifo *f)
     return k;
 }
 
+/* Inserts k at the head of main, first evicting from its tail (a second chance for entries with a
+ * frequency left, which spend one). */
+static void main_insert(struct fifo *m, char *where, char *freq, int32_t k)
+{
+    while (m->len == m->cap) {
+        int32_t v = f_pop(m);
+        if (freq[v] > 0) {
+            freq[v]--;
+            f_push(m, v);
+        } else {
+            where[v] = 0;
+        }
+    }
+    where[k] = 2;
+    freq[k] = 0;
+    f_push(m, k);
+}
+
 static double s3fifo(const int64_t *t, int64_t maxkey, long cap)
 {
     long scap = cap / 10 > 0 ? cap / 10 : 1, mcap = cap - scap > 0 ? cap - scap : 1;
@@ -157,35 +175,13 @@ static double s3fifo(const int64_t *t, int64_t maxkey, long cap)
             continue;
         }
         if (where[k] == 3) { /* seen recently: straight to main */
-            while (m.len == mcap) {
-                int32_t v = f_pop(&m);
-                if (freq[v] > 0) {
-                    freq[v]--;
-                    f_push(&m, v);
-                } else {
-                    where[v] = 0;
-                }
-            }
-            where[k] = 2;
-            freq[k] = 0;
-            f_push(&m, k);
+            main_insert(&m, where, freq, k);
             continue;
         }
         while (s.len == scap) {
             int32_t v = f_pop(&s);
             if (freq[v] > 0) { /* accessed while small: promote */
-                while (m.len == mcap) {
-                    int32_t w = f_pop(&m);
-                    if (freq[w] > 0) {
-                        freq[w]--;
-                        f_push(&m, w);
-                    } else {
-                        where[w] = 0;
-                    }
-                }
-                where[v] = 2;
-                freq[v] = 0;
-                f_push(&m, v);
+                main_insert(&m, where, freq, v);
             } else {
                 if (g.len == mcap) {
                     int32_t old = f_pop(&g);

@@ -45,8 +45,9 @@ int db_ping(struct db *db, char *err, size_t errlen);
     X(LIST, "list")                                                                                \
     X(CREATE, "create")                                                                            \
     X(UPDATE, "update")                                                                            \
-    X(DELETE, "delete") X(EXISTS, "exist"                                                          \
-                                  "s")
+    X(DELETE, "delete")                                                                            \
+    X(EXISTS, "exist"                                                                              \
+              "s")
 enum db_statement {
 #define DB_STATEMENT_ENUM(name, text) DB_STMT_##name,
     DB_STATEMENTS(DB_STATEMENT_ENUM)
