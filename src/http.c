@@ -21,14 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 struct http_server {
     const char *fill_gate; /* CDCACHE_TEST_FILL_GATE, NULL in production */
-    int worker_nice;
     struct mg_context *ctx;
     const struct config *cfg;
     struct cache *cache;
@@ -663,19 +660,6 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     return rq.status ? rq.status : 500;
 }
 
-/* Worker threads run one nice level per http.worker_nice below the rest of the process. Under
- * overload hundreds of runnable workers would otherwise starve the CDC thread; a starved consumer
- * cannot vouch for the cache, reads then bypass to PostgreSQL, and the overload feeds on itself.
- * Raising a thread's nice value needs no privilege. */
-static void *init_thread(const struct mg_context *ctx, int thread_type)
-{
-    const struct http_server *srv = mg_get_user_data(ctx);
-    if (thread_type == 1 && srv && srv->worker_nice > 0 &&
-        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), srv->worker_nice) != 0)
-        LOG_WARN("http: cannot lower the worker threads' priority");
-    return NULL;
-}
-
 static int log_message(const struct mg_connection *conn, const char *message)
 {
     LOG_WARN("http: %s", message);
@@ -710,10 +694,8 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
     srv->cdc = cdc;
     srv->metrics = metrics;
     srv->fill_gate = getenv("CDCACHE_TEST_FILL_GATE");
-    srv->worker_nice = (int)cfg->http_worker_nice;
     memset(&cb, 0, sizeof(cb));
     cb.log_message = log_message;
-    cb.init_thread = init_thread;
     mg_init_library(0);
     srv->ctx = mg_start(&cb, srv, options);
     if (!srv->ctx) {

@@ -16,8 +16,7 @@
     X(http, threads, INT, "16", 1, 1024)                                                           \
     X(http, max_body_bytes, SIZE, "64KiB", 64, 67108864)                                           \
     X(http, max_list_limit, INT, "1000", 1, 100000)                                                \
-    X(http, request_timeout_ms, INT, "30000", 100, 3600000)                                        \
-    X(http, worker_nice, INT, "5", 0, 19)
+    X(http, request_timeout_ms, INT, "30000", 100, 3600000)
 #define CONFIG_POSTGRES(X)                                                                         \
     X(postgres, conninfo, STR, "postgresql://postgres@127.0.0.1:5432/cdcache", 1, 0)               \
     X(postgres, migrations_dir, STR, "migrations", 1, 0)                                           \
