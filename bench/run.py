@@ -423,7 +423,9 @@ def main():
                       env={"REPLICA_THREADS": str(THREADS), "LOG_LEVEL": "warn", "PG_FSYNC": "off"}).up()
         try:
             replicas = stack.vars["REPLICA_URLS"].split(",")
-            third = section("http", http_section, stack)  # its hit replica: the third CDC consumer
+            third = None
+            if only & {"http", "cdc"}:
+                third = section("http", http_section, stack)  # its hit replica: the third CDC consumer
             if "cdc" in only and third:
                 section("cdc", cdc_section, stack, replicas + [third.url])
             if third:

@@ -375,15 +375,9 @@ static void handle_signal(struct cdc *cdc, enum cdc_stream kind, const struct db
     }
 }
 
-/* Processes one XREADGROUP reply; appends one XACK per stream to ctx's output buffer (counted in
- * *nacks, whose replies the caller reads). Returns the number of entries seen. */
-static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply *r, bool pending,
-                            size_t *nacks)
+/* True when the reply carries a full COUNT of the items' stream: more may be waiting. */
+static bool items_batch_full(const struct cdc *cdc, const redisReply *r)
 {
-    size_t seen = 0;
-    bool drained = !pending;
-
-    /* Did this read leave change entries behind (a full COUNT)? */
     for (size_t s = 0; s < r->elements; s++) {
         const redisReply *sr = r->element[s];
         if (sr->type == REDIS_REPLY_ARRAY && sr->elements == 2 &&
@@ -391,8 +385,19 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
             strcmp(sr->element[0]->str, cdc->cfg->cdc_stream) == 0 &&
             sr->element[1]->type == REDIS_REPLY_ARRAY &&
             sr->element[1]->elements >= (size_t)cdc->cfg->cdc_batch_count)
-            drained = false;
+            return true;
     }
+    return false;
+}
+
+/* Processes one XREADGROUP reply; appends one XACK per stream to ctx's output buffer (counted in
+ * *nacks, whose replies the caller reads). Returns the number of entries seen. */
+static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply *r, bool pending,
+                            size_t *nacks)
+{
+    size_t seen = 0;
+    /* A read that left change entries behind (a full COUNT) has not drained the items' stream. */
+    bool drained = !pending && !items_batch_full(cdc, r);
 
     for (size_t s = 0; s < r->elements; s++) {
         const redisReply *sr = r->element[s];
@@ -462,6 +467,49 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
     return seen;
 }
 
+/* Appends an XREADGROUP for all streams to ctx's output buffer: "0" ids re-read this consumer's
+ * pending entries, ">" reads new ones; block waits up to cdc.block_ms for entries. */
+static int append_read(struct cdc *cdc, redisContext *ctx, bool pending, bool block)
+{
+    char count[24], wait[24];
+    const char *argv[9 + 2 * CDC_NSTREAMS];
+    int n = 0;
+
+    snprintf(count, sizeof(count), "%lld", (long long)cdc->cfg->cdc_batch_count);
+    snprintf(wait, sizeof(wait), "%lld", pending ? 1LL : (long long)cdc->cfg->cdc_block_ms);
+    argv[n++] = "XREADGROUP";
+    argv[n++] = "GROUP";
+    argv[n++] = cdc->group;
+    argv[n++] = cdc->consumer;
+    argv[n++] = "COUNT";
+    argv[n++] = count;
+    if (block) {
+        argv[n++] = "BLOCK";
+        argv[n++] = wait;
+    }
+    argv[n++] = "STREAMS";
+    for (int k = 0; k < CDC_NSTREAMS; k++)
+        argv[n++] = cdc->streams[k];
+    for (int k = 0; k < CDC_NSTREAMS; k++)
+        argv[n++] = pending ? "0" : ">";
+    return redisAppendCommandArgv(ctx, n, argv, NULL);
+}
+
+/* Sends what ctx has buffered without waiting for replies. */
+static bool flush_out(redisContext *ctx)
+{
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(ctx, &done) != REDIS_OK)
+            return false;
+    return true;
+}
+
+/* The consumer loop. While the items' stream has a backlog (a full batch came back), the next read
+ * is sent before the current batch is decoded, so Redis prepares batch N+1 on its own core while
+ * this thread decodes batch N; the batch's XACKs follow that read. Replies then arrive as [read
+ * N+1][XACKs of N]. Other commands (gap check, retention) are only sent when no read is in flight.
+ */
 static void *consumer_main(void *arg)
 {
     struct cdc *cdc = arg;
@@ -469,14 +517,13 @@ static void *consumer_main(void *arg)
     int64_t backoff = cdc->cfg->cdc_reconnect_min_ms;
     int64_t next_gap_check = 0, next_trim = 0;
     bool pending_phase = true; /* re-read our own pending entries first after each connect */
-    char count[16], block[16];
+    bool prefetched = false;   /* a read is in flight, its reply not yet taken */
+    size_t acks_owed = 0;      /* XACK replies that follow the in-flight read's reply */
 
-    snprintf(count, sizeof(count), "%lld", (long long)cdc->cfg->cdc_batch_count);
-    snprintf(block, sizeof(block), "%lld", (long long)cdc->cfg->cdc_block_ms);
     while (!atomic_load(&cdc->stop)) {
-        redisReply *r;
-        const char *argv[9 + 2 * CDC_NSTREAMS];
+        redisReply *r = NULL;
         size_t seen = 0, nacks = 0;
+        bool full = false;
 
         if (!ctx) {
             ctx = connect_redis(cdc);
@@ -490,46 +537,40 @@ static void *consumer_main(void *arg)
             }
             backoff = cdc->cfg->cdc_reconnect_min_ms;
             pending_phase = true;
+            prefetched = false;
+            acks_owed = 0;
             atomic_store(&cdc->attached, true);
             LOG_INFO("cdc: attached to redis %s:%d as group %s", cdc->cfg->redis_host,
                      cdc->cfg->redis_port, cdc->group);
             next_gap_check = next_trim = 0;
         }
         cdc_vouching(cdc); /* logs a transition even when no request asks */
-        if (test_gate_closed(cdc)) {
-            nap(cdc, 20);
-            continue;
+        if (!prefetched) {
+            if (test_gate_closed(cdc)) {
+                nap(cdc, 20);
+                continue;
+            }
+            if (now_mono_ms() >= next_gap_check) {
+                check_gap(cdc, ctx);
+                next_gap_check = now_mono_ms() + cdc->cfg->cdc_gap_check_ms;
+            }
+            if (now_mono_ms() >= next_trim) {
+                run_retention(cdc, ctx);
+                next_trim = now_mono_ms() + cdc->cfg->cdc_trim_interval_ms;
+            }
+            if (append_read(cdc, ctx, pending_phase, true) != REDIS_OK)
+                goto lost;
         }
-        if (now_mono_ms() >= next_gap_check) {
-            check_gap(cdc, ctx);
-            next_gap_check = now_mono_ms() + cdc->cfg->cdc_gap_check_ms;
-        }
-        if (now_mono_ms() >= next_trim) {
-            run_retention(cdc, ctx);
-            next_trim = now_mono_ms() + cdc->cfg->cdc_trim_interval_ms;
-        }
-
-        argv[0] = "XREADGROUP";
-        argv[1] = "GROUP";
-        argv[2] = cdc->group;
-        argv[3] = cdc->consumer;
-        argv[4] = "COUNT";
-        argv[5] = count;
-        argv[6] = "BLOCK";
-        argv[7] = pending_phase ? "1" : block;
-        argv[8] = "STREAMS";
-        for (int k = 0; k < CDC_NSTREAMS; k++) {
-            argv[9 + k] = cdc->streams[k];
-            argv[9 + CDC_NSTREAMS + k] = pending_phase ? "0" : ">";
-        }
-        r = redisCommandArgv(ctx, 9 + 2 * CDC_NSTREAMS, argv, NULL);
-        if (!r) {
-            set_error(cdc, "Redis connection lost", ctx->errstr);
-            redisFree(ctx);
-            ctx = NULL;
-            atomic_store(&cdc->attached, false);
-            atomic_fetch_add(&cdc->reconnects, 1);
-            continue;
+        prefetched = false;
+        if (redisGetReply(ctx, (void **)&r) != REDIS_OK)
+            goto lost;
+        for (; acks_owed > 0; acks_owed--) {
+            redisReply *ack = NULL;
+            if (redisGetReply(ctx, (void **)&ack) != REDIS_OK) {
+                freeReplyObject(r);
+                goto lost;
+            }
+            freeReplyObject(ack);
         }
         if (reply_is_error(r, "NOGROUP")) {
             freeReplyObject(r);
@@ -547,16 +588,29 @@ static void *consumer_main(void *arg)
             nap(cdc, backoff);
             continue;
         }
-        if (r->type == REDIS_REPLY_ARRAY)
-            seen = process_reply(cdc, ctx, r, pending_phase, &nacks);
-        freeReplyObject(r);
-        for (size_t i = 0; i < nacks; i++) {
-            redisReply *ack = NULL;
-            if (redisGetReply(ctx, (void **)&ack) != REDIS_OK) {
-                set_error(cdc, "XACK failed", ctx->errstr);
-                break;
+        if (r->type == REDIS_REPLY_ARRAY) {
+            int64_t now = now_mono_ms();
+            full = !pending_phase && items_batch_full(cdc, r) && now < next_gap_check &&
+                   now < next_trim && !test_gate_closed(cdc) && cdc->test_delay_ms == 0;
+            if (full) {
+                if (append_read(cdc, ctx, false, false) != REDIS_OK || !flush_out(ctx)) {
+                    freeReplyObject(r);
+                    goto lost;
+                }
+                prefetched = true;
             }
-            freeReplyObject(ack);
+            seen = process_reply(cdc, ctx, r, pending_phase, &nacks);
+        }
+        freeReplyObject(r);
+        if (prefetched) {
+            acks_owed = nacks; /* their replies come after the read's */
+        } else {
+            for (size_t i = 0; i < nacks; i++) {
+                redisReply *ack = NULL;
+                if (redisGetReply(ctx, (void **)&ack) != REDIS_OK)
+                    goto lost;
+                freeReplyObject(ack);
+            }
         }
         if (seen)
             atomic_fetch_add(&cdc->batches, 1);
@@ -564,6 +618,15 @@ static void *consumer_main(void *arg)
             nap(cdc, cdc->test_delay_ms);
         if (pending_phase && seen == 0)
             pending_phase = false;
+        continue;
+    lost:
+        set_error(cdc, "Redis connection lost", ctx->errstr);
+        redisFree(ctx);
+        ctx = NULL;
+        prefetched = false;
+        acks_owed = 0;
+        atomic_store(&cdc->attached, false);
+        atomic_fetch_add(&cdc->reconnects, 1);
     }
     redisFree(ctx);
     atomic_store(&cdc->attached, false);
