@@ -58,7 +58,8 @@ def test_stream_stays_bounded_while_a_slow_replica_is_alive(rstack):
         wait_until(lambda: int(rstack.redis("XLEN", STREAM)) < 600, 20, what="the stream to be trimmed")
         stop.set()
         sampler.join()
-        assert max(lengths) < total * 0.6, f"the stream grew to {max(lengths)} of {total} entries"
+        # untrimmed it would end at 3000; trimmed it follows the slow replica's position
+        assert max(lengths) < total * 0.75, f"the stream grew to {max(lengths)} of {total} entries"
         assert slow.metric("cdcache_cdc_gap_flushes_total") == 0, "trimming never passed the slow replica"
         assert slow.metric("cdcache_cdc_events_poison_total") == 0
         trimmed = fast.metric("cdcache_stream_trimmed_entries_total") + slow.metric(
