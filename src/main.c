@@ -96,21 +96,18 @@ static int serve(int argc, char **argv)
     db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms,
                    (int)cfg->postgres_pool_size, (int)cfg->postgres_pool_wait_ms);
     metrics = metrics_create();
-    if (cfg->cdc_enabled) {
-        cdc = cdc_create(cfg, cache ? cache : NULL, metrics);
-        if (!cache) {
-            /* Nothing to keep fresh: the consumer would have no cache to apply to. */
-            cdc_destroy(cdc);
-            cdc = NULL;
-        } else if (cdc_start(cdc)) {
+    /* Without a cache there is nothing for a consumer to keep fresh. */
+    if (cfg->cdc_enabled && cache) {
+        cdc = cdc_create(cfg, cache, metrics);
+        if (cdc_start(cdc)) {
             LOG_ERROR("cannot start the CDC thread");
-            goto fail_cdc;
+            goto out; /* cdc_destroy() frees a consumer that never started */
         }
     }
     srv = http_start(cfg, cache, db, cdc, metrics, err, sizeof(err));
     if (!srv) {
         LOG_ERROR("%s", err);
-        goto fail_http;
+        goto out;
     }
     LOG_INFO("cdcache %s serving on %s (replica %s, cache %s, cdc %s)", CDCACHE_VERSION,
              cfg->http_listen, cfg->cdc_replica_id, cache ? "on" : "off", cdc ? "on" : "off");
@@ -118,9 +115,8 @@ static int serve(int argc, char **argv)
     LOG_INFO("signal %d: shutting down", sig);
     http_stop(srv);
     rc = 0;
-fail_http:
+out:
     cdc_destroy(cdc);
-fail_cdc:
     metrics_destroy(metrics);
     db_destroy(db);
     cache_destroy(cache);

@@ -296,3 +296,16 @@ def test_migrations_up_down_status(stack):
     down = migrate("down", "all")
     assert down.returncode == 0 and not has_table(), down.stdout + down.stderr
     assert migrate("up").returncode == 0 and has_table()
+
+
+def test_cache_disabled_reads_always_bypass(stack):
+    r = Replica(stack, "it-nocache", env={"CDCACHE_CACHE_ENABLED": "false"}).start()
+    try:
+        item = create(r)
+        for _ in range(3):
+            got = r.get(f"/items/{item['id']}")
+            assert got.status == 200 and got.header("x-cache") == "bypass"
+        ready = r.get("/ready").json()
+        assert ready["ready"] and ready["checks"]["cdc"] == {"ok": True, "enabled": False}
+    finally:
+        r.stop()
