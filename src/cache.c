@@ -353,6 +353,7 @@ fail:
     return CDC_EREJECTED;
 }
 
+/* Ends nd's fill lease, waking its waiters; a lease-only entry goes with it. */
 static void end_lease_locked(struct cache_shard *s, struct cache_value *nd)
 {
     if (nd->lease) {
@@ -361,6 +362,13 @@ static void end_lease_locked(struct cache_shard *s, struct cache_value *nd)
     }
     if (nd->pending)
         remove_locked(s, nd);
+}
+
+/* Removes an entry because its row changed (counted apart from capacity evictions). */
+static void invalidate_locked(struct cache_shard *s, struct cache_value *nd)
+{
+    remove_locked(s, nd);
+    s->st.invalidations++;
 }
 
 /* Gives key a new fill lease (creating its node), replacing any other; returns it. */
@@ -545,24 +553,18 @@ enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t versio
         res = CACHE_ABSENT;
     } else if (nd->pending || nd->version < 0) {
         /* Only a lease, or "not found": drop it; the next read fills the committed row. */
-        remove_locked(s, nd);
-        s->st.invalidations++;
+        invalidate_locked(s, nd);
         res = CACHE_EVICTED;
     } else if (nd->version >= version) {
-        nd->lease = 0; /* any fill in flight raced this event: void it */
-        pthread_cond_broadcast(&s->lease_done);
+        end_lease_locked(s, nd); /* any fill in flight raced this event: void it */
         s->st.stale_ignored++;
         res = CACHE_OLD;
     } else if (replace_locked(s, nd, entry_new(key, version, false, body, len), &nd, &why) == 0) {
-        if (nd->lease) {
-            nd->lease = 0;
-            pthread_cond_broadcast(&s->lease_done);
-        }
+        end_lease_locked(s, nd);
         s->st.refreshes++;
         res = CACHE_APPLIED;
     } else {
-        remove_locked(s, nd);
-        s->st.invalidations++;
+        invalidate_locked(s, nd);
         res = CACHE_EVICTED;
     }
     pthread_mutex_unlock(&s->lock);
@@ -578,10 +580,8 @@ bool cache_evict(struct cache *c, int64_t key)
     pthread_mutex_lock(&s->lock);
     touch_locked(c, s, key);
     nd = find_locked(s, h, key);
-    if (nd) {
-        remove_locked(s, nd);
-        s->st.invalidations++;
-    }
+    if (nd)
+        invalidate_locked(s, nd);
     pthread_mutex_unlock(&s->lock);
     return nd != NULL;
 }

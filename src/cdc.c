@@ -294,7 +294,7 @@ static void run_retention(struct cdc *cdc, redisContext *ctx)
     struct retention_stats st;
     memset(&st, 0, sizeof(st));
     st.stream_length = -1;
-    if (retention_tick(ctx, cdc->cfg, cdc->group, &st))
+    if (retention_tick(ctx, cdc->cfg, cdc->group, cdc->streams, CDC_NSTREAMS, &st))
         LOG_WARN("cdc: stream retention pass failed: %s",
                  ctx->err ? ctx->errstr : "command failed");
     atomic_fetch_add(&cdc->trims, st.trims);

@@ -38,6 +38,32 @@ void dbz_event_clear(struct dbz_event *ev)
         buf_free(&ev->body);
 }
 
+/* Finds the key and value JSON of an entry: the one field of the "compact" format (its name is the
+ * key), or the "key" and "value" fields of the "extended" one. Borrowed from fields. */
+static bool entry_key_value(const struct dbz_field *fields, size_t n, const char **k, size_t *klen,
+                            const char **v, size_t *vlen)
+{
+    *k = *v = NULL;
+    *klen = *vlen = 0;
+    if (n == 1) {
+        *k = fields[0].name;
+        *klen = fields[0].name_len;
+        *v = fields[0].value;
+        *vlen = fields[0].value_len;
+        return true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (fields[i].name_len == 3 && memcmp(fields[i].name, "key", 3) == 0) {
+            *k = fields[i].value;
+            *klen = fields[i].value_len;
+        } else if (fields[i].name_len == 5 && memcmp(fields[i].name, "value", 5) == 0) {
+            *v = fields[i].value;
+            *vlen = fields[i].value_len;
+        }
+    }
+    return *k && *v;
+}
+
 static bool is_null_marker(const char *s, size_t n)
 {
     return n == strlen(DBZ_NULL_MARKER) && memcmp(s, DBZ_NULL_MARKER, n) == 0;
@@ -133,27 +159,8 @@ int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, c
 
     memset(ev, 0, sizeof(*ev));
     buf_init(&ev->body, DBZ_BODY_CAP);
-    if (n == 1) { /* compact */
-        kjson = fields[0].name;
-        klen = fields[0].name_len;
-        vjson = fields[0].value;
-        vlen = fields[0].value_len;
-    } else {
-        kjson = vjson = NULL;
-        klen = vlen = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (fields[i].name_len == 3 && memcmp(fields[i].name, "key", 3) == 0) {
-                kjson = fields[i].value;
-                klen = fields[i].value_len;
-            } else if (fields[i].name_len == 5 && memcmp(fields[i].name, "value", 5) == 0) {
-                vjson = fields[i].value;
-                vlen = fields[i].value_len;
-            }
-        }
-        if (!kjson || !vjson)
-            return fail(err, errlen,
-                        "entry has neither one field (compact) nor key and value fields");
-    }
+    if (!entry_key_value(fields, n, &kjson, &klen, &vjson, &vlen))
+        return fail(err, errlen, "entry has neither one field (compact) nor key and value fields");
 
     if (!is_null_marker(kjson, klen)) {
         key = cJSON_ParseWithLength(kjson, klen);
@@ -242,24 +249,14 @@ out:
 
 int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_ms)
 {
-    const char *vjson = NULL;
-    size_t vlen = 0;
+    const char *kjson, *vjson;
+    size_t klen, vlen;
     cJSON *val;
     const cJSON *source;
     int64_t ts;
     int rc = CDC_EDECODE;
 
-    if (n == 1) {
-        vjson = fields[0].value;
-        vlen = fields[0].value_len;
-    } else {
-        for (size_t i = 0; i < n; i++)
-            if (fields[i].name_len == 5 && memcmp(fields[i].name, "value", 5) == 0) {
-                vjson = fields[i].value;
-                vlen = fields[i].value_len;
-            }
-    }
-    if (!vjson)
+    if (!entry_key_value(fields, n, &kjson, &klen, &vjson, &vlen))
         return CDC_EDECODE;
     val = cJSON_ParseWithLength(vjson, vlen);
     source = cJSON_GetObjectItemCaseSensitive(val, "source");

@@ -308,9 +308,8 @@ static void item_get(struct request *rq, int64_t id)
     metrics_xcache(srv->metrics, use_cache ? XCACHE_MISS : XCACHE_BYPASS);
     buf_init(&body, 1u << 24);
     rc = db_item_get(srv->db, id, &body, &version);
-    if (lease)
-        test_fill_gate(srv, id);
     if (lease) {
+        test_fill_gate(srv, id);
         if (rc == 0)
             cache_fill(srv->cache, id, lease, version, body.data, body.len, NULL);
         else if (rc == CDC_ENOTFOUND)

@@ -187,10 +187,8 @@ static bool hold_lock(redisContext *ctx, const struct config *cfg, const char *g
 }
 
 int retention_tick(redisContext *ctx, const struct config *cfg, const char *group,
-                   struct retention_stats *st)
+                   const char *const *streams, int nstreams, struct retention_stats *st)
 {
-    const char *streams[3] = {cfg->cdc_stream, cfg->cdc_watermark_stream,
-                              cfg->cdc_heartbeat_stream};
     redisReply *registry = NULL, *len;
     int64_t now;
     int rc = CDC_EREDIS;
@@ -206,7 +204,7 @@ int retention_tick(redisContext *ctx, const struct config *cfg, const char *grou
     registry = redisCommand(ctx, "HGETALL %s:replicas", cfg->cdc_group_prefix);
     if (!registry || registry->type != REDIS_REPLY_ARRAY)
         goto out;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < nstreams; i++)
         if (trim_stream(ctx, cfg, streams[i], now, registry, st))
             goto out;
     /* forget replicas gone for good, so the registry does not grow either */

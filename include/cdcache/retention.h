@@ -29,10 +29,10 @@ struct retention_stats {
  * CDC_EREDIS. */
 int retention_register(redisContext *ctx, const struct config *cfg, const char *group);
 
-/* One pass: register, then trim when this replica holds (or wins) the lock. Adds to *st. Returns 0
- * or CDC_EREDIS. */
+/* One pass: register, then trim the nstreams streams (borrowed) when this replica holds (or wins)
+ * the lock. Adds to *st. Returns 0 or CDC_EREDIS. */
 int retention_tick(redisContext *ctx, const struct config *cfg, const char *group,
-                   struct retention_stats *st);
+                   const char *const *streams, int nstreams, struct retention_stats *st);
 
 /* Stream ids "ms-seq" as a pair; parse returns false on malformed input. */
 struct stream_id {
