@@ -71,9 +71,19 @@ int item_time_normalize(const char *in, char *out, size_t outlen)
         return CDC_EINVAL;
     while (flen > 0 && frac[flen - 1] == '0')
         flen--;
-    frac[flen] = '\0';
-    n = snprintf(out, outlen, "%.10sT%.8s%s%sZ", in, in + 11, flen ? "." : "", frac);
-    return (n > 0 && (size_t)n < outlen) ? 0 : CDC_EINVAL;
+    /* "YYYY-MM-DDTHH:MM:SS" + ".fraction" + "Z": at most 31 bytes, and outlen >= 40. */
+    memcpy(out, in, 10);
+    out[10] = 'T';
+    memcpy(out + 11, in + 11, 8);
+    n = 19;
+    if (flen) {
+        out[n++] = '.';
+        memcpy(out + n, frac, flen);
+        n += (int)flen;
+    }
+    out[n++] = 'Z';
+    out[n] = '\0';
+    return 0;
 }
 
 static int field_error(char *err, size_t errlen, const char *field)
@@ -81,6 +91,20 @@ static int field_error(char *err, size_t errlen, const char *field)
     if (err && errlen)
         snprintf(err, errlen, "field '%s' is malformed", field);
     return CDC_EINVAL;
+}
+
+/* Appends a positive integer in decimal. */
+static int put_i64(struct buf *out, int64_t v)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    uint64_t u = (uint64_t)v;
+
+    do {
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return buf_append(out, digits + i, sizeof(digits) - i);
 }
 
 int item_render(const struct item_fields *f, struct buf *out, char *err, size_t errlen)
@@ -104,7 +128,12 @@ int item_render(const struct item_fields *f, struct buf *out, char *err, size_t 
     if (f->version <= 0)
         return field_error(err, errlen, "version");
 
-    rc = buf_printf(out, "{\"id\":%lld,\"name\":\"", (long long)f->id);
+    /* Piece by piece rather than through printf: this runs for every change event applied. */
+    rc = buf_puts(out, "{\"id\":");
+    if (!rc)
+        rc = put_i64(out, f->id);
+    if (!rc)
+        rc = buf_puts(out, ",\"name\":\"");
     if (!rc)
         rc = buf_json_escape(out, f->name, f->name_len);
     if (!rc)
@@ -112,9 +141,23 @@ int item_render(const struct item_fields *f, struct buf *out, char *err, size_t 
     if (!rc)
         rc = buf_json_escape(out, f->description, f->description_len);
     if (!rc)
-        rc = buf_printf(
-            out, "\",\"price\":%s,\"created_at\":\"%s\",\"updated_at\":\"%s\",\"version\":%lld}",
-            f->price, created, updated, (long long)f->version);
+        rc = buf_puts(out, "\",\"price\":");
+    if (!rc)
+        rc = buf_puts(out, f->price);
+    if (!rc)
+        rc = buf_puts(out, ",\"created_at\":\"");
+    if (!rc)
+        rc = buf_puts(out, created);
+    if (!rc)
+        rc = buf_puts(out, "\",\"updated_at\":\"");
+    if (!rc)
+        rc = buf_puts(out, updated);
+    if (!rc)
+        rc = buf_puts(out, "\",\"version\":");
+    if (!rc)
+        rc = put_i64(out, f->version);
+    if (!rc)
+        rc = buf_puts(out, "}");
     if (rc) {
         out->len = mark;
         if (out->data)
