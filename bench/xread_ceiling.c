@@ -1,6 +1,6 @@
-/* The consumer's ceiling: XREADGROUP + pipelined XACK with no decoding or applying, until the
- * stream's backlog is drained. Prints entries per second. usage: xread_ceiling PORT STREAM GROUP
- * COUNT */
+/* The consumer's ceiling: the same XREADGROUP + XACK traffic, pipelined the same way, with no
+ * decoding or applying, until the stream's backlog is drained. Prints entries per second. usage:
+ * xread_ceiling PORT STREAM GROUP COUNT */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +19,7 @@ int main(int argc, char **argv)
     redisContext *c;
     const char *stream, *group, *count;
     long total = 0;
+    int acks_owed = 0;
     double t0;
 
     if (argc < 5)
@@ -30,16 +31,25 @@ int main(int argc, char **argv)
     if (!c || c->err)
         return 1;
     t0 = now();
+    /* The consumer's pattern with nothing in between: the next XREADGROUP goes out before the
+     * current batch's XACK, so Redis prepares the next batch while this side builds the ack. */
+    redisAppendCommand(c, "XREADGROUP GROUP %s bench COUNT %s STREAMS %s >", group, count, stream);
     for (;;) {
-        redisReply *r = redisCommand(c, "XREADGROUP GROUP %s bench COUNT %s STREAMS %s >", group,
-                                     count, stream);
+        redisReply *r = NULL, *ack = NULL;
         redisReply *entries;
         const char **argv_ack;
         size_t *lens;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+            break;
+        if (acks_owed && redisGetReply(c, (void **)&ack) == REDIS_OK)
+            freeReplyObject(ack);
+        acks_owed = 0;
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
             freeReplyObject(r);
             break;
         }
+        redisAppendCommand(c, "XREADGROUP GROUP %s bench COUNT %s STREAMS %s >", group, count,
+                           stream);
         entries = r->element[0]->element[1];
         argv_ack = malloc((entries->elements + 3) * sizeof(*argv_ack));
         lens = malloc((entries->elements + 3) * sizeof(*lens));
@@ -54,11 +64,7 @@ int main(int argc, char **argv)
         }
         total += (long)entries->elements;
         redisAppendCommandArgv(c, (int)(3 + entries->elements), argv_ack, lens);
-        {
-            redisReply *ack;
-            if (redisGetReply(c, (void **)&ack) == REDIS_OK)
-                freeReplyObject(ack);
-        }
+        acks_owed = 1;
         free(argv_ack);
         free(lens);
         freeReplyObject(r);

@@ -101,9 +101,18 @@ static bool key_from_object(const char *s, size_t len, int64_t *key)
 
 enum { COL_ID, COL_NAME, COL_DESCRIPTION, COL_PRICE, COL_CREATED, COL_UPDATED, COL_VERSION, NCOLS };
 
-static const char *const col_names[NCOLS] = {"id",         "name",       "description", "price",
-                                             "created_at", "updated_at", "version"};
-static const char *const source_names[1] = {"ts_ms"};
+struct name {
+    const char *text;
+    size_t len;
+};
+#define NAME(s)                                                                                    \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+static const struct name col_names[NCOLS] = {
+    NAME("id"),         NAME("name"),       NAME("description"), NAME("price"),
+    NAME("created_at"), NAME("updated_at"), NAME("version")};
+static const struct name source_names[1] = {NAME("ts_ms")};
 
 /* The parts of the envelope that decoding looks at; kind JSON_NONE when absent. Where a name is
  * duplicated, the first counts. `after` and `source` are walked once, in place: their columns and
@@ -116,7 +125,7 @@ struct envelope {
 
 /* Walks the object value of the iterator's current member, keeping the first value of each of
  * names[0..n) in vals, and continues the iterator after it; *whole is the object's span. */
-static int pick_members(struct json_members *it, const char *const *names, size_t n,
+static int pick_members(struct json_members *it, const struct name *names, size_t n,
                         struct json_span *vals, struct json_span *whole, const char **why)
 {
     struct json_members sub;
@@ -126,7 +135,8 @@ static int pick_members(struct json_members *it, const char *const *names, size_
     json_members_enter(it, &sub);
     while ((r = json_members_next(&sub, &name, &val, why)) == 1)
         for (size_t i = 0; i < n; i++)
-            if (vals[i].kind == JSON_NONE && json_string_equals(&name, names[i])) {
+            if (vals[i].kind == JSON_NONE &&
+                json_string_equals_n(&name, names[i].text, names[i].len)) {
                 vals[i] = val;
                 break;
             }
@@ -248,7 +258,7 @@ static int decode_after(const struct json_span *v, struct dbz_event *ev, char *e
         }
         if ((i == COL_ID || i == COL_VERSION) ? !json_span_i64(&v[i], &num)
                                               : v[i].kind != JSON_STRING) {
-            snprintf(err, errlen, "after-image column %s has the wrong type%s", col_names[i],
+            snprintf(err, errlen, "after-image column %s has the wrong type%s", col_names[i].text,
                      i == COL_PRICE ? " (is decimal.handling.mode=string?)" : "");
             return CDC_EDECODE;
         }

@@ -16,19 +16,26 @@ void json_cursor_init(struct json_cursor *c, const char *s, size_t len)
     c->pos = 0;
 }
 
-void json_skip_ws(struct json_cursor *c)
+/* Inlined into the scanner's loops: Debezium's JSON has no whitespace, so the first test
+ * usually ends it. */
+static inline void skip_ws(struct json_cursor *c)
 {
     while (c->pos < c->len) {
         char ch = c->s[c->pos];
-        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')
+        if (ch > ' ' || (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r'))
             break;
         c->pos++;
     }
 }
 
+void json_skip_ws(struct json_cursor *c)
+{
+    skip_ws(c);
+}
+
 bool json_at_end(struct json_cursor *c)
 {
-    json_skip_ws(c);
+    skip_ws(c);
     return c->pos == c->len;
 }
 
@@ -146,6 +153,23 @@ static uint64_t word_needs_look(uint64_t w)
            (w - BYTES_OF(0x20)) | w;
 }
 
+static bool simple_escape(char e)
+{
+    switch (e) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int scan_string(struct json_cursor *c, struct json_span *v, const char **why)
 {
     const char *s = c->s;
@@ -156,19 +180,25 @@ static int scan_string(struct json_cursor *c, struct json_span *v, const char **
     v->escaped = false;
     while (i < c->len) {
         unsigned char ch;
+        /* Find the next byte that needs a look: eight at a time, then one at a time near the end
+         * of the input. The lowest flagged byte of a word is exact. */
         if (c->len - i >= 8) {
-            uint64_t w;
+            uint64_t w, m;
             memcpy(&w, s + i, 8);
-            if ((word_needs_look(w) & HIGH_BITS) == 0) {
+            m = word_needs_look(w) & HIGH_BITS;
+            if (m == 0) {
                 i += 8;
+                continue;
+            }
+            i += (size_t)__builtin_ctzll(m) >> 3;
+        } else {
+            ch = (unsigned char)s[i];
+            if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
+                i++;
                 continue;
             }
         }
         ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
-            i++;
-            continue;
-        }
         if (ch == '"') {
             v->len = (size_t)(s + i - v->p);
             c->pos = i + 1;
@@ -189,7 +219,7 @@ static int scan_string(struct json_cursor *c, struct json_span *v, const char **
                     c->pos = i;
                     return CDC_EINVAL;
                 }
-            } else if (!strchr("\"\\/bfnrt", s[i + 1]) || s[i + 1] == '\0') {
+            } else if (!simple_escape(s[i + 1])) {
                 c->pos = i;
                 return fail(why, "bad escape");
             }
@@ -278,25 +308,25 @@ static int scan_container(struct json_cursor *c, struct json_span *v, int depth,
     if (depth >= JSON_MAX_DEPTH)
         return fail(why, "nested too deeply");
     c->pos++;
-    json_skip_ws(c);
+    skip_ws(c);
     if (c->pos < c->len && c->s[c->pos] == close) {
         c->pos++;
     } else {
         for (;;) {
-            json_skip_ws(c);
+            skip_ws(c);
             if (object) {
                 if (c->pos >= c->len || c->s[c->pos] != '"')
                     return fail(why, "expected a member name");
                 if (scan_string(c, &item, why))
                     return CDC_EINVAL;
-                json_skip_ws(c);
+                skip_ws(c);
                 if (c->pos >= c->len || c->s[c->pos] != ':')
                     return fail(why, "expected ':'");
                 c->pos++;
             }
             if (scan_value(c, &item, depth + 1, why))
                 return CDC_EINVAL;
-            json_skip_ws(c);
+            skip_ws(c);
             if (c->pos < c->len && c->s[c->pos] == ',') {
                 c->pos++;
                 continue;
@@ -317,7 +347,7 @@ static int scan_container(struct json_cursor *c, struct json_span *v, int depth,
 
 static int scan_value(struct json_cursor *c, struct json_span *v, int depth, const char **why)
 {
-    json_skip_ws(c);
+    skip_ws(c);
     if (c->pos >= c->len)
         return fail(why, "unexpected end");
     switch (c->s[c->pos]) {
@@ -349,7 +379,7 @@ int json_members_open(struct json_members *it, const struct json_cursor *c, cons
     it->c = *c;
     it->count = 0;
     it->done = false;
-    json_skip_ws(&it->c);
+    skip_ws(&it->c);
     if (it->c.pos >= it->c.len || it->c.s[it->c.pos] != '{')
         return fail(why, "not a JSON object");
     it->c.pos++;
@@ -369,7 +399,7 @@ int json_members_name(struct json_members *it, struct json_span *name, const cha
 
     if (it->done)
         return 0;
-    json_skip_ws(c);
+    skip_ws(c);
     if (c->pos < c->len && c->s[c->pos] == '}') {
         c->pos++;
         it->done = true;
@@ -379,18 +409,18 @@ int json_members_name(struct json_members *it, struct json_span *name, const cha
         if (c->pos >= c->len || c->s[c->pos] != ',')
             return fail(why, "expected ',' or '}'");
         c->pos++;
-        json_skip_ws(c);
+        skip_ws(c);
     }
     if (c->pos >= c->len || c->s[c->pos] != '"')
         return fail(why, "expected a member name");
     if (scan_string(c, name, why))
         return CDC_EINVAL;
-    json_skip_ws(c);
+    skip_ws(c);
     if (c->pos >= c->len || c->s[c->pos] != ':')
         return fail(why, "expected ':'");
     c->pos++;
     it->count++;
-    json_skip_ws(c);
+    skip_ws(c);
     return 1;
 }
 
@@ -494,9 +524,8 @@ long json_string_decode(const struct json_span *s, char *out, size_t cap)
     return (long)n;
 }
 
-bool json_string_equals(const struct json_span *s, const char *lit)
+bool json_string_equals_n(const struct json_span *s, const char *lit, size_t n)
 {
-    size_t n = strlen(lit);
     char tmp[256];
     long k;
 
@@ -511,6 +540,15 @@ bool json_string_equals(const struct json_span *s, const char *lit)
     return k == (long)n && memcmp(tmp, lit, n) == 0;
 }
 
+/* A number's text without a fraction or an exponent. */
+static bool plain_integer(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '.' || p[i] == 'e' || p[i] == 'E')
+            return false;
+    return true;
+}
+
 bool json_span_i64(const struct json_span *s, int64_t *out)
 {
     char tmp[64];
@@ -523,7 +561,7 @@ bool json_span_i64(const struct json_span *s, int64_t *out)
     }
     if (s->kind != JSON_NUMBER)
         return false;
-    if (!memchr(s->p, '.', s->len) && !memchr(s->p, 'e', s->len) && !memchr(s->p, 'E', s->len))
+    if (plain_integer(s->p, s->len))
         return parse_i64(s->p, s->len, out);
     /* 1.0 or 1e3: integral values written as doubles, exact only up to 2^53. */
     if (s->len >= sizeof(tmp))

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define JSON_MAX_DEPTH 64
 
@@ -89,8 +90,18 @@ int json_members_leave(struct json_members *it, const struct json_members *sub,
  * small. */
 long json_string_decode(const struct json_span *s, char *out, size_t cap);
 
-/* True when span s is a string whose decoded text equals lit. */
-bool json_string_equals(const struct json_span *s, const char *lit);
+/* True when span s is a string whose decoded text equals lit[0..n). */
+bool json_string_equals_n(const struct json_span *s, const char *lit, size_t n);
+
+/* The same for a NUL-terminated lit; inline so that a literal's length is known at compile time
+ * (member names are compared for every member of every event). */
+static inline bool json_string_equals(const struct json_span *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (s->kind == JSON_STRING && !s->escaped)
+        return s->len == n && memcmp(s->p, lit, n) == 0;
+    return json_string_equals_n(s, lit, n);
+}
 
 /* Reads an integer: a number with an integral value (exact to 2^53 when written with a fraction or
  * an exponent) or a string holding a plain base-10 integer. */
