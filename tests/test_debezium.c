@@ -4,6 +4,7 @@
 #include "fixtures.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,4 +179,97 @@ Test(debezium, watermark_change_gives_its_commit_time)
     f.value_len = strlen(f.value);
     cr_assert_eq(dbz_decode_heartbeat(&f, 1, &ts), 0);
     cr_assert_eq(ts, 1795262400100LL, "the commit time, not the time Debezium processed it");
+}
+
+/* An update envelope with the given id, name and description JSON (escaped as they are). */
+#define UPDATE_FMT                                                                                 \
+    "{\"before\":null,\"after\":{\"id\":%s,\"name\":\"%s\",\"description\":\"%s\","                \
+    "\"price\":\"1.50\",\"created_at\":\"2026-11-21T11:46:29.739055Z\","                           \
+    "\"updated_at\":\"2026-11-21T11:46:29.804486Z\",\"version\":3},"                               \
+    "\"source\":{\"ts_ms\":1795261589806},\"op\":\"u\"}"
+
+static char *update_value(const char *id, const char *name, const char *description)
+{
+    size_t n = strlen(UPDATE_FMT) + strlen(id) + strlen(name) + strlen(description) + 1;
+    char *v = malloc(n);
+    snprintf(v, n, UPDATE_FMT, id, name, description);
+    return v;
+}
+
+Test(debezium, escaped_text_renders_like_plain_text)
+{
+    char *plain = update_value("7", "caf\xc3\xa9 \xf0\x9f\x98\x80", "a/b");
+    char *escaped = update_value("7", "caf\\u00e9 \\ud83d\\ude00", "a\\/b");
+    struct dbz_event a, b;
+    char err[128];
+    cr_assert_eq(decode1("{\"id\":7}", plain, &a, err), 0, "%s", err);
+    cr_assert_eq(decode1("{\"\\u0069d\":7}", escaped, &b, err), 0, "%s", err);
+    cr_assert(a.complete && b.complete);
+    cr_assert_str_eq(a.body.data, b.body.data);
+    cr_assert(strstr(a.body.data, "\"name\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\""), "%s", a.body.data);
+    dbz_event_clear(&a);
+    dbz_event_clear(&b);
+    free(plain);
+    free(escaped);
+}
+
+Test(debezium, long_escaped_text_is_kept_whole)
+{
+    /* Longer than the decoder's stack buffers, so the escaped text takes the allocated path. */
+    size_t n = 6000;
+    char *desc = malloc(2 * n + 1), *value;
+    struct dbz_event e;
+    char err[128];
+    const char *body_desc;
+    for (size_t i = 0; i < n; i++)
+        memcpy(desc + 2 * i, "\\n", 2);
+    desc[2 * n] = '\0';
+    value = update_value("7", "n", desc);
+    cr_assert_eq(decode1("{\"id\":7}", value, &e, err), 0, "%s", err);
+    cr_assert(e.complete);
+    body_desc = strstr(e.body.data, "\"description\":\"");
+    cr_assert(body_desc);
+    cr_assert_eq(strncmp(body_desc + 15, desc, 2 * n), 0, "the newlines are escaped again");
+    cr_assert_eq(body_desc[15 + 2 * n], '"');
+    dbz_event_clear(&e);
+    free(value);
+    free(desc);
+}
+
+Test(debezium, ids_beyond_2_pow_53_are_exact)
+{
+    char *value = update_value("9007199254740993", "n", "d");
+    struct dbz_event e;
+    char err[128];
+    cr_assert_eq(decode1("{\"id\":9007199254740993}", value, &e, err), 0, "%s", err);
+    cr_assert_eq(e.key, 9007199254740993LL);
+    cr_assert(strstr(e.body.data, "{\"id\":9007199254740993,"), "%s", e.body.data);
+    dbz_event_clear(&e);
+    free(value);
+}
+
+Test(debezium, first_of_duplicated_members_counts)
+{
+    struct dbz_event e;
+    char err[128];
+    cr_assert_eq(decode1("{\"id\":5}", "{\"op\":\"d\",\"op\":\"u\",\"after\":null}", &e, err), 0,
+                 "%s", err);
+    cr_assert_eq(e.op, DBZ_OP_DELETE);
+    dbz_event_clear(&e);
+}
+
+Test(debezium, trailing_data_is_poison)
+{
+    char *value = update_value("5", "n", "d");
+    size_t n = strlen(value);
+    char *bad = malloc(n + 3);
+    struct dbz_event e;
+    char err[128] = "";
+    snprintf(bad, n + 3, "%s x", value);
+    cr_assert_eq(decode1("{\"id\":5}", bad, &e, err), CDC_EDECODE);
+    cr_assert(strstr(err, "trailing"), "%s", err);
+    cr_assert(e.has_key && e.key == 5);
+    dbz_event_clear(&e);
+    free(value);
+    free(bad);
 }
