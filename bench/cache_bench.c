@@ -98,16 +98,27 @@ static struct cache *mk(size_t bytes, unsigned shards)
     return cache_create(&o);
 }
 
-/* Bytes of RSS per entry beyond key and body, measured in a fresh process. */
-static int overhead(void)
+/* Bytes of RSS per entry beyond key and body, measured in a fresh process: 1M entries of BODY
+ * bytes, or ("mixed") of sizes spread evenly over 100..499 bytes, where malloc's rounding to 16
+ * averages out instead of landing wherever one fixed size puts it. */
+static int overhead(bool mixed)
 {
+    static char big[500];
     long base = rss_kb();
+    double bodies = 0, charged = 0;
+    const int64_t n = 1000000;
+
+    memset(big, 'x', sizeof(big));
     c = mk(1u << 30, 64);
-    for (int64_t k = 1; k <= 1000000; k++)
-        cache_fill(c, k, cache_lease(c, k), 1, body, BODY, NULL);
-    printf("entry_overhead_charged %zu\n", cache_entry_cost(BODY) - BODY - sizeof(int64_t));
-    printf("entry_overhead_rss %.1f\n",
-           (double)(rss_kb() - base) * 1024 / 1e6 - BODY - (double)sizeof(int64_t));
+    for (int64_t k = 1; k <= n; k++) {
+        size_t len = mixed ? 100 + (size_t)(k % 400) : BODY;
+        cache_fill(c, k, cache_lease(c, k), 1, big, len, NULL);
+        bodies += (double)len;
+        charged += (double)cache_entry_cost(len) - (double)len - (double)sizeof(int64_t);
+    }
+    printf("entry_overhead_charged%s %.1f\n", mixed ? "_mixed" : "", charged / (double)n);
+    printf("entry_overhead_rss%s %.1f\n", mixed ? "_mixed" : "",
+           ((double)(rss_kb() - base) * 1024 - bodies) / (double)n - (double)sizeof(int64_t));
     return 0;
 }
 
@@ -132,7 +143,9 @@ int main(int argc, char **argv)
 {
     memset(body, 'x', BODY);
     if (argc > 1 && strcmp(argv[1], "overhead") == 0)
-        return overhead();
+        return overhead(false);
+    if (argc > 1 && strcmp(argv[1], "overhead-mixed") == 0)
+        return overhead(true);
     if (argc > 1 && strcmp(argv[1], "rss") == 0)
         return fill_heavy();
     if (argc > 1)

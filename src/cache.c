@@ -10,8 +10,9 @@
  * refcounted: the shard holds one reference while the entry is linked, each reader one more. A
  * refresh links a new entry in the old one's place and drops the shard's reference to the old one,
  * so a worker still writing an old body keeps it alive until it calls cache_value_release(). A
- * single allocation keeps the overhead per entry at one header (56 bytes) plus one malloc chunk
- * header.
+ * single allocation keeps the overhead per entry at one 48-byte header (version and length share a
+ * word; the lease and both flags share another) plus one malloc chunk header, and the hash chains
+ * run at load factor 2 (one bucket pointer per two entries).
  *
  * Eviction is SIEVE (Zhang et al., NSDI '24): one FIFO queue per shard and one visited bit per
  * entry. A hit only sets the bit, so hits never reorder a list (unlike LRU) and the lock is held
@@ -40,18 +41,26 @@ void (*cache_test_before_fill)(int64_t key);
 
 #define TOUCH_RING 64
 
+#define VERSION_BITS 40 /* versions up to 2^39 - 1: a row updated every microsecond for 6 days */
+#define LEN_BITS     24 /* bodies under 16 MiB */
+#define LEASE_BITS   30
+#define VERSION_MAX  ((INT64_C(1) << (VERSION_BITS - 1)) - 1)
+#define LEN_MAX      ((UINT64_C(1) << LEN_BITS) - 1)
+#define LEASE_MASK   ((UINT32_C(1) << LEASE_BITS) - 1)
+
 struct cache_value {
     struct cache_value *hnext;         /* hash chain (shard lock) */
     struct cache_value *newer, *older; /* SIEVE queue, newest at head (shard lock) */
     int64_t key;
-    int64_t version; /* < 0: a negative entry ("not found") */
-    uint32_t lease;  /* fill lease, 0 = none (shard lock) */
+    int64_t version : VERSION_BITS; /* immutable; < 0: a negative entry ("not found") */
+    uint64_t len : LEN_BITS;        /* immutable; body is not NUL-terminated */
     _Atomic uint32_t refs;
-    uint32_t len;
-    bool visited; /* shard lock */
-    bool pending; /* a lease only, no response yet */
+    uint32_t lease : LEASE_BITS; /* fill lease, 0 = none (shard lock, like the two flags) */
+    uint32_t visited : 1;
+    uint32_t pending : 1; /* a lease only, no response yet */
     char body[];
 };
+_Static_assert(sizeof(struct cache_value) == 48, "the entry header is part of the memory budget");
 
 struct cache_shard {
     pthread_mutex_t lock;      /* guards every field below */
@@ -108,26 +117,33 @@ static uint64_t mix64(uint64_t x)
 size_t cache_entry_cost(size_t len)
 {
     /* What the entry really takes: its malloc chunk (glibc: the request plus an 8-byte header,
-     * rounded up to 16) and its share of the hash buckets (one pointer per entry at load factor 1).
-     * Charging this rather than the struct size keeps RSS within the configured bound. */
-    size_t chunk = (sizeof(struct cache_value) + len + 1 + 8 + 15) & ~(size_t)15;
-    return chunk + sizeof(struct cache_value *);
+     * rounded up to 16, at least 32) and its share of the hash buckets (between a half and one
+     * pointer per entry at load factor 2; the upper end is charged). Charging this rather than the
+     * struct size keeps RSS within the configured bound. */
+    size_t chunk = (sizeof(struct cache_value) + len + 8 + 15) & ~(size_t)15;
+    return (chunk < 32 ? 32 : chunk) + sizeof(struct cache_value *);
 }
 
-/* A new entry holding one reference (the shard's, once linked). A pending entry has no body. */
+/* True when the header's packed fields can hold version and len (see fits()). */
+static bool fits(int64_t version, size_t len)
+{
+    return version <= VERSION_MAX && len <= LEN_MAX;
+}
+
+/* A new entry holding one reference (the shard's, once linked). A pending entry has no body.
+ * Callers check fits() first. */
 static struct cache_value *entry_new(int64_t key, int64_t version, bool pending, const char *body,
                                      size_t len)
 {
-    struct cache_value *v = xmalloc(sizeof(*v) + len + 1);
+    struct cache_value *v = xmalloc(sizeof(*v) + len);
     memset(v, 0, sizeof(*v));
     atomic_init(&v->refs, 1);
     v->key = key;
     v->version = version;
     v->pending = pending;
-    v->len = (uint32_t)len;
+    v->len = len;
     if (len)
         memcpy(v->body, body, len);
-    v->body[len] = '\0';
     return v;
 }
 
@@ -215,11 +231,22 @@ static struct cache_shard *shard_of(struct cache *c, int64_t key, uint64_t *h)
 
 /* --- the functions below require the shard lock (suffix _locked) --- */
 
+/* Finds key's node and moves it to the front of its chain, so that at load factor 2 the keys
+ * being read sit first and a hit on a hot key does not walk through cold nodes (each a cache
+ * miss). */
 static struct cache_value *find_locked(struct cache_shard *s, uint64_t h, int64_t key)
 {
-    struct cache_value *nd = s->buckets[h & (s->nbuckets - 1)];
-    while (nd && nd->key != key)
-        nd = nd->hnext;
+    struct cache_value **head = &s->buckets[h & (s->nbuckets - 1)];
+    struct cache_value **pp = head;
+    struct cache_value *nd;
+
+    while ((nd = *pp) && nd->key != key)
+        pp = &nd->hnext;
+    if (nd && pp != head) {
+        *pp = nd->hnext;
+        nd->hnext = *head;
+        *head = nd;
+    }
     return nd;
 }
 
@@ -247,7 +274,7 @@ static struct cache_value *insert_locked(struct cache_shard *s, uint64_t h, int6
     struct cache_value *nd = entry_new(key, 0, true, NULL, 0);
     size_t j;
 
-    if (s->count >= s->nbuckets)
+    if (s->count >= 2 * s->nbuckets)
         grow_locked(s);
     j = h & (s->nbuckets - 1);
     nd->hnext = s->buckets[j];
@@ -377,9 +404,11 @@ static uint64_t lease_locked(struct cache_shard *s, uint64_t h, int64_t key)
     struct cache_value *nd = find_locked(s, h, key);
     if (!nd)
         nd = insert_locked(s, h, key);
+    s->next_lease = (s->next_lease + 1) & LEASE_MASK;
     if (s->next_lease == 0) /* 0 means "no lease": skip it when the counter wraps */
         s->next_lease = 1;
-    return nd->lease = s->next_lease++;
+    nd->lease = s->next_lease;
+    return nd->lease;
 }
 
 static void touch_locked(struct cache *c, struct cache_shard *s, int64_t key)
@@ -487,6 +516,8 @@ int cache_fill(struct cache *c, int64_t key, uint64_t lease, int64_t version, co
         goto out_unlock; /* voided: an invalidation or a newer lease came in between */
     if (negative && !c->negative_entries) {
         reason = CACHE_REJECT_NEGATIVE_OFF;
+    } else if (!fits(version, len)) {
+        reason = CACHE_REJECT_TOO_LARGE;
     } else if (!nd->pending && (negative || (nd->version >= 0 && nd->version >= version))) {
         reason = CACHE_REJECT_NOT_NEWER;
     } else {
@@ -559,6 +590,9 @@ enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t versio
         end_lease_locked(s, nd); /* any fill in flight raced this event: void it */
         s->st.stale_ignored++;
         res = CACHE_OLD;
+    } else if (!fits(version, len)) {
+        invalidate_locked(s, nd); /* cannot hold it: the next read goes to the database */
+        res = CACHE_EVICTED;
     } else if (replace_locked(s, nd, entry_new(key, version, false, body, len), &nd, &why) == 0) {
         end_lease_locked(s, nd);
         s->st.refreshes++;

@@ -30,10 +30,13 @@ static void expect_body(struct cache *c, int64_t key, int64_t version, const cha
     struct cache_value *v = NULL;
     uint64_t lease = 0;
     size_t len;
+    const char *b;
     cr_assert_eq(cache_lookup(c, key, 0, &v, &lease), CACHE_HIT, "key %lld should hit",
                  (long long)key);
     cr_assert_eq(cache_value_version(v), version);
-    cr_assert_str_eq(cache_value_body(v, &len), body);
+    b = cache_value_body(v, &len);
+    cr_assert_eq(len, strlen(body));
+    cr_assert_eq(memcmp(b, body, len), 0);
     cache_value_release(v);
 }
 
@@ -252,7 +255,8 @@ Test(cache, value_outlives_eviction_while_referenced)
     cr_assert(cache_evict(c, 1));
     cr_assert_eq(cache_apply(c, 1, 2, "x", 1), CACHE_ABSENT);
     /* ASan would flag this read if eviction had freed the value under the reader */
-    cr_assert_str_eq(cache_value_body(v, &len), "still readable");
+    cr_assert_eq(memcmp(cache_value_body(v, &len), "still readable", 14), 0);
+    cr_assert_eq(len, 14);
     cache_value_release(v);
     cache_destroy(c);
 }
@@ -347,5 +351,28 @@ Test(cache, lease_since_refuses_keys_touched_after_the_epoch)
     for (int64_t k = 1000; k < 1000 + 64 * 4 * 2; k++)
         cache_evict(c, k);
     cr_assert_eq(cache_lease_since(c, 33, before), 0);
+    cache_destroy(c);
+}
+
+Test(cache, versions_the_header_cannot_hold_are_not_cached)
+{
+    /* Versions share a word with the body length (40 bits, so up to 2^39 - 1). A version past that
+     * must never be stored truncated, where it would compare as older than the row it is. */
+    struct cache *c = mk(1u << 20, 1);
+    const int64_t max = (INT64_C(1) << 39) - 1;
+    struct cache_value *v = NULL;
+    uint64_t lease = 0;
+    enum cache_reject why = CACHE_REJECT_COUNT;
+
+    fill_ok(c, 1, max, "at the limit");
+    expect_body(c, 1, max, "at the limit");
+    cr_assert_eq(cache_lookup(c, 2, 0, &v, &lease), CACHE_MISS);
+    cr_assert_eq(cache_fill(c, 2, lease, max + 1, "past it", 7, &why), CDC_EREJECTED);
+    cr_assert_eq(why, CACHE_REJECT_TOO_LARGE);
+    cr_assert(is_miss(c, 2));
+    fill_ok(c, 3, 5, "cached");
+    cr_assert_eq(cache_apply(c, 3, max + 1, "newer", 5), CACHE_EVICTED,
+                 "an event the header cannot hold evicts the old entry");
+    cr_assert(is_miss(c, 3));
     cache_destroy(c);
 }

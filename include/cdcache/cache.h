@@ -18,11 +18,12 @@ struct cache;
 struct cache_value;
 
 /* Why a fill was not installed. Every fill is either installed or counted under one of these. */
-#define CACHE_REJECT_REASONS(X)                                                                    \
-    X(LEASE_VOID, "lease_void")     /* an invalidation for the key arrived while the fill ran */   \
-    X(NOT_NEWER, "not_newer")       /* the cache already holds this version or a newer one */      \
-    X(TOO_LARGE, "too_large")       /* one entry larger than a shard's share of the byte bound */  \
-    X(NO_ROOM, "no_room")           /* nothing could be evicted to make room */                    \
+#define CACHE_REJECT_REASONS(X)                                                                     \
+    X(LEASE_VOID, "lease_void")     /* an invalidation for the key arrived while the fill ran */    \
+    X(NOT_NEWER, "not_newer")       /* the cache already holds this version or a newer one */       \
+    X(TOO_LARGE, "too_large")       /* larger than a shard's share of the bound (or than 16 MiB,    \
+                                       or a version past 2^39 - 1, which the header cannot hold) */ \
+    X(NO_ROOM, "no_room")           /* nothing could be evicted to make room */                     \
     X(NEGATIVE_OFF, "negative_off") /* negative entries are disabled */
 
 enum cache_reject {
@@ -100,7 +101,8 @@ void cache_flush(struct cache *c);
 
 void cache_stats(struct cache *c, struct cache_stats *out);
 
-/* Accessors for a value obtained from cache_lookup(). Borrowed while the reference is held. */
+/* Accessors for a value obtained from cache_lookup(). Borrowed while the reference is held; the
+ * body is len bytes, not NUL-terminated. */
 const char *cache_value_body(const struct cache_value *v, size_t *len);
 int64_t cache_value_version(const struct cache_value *v);
 bool cache_value_negative(const struct cache_value *v);
