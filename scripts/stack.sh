@@ -9,7 +9,11 @@
 #   stack.sh logs DIR   show the recent logs of every component (FOLLOW=1 to follow)
 #
 # Environment: REPLICAS (default 2), LB_PORT (default 8080; 0 = pick a free one), FRESH=1 (recreate the
-# database), PARTS (default "pg redis debezium replicas nginx": what `up` starts), BUILD_DIR (build).
+# database), PARTS (default "pg redis debezium replicas nginx": what `up` starts), BUILD_DIR (build),
+# PIPELINE_RT=1 (PostgreSQL, Redis and Debezium under SCHED_RR priority 1, root only: make bench uses
+# it so that a load generator and hundreds of busy worker threads on the same two cores do not starve
+# the CDC pipeline, as they could not on separate hosts; nice values do not help across the kernel's
+# per-session autogroups).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,6 +76,11 @@ stop_pid() { # stop_pid PIDFILE: TERM, then KILL after 10 s
     rm -f "$f"
 }
 
+# Prefix for the pipeline's commands (PIPELINE_RT). An array, not a function, so that `$!` of a
+# backgrounded command is the command itself (what stop_pid kills). Children inherit the policy.
+PIPE_SCHED=()
+if [ "${PIPELINE_RT:-0}" = 1 ]; then PIPE_SCHED=(chrt --rr 1); fi
+
 find_java() { # prints a java binary of version >= 21
     local cands=() j v
     [ -n "${JAVA_HOME:-}" ] && cands+=("$JAVA_HOME/bin/java")
@@ -125,7 +134,7 @@ start_pg() {
             --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 || die "initdb failed: see $dir/pg/initdb.log"
         fresh=1
     fi
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 60 start \
+    "${PIPE_SCHED[@]}" runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 60 start \
         -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/pg \
             -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10 \
             -c max_connections=300 -c fsync=${PG_FSYNC:-on} -c synchronous_commit=${PG_SYNC_COMMIT:-on}" \
@@ -158,7 +167,7 @@ daemonize yes
 appendonly yes
 save ""
 CONF
-        redis-server "$dir/redis/redis.conf" || die "redis-server failed: see $dir/redis/redis.log"
+        "${PIPE_SCHED[@]}" redis-server "$dir/redis/redis.conf" || die "redis-server failed: see $dir/redis/redis.log"
         wait_for 20 "Redis" redis-cli -p "$port" ping
     fi
     save_port redis "$port"
@@ -194,7 +203,7 @@ start_debezium() {
         export JAVA_OPTS="${JAVA_OPTS:-} -Xms256m -Xmx1g --add-opens=java.base/java.lang=ALL-UNNAMED"
         export CDCACHE_REDIS_ADDRESS="127.0.0.1:$(saved_port redis)"
         export CDCACHE_PG_PORT="$(saved_port pg)" CDCACHE_DEBEZIUM_HTTP_PORT="$port"
-        setsid ./run.sh >"$d/debezium.log" 2>&1 < /dev/null &
+        "${PIPE_SCHED[@]}" setsid ./run.sh >"$d/debezium.log" 2>&1 < /dev/null &
         echo $! > "$d/debezium.pid"
     )
     # Streaming has begun once the first heartbeat lands in Redis.

@@ -520,6 +520,8 @@ static void *consumer_main(void *arg)
     bool prefetched = false;   /* a read is in flight, its reply not yet taken */
     size_t acks_owed = 0;      /* XACK replies that follow the in-flight read's reply */
 
+    pthread_setname_np(pthread_self(), "cdc-consumer"); /* for top -H, perf and gdb */
+
     while (!atomic_load(&cdc->stop)) {
         redisReply *r = NULL;
         size_t seen = 0, nacks = 0;
