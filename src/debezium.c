@@ -81,27 +81,32 @@ static int fail(char *err, size_t errlen, const char *msg)
     return CDC_EDECODE;
 }
 
-/* The id of {"id":N,...} when positive; false for anything else (including invalid JSON). */
+/* The id of {"id":N,...} when positive; false for anything else, including invalid JSON (the
+ * whole text is validated, not only up to the id). */
 static bool key_from_object(const char *s, size_t len, int64_t *key)
 {
     struct json_cursor c;
     struct json_members it;
-    struct json_span name, val;
+    struct json_span name, val, id = {0};
     const char *why;
+    int64_t v;
     int r;
 
     json_cursor_init(&c, s, len);
     if (json_members_open(&it, &c, &why))
         return false;
     while ((r = json_members_next(&it, &name, &val, &why)) == 1)
-        if (json_string_equals(&name, "id"))
-            return json_span_i64(&val, key) && *key > 0;
-    return false;
+        if (id.kind == JSON_NONE && json_string_equals(&name, "id"))
+            id = val;
+    if (r != 0 || !json_at_end(&it.c) || !json_span_i64(&id, &v) || v <= 0)
+        return false;
+    *key = v;
+    return true;
 }
 
 enum { COL_ID, COL_NAME, COL_DESCRIPTION, COL_PRICE, COL_CREATED, COL_UPDATED, COL_VERSION, NCOLS };
 
-struct name {
+struct member_name {
     const char *text;
     size_t len;
 };
@@ -109,10 +114,10 @@ struct name {
     {                                                                                              \
         s, sizeof(s) - 1                                                                           \
     }
-static const struct name col_names[NCOLS] = {
+static const struct member_name col_names[NCOLS] = {
     NAME("id"),         NAME("name"),       NAME("description"), NAME("price"),
     NAME("created_at"), NAME("updated_at"), NAME("version")};
-static const struct name source_names[1] = {NAME("ts_ms")};
+static const struct member_name source_names[1] = {NAME("ts_ms")};
 
 /* The parts of the envelope that decoding looks at; kind JSON_NONE when absent. Where a name is
  * duplicated, the first counts. `after` and `source` are walked once, in place: their columns and
@@ -125,7 +130,7 @@ struct envelope {
 
 /* Walks the object value of the iterator's current member, keeping the first value of each of
  * names[0..n) in vals, and continues the iterator after it; *whole is the object's span. */
-static int pick_members(struct json_members *it, const struct name *names, size_t n,
+static int pick_members(struct json_members *it, const struct member_name *names, size_t n,
                         struct json_span *vals, struct json_span *whole, const char **why)
 {
     struct json_members sub;

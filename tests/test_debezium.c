@@ -125,8 +125,8 @@ Test(debezium, poison_with_a_readable_key)
 
 Test(debezium, poison_without_a_key)
 {
-    static const char *const keys[] = {"garbage", "{\"id\":\"abc\"}", "{\"id\":-1}", "{}",
-                                       "default"};
+    static const char *const keys[] = {"garbage",    "{\"id\":\"abc\"}",    "{\"id\":-1}", "{}",
+                                       "{\"id\":5,", "{\"id\":5} trailing", "default"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         struct dbz_event e;
         char err[128];
