@@ -1,58 +1,18 @@
 /* Decode microbenchmark: time per entry to decode and render recorded Debezium entries
- * (tests/fixtures/items-events.jsonl) with dbz_decode(), one thread, no I/O. Prints "key value"
- * lines that bench/run.py puts in the report next to the consumer's apply rate. */
+ * (tests/fixtures/items-events.jsonl, loaded by the tests' own loader) with dbz_decode(), one
+ * thread, no I/O. Prints "key value" lines that bench/run.py puts in the report next to the
+ * consumer's apply rate. usage: decode_bench [iterations [update-only]] */
 #include "cdcache/debezium.h"
 #include "cdcache/util.h"
+#include "fixtures.h"
 
-#include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ENTRIES 256
-
-struct entry {
-    struct dbz_field f[4];
-    size_t n;
-    char op[12];
-};
-
-/* Loads the recorded entries (one JSON object per line with a "fields" array). The fixture is
- * trusted test data, so a malformed line simply ends the load. */
-static size_t load(const char *path, struct entry *out)
-{
-    FILE *fp = fopen(path, "rb");
-    char *line = NULL;
-    size_t cap = 0, n = 0;
-
-    if (!fp) {
-        perror(path);
-        exit(2);
-    }
-    while (n < MAX_ENTRIES && getline(&line, &cap, fp) > 0) {
-        cJSON *j = cJSON_Parse(line);
-        cJSON *fields = cJSON_GetObjectItem(j, "fields");
-        int nf = cJSON_GetArraySize(fields);
-        struct entry *e = &out[n];
-
-        if (!j || nf < 2)
-            break;
-        e->n = 0;
-        for (int i = 0; i + 1 < nf && e->n < 4; i += 2, e->n++) {
-            const char *k = cJSON_GetArrayItem(fields, i)->valuestring;
-            const char *v = cJSON_GetArrayItem(fields, i + 1)->valuestring;
-            e->f[e->n] = (struct dbz_field){xstrdup(k), strlen(k), xstrdup(v), strlen(v)};
-        }
-        cJSON_Delete(j);
-        n++;
-    }
-    free(line);
-    fclose(fp);
-    return n;
-}
-
 /* Decodes entry e `iters` times; returns ns per decode. */
-static double time_decode(const struct entry *e, long iters)
+static double time_decode(const struct fixture_entry *e, long iters)
 {
     char err[160];
     int64_t t0 = now_mono_ns();
@@ -60,7 +20,7 @@ static double time_decode(const struct entry *e, long iters)
 
     for (long i = 0; i < iters; i++) {
         struct dbz_event ev;
-        if (dbz_decode(e->f, e->n, &ev, err, sizeof(err)) == 0)
+        if (dbz_decode(e->fields, e->nfields, &ev, err, sizeof(err)) == 0)
             ok += (long)ev.body.len;
         dbz_event_clear(&ev);
     }
@@ -71,36 +31,35 @@ static double time_decode(const struct entry *e, long iters)
 
 int main(int argc, char **argv)
 {
-    static struct entry entries[MAX_ENTRIES];
-    long iters = argc > 2 ? atol(argv[2]) : 200000;
-    size_t n;
+    long iters = argc > 1 ? atol(argv[1]) : 200000;
+    size_t n, update = SIZE_MAX;
+    struct fixture_entry *entries = fixtures_load_events("items-events.jsonl", &n);
     double total = 0;
     char err[160];
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s items-events.jsonl [iterations [update-only]]\n", argv[0]);
+    if (iters <= 0) {
+        fprintf(stderr, "usage: %s [iterations [update-only]]\n", argv[0]);
         return 2;
     }
-    n = load(argv[1], entries);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && update == SIZE_MAX; i++) {
         struct dbz_event ev;
-        int rc = dbz_decode(entries[i].f, entries[i].n, &ev, err, sizeof(err));
-        snprintf(entries[i].op, sizeof(entries[i].op), "%s", rc ? "poison" : dbz_op_name(ev.op));
+        if (dbz_decode(entries[i].fields, entries[i].nfields, &ev, err, sizeof(err)) == 0 &&
+            ev.op == DBZ_OP_UPDATE)
+            update = i;
         dbz_event_clear(&ev);
     }
     /* The update envelope is what the apply benchmark writes; report it on its own. */
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(entries[i].op, "u") == 0) {
-            double ns = time_decode(&entries[i], iters);
-            printf("decode_update_ns %.1f\n", ns);
-            printf("decode_update_value_bytes %zu\n", entries[i].f[entries[i].n - 1].value_len);
-            break;
-        }
-    if (argc > 3 && strcmp(argv[3], "update-only") == 0) /* for profiling the common case */
+    if (update != SIZE_MAX) {
+        const struct fixture_entry *e = &entries[update];
+        printf("decode_update_ns %.1f\n", time_decode(e, iters));
+        printf("decode_update_value_bytes %zu\n", e->fields[e->nfields - 1].value_len);
+    }
+    if (argc > 2 && strcmp(argv[2], "update-only") == 0) /* for profiling the common case */
         return 0;
     for (size_t i = 0; i < n; i++)
         total += time_decode(&entries[i], iters / (long)n + 1);
     printf("decode_mix_ns %.1f\n", total / (double)n);
     printf("decode_mix_entries %zu\n", n);
+    fixtures_free(entries, n);
     return 0;
 }

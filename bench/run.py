@@ -255,8 +255,7 @@ def apply_section(stack):
         recorded = [json.loads(l)["fields"] for l in f]
     upd = json.loads(recorded[1][1])
     rounds = [apply_round(stack, n, rnd, upd) for rnd in range(RUNS)]
-    out = sh([os.path.join(BUILD, "bench", "decode_bench"),
-              os.path.join(ROOT, "tests", "fixtures", "items-events.jsonl")]).stdout
+    out = sh([os.path.join(BUILD, "bench", "decode_bench")]).stdout
     dec = dict(l.split() for l in out.splitlines())
     results["apply"] = {"entries": n, "applied_per_s": statistics.median(r for r, _ in rounds),
                         "ceiling_per_s": statistics.median(c for _, c in rounds),

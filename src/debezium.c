@@ -81,6 +81,16 @@ static int fail(char *err, size_t errlen, const char *msg)
     return CDC_EDECODE;
 }
 
+/* A positive integer id (number or numeric string). */
+static bool positive_id(const struct json_span *id, int64_t *key)
+{
+    int64_t v;
+    if (!json_span_i64(id, &v) || v <= 0)
+        return false;
+    *key = v;
+    return true;
+}
+
 /* The id of {"id":N,...} when positive; false for anything else, including invalid JSON (the
  * whole text is validated, not only up to the id). */
 static bool key_from_object(const char *s, size_t len, int64_t *key)
@@ -89,7 +99,6 @@ static bool key_from_object(const char *s, size_t len, int64_t *key)
     struct json_members it;
     struct json_span name, val, id = {0};
     const char *why;
-    int64_t v;
     int r;
 
     json_cursor_init(&c, s, len);
@@ -98,10 +107,7 @@ static bool key_from_object(const char *s, size_t len, int64_t *key)
     while ((r = json_members_next(&it, &name, &val, &why)) == 1)
         if (id.kind == JSON_NONE && json_string_equals(&name, "id"))
             id = val;
-    if (r != 0 || !json_at_end(&it.c) || !json_span_i64(&id, &v) || v <= 0)
-        return false;
-    *key = v;
-    return true;
+    return r == 0 && json_at_end(&it.c) && positive_id(&id, key);
 }
 
 enum { COL_ID, COL_NAME, COL_DESCRIPTION, COL_PRICE, COL_CREATED, COL_UPDATED, COL_VERSION, NCOLS };
@@ -206,15 +212,6 @@ static int read_envelope(const char *s, size_t len, struct envelope *env, char *
 static bool key_from_span(const struct json_span *obj, int64_t *key)
 {
     return obj->kind == JSON_OBJECT && key_from_object(obj->p, obj->len, key);
-}
-
-static bool positive_id(const struct json_span *id, int64_t *key)
-{
-    int64_t v;
-    if (!json_span_i64(id, &v) || v <= 0)
-        return false;
-    *key = v;
-    return true;
 }
 
 /* A column's text: borrowed from the input when it has no escapes, else decoded into `stack` or,

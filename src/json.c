@@ -16,8 +16,8 @@ void json_cursor_init(struct json_cursor *c, const char *s, size_t len)
     c->pos = 0;
 }
 
-/* Inlined into the scanner's loops: Debezium's JSON has no whitespace, so the first test
- * usually ends it. */
+/* Whitespace; inlined into the scanner's loops: Debezium's JSON has no whitespace, so the first
+ * test usually ends it. */
 static inline void skip_ws(struct json_cursor *c)
 {
     while (c->pos < c->len) {
@@ -26,11 +26,6 @@ static inline void skip_ws(struct json_cursor *c)
             break;
         c->pos++;
     }
-}
-
-void json_skip_ws(struct json_cursor *c)
-{
-    skip_ws(c);
 }
 
 bool json_at_end(struct json_cursor *c)
@@ -153,20 +148,27 @@ static uint64_t word_needs_look(uint64_t w)
            (w - BYTES_OF(0x20)) | w;
 }
 
-static bool simple_escape(char e)
+/* The character a two-byte escape \e stands for, or 0 when e is not one of them ('u' is handled
+ * apart). The one table for validation and decoding. */
+static char unescaped(char e)
 {
     switch (e) {
     case '"':
     case '\\':
     case '/':
+        return e;
     case 'b':
+        return '\b';
     case 'f':
+        return '\f';
     case 'n':
+        return '\n';
     case 'r':
+        return '\r';
     case 't':
-        return true;
+        return '\t';
     default:
-        return false;
+        return 0;
     }
 }
 
@@ -219,7 +221,7 @@ static int scan_string(struct json_cursor *c, struct json_span *v, const char **
                     c->pos = i;
                     return CDC_EINVAL;
                 }
-            } else if (!simple_escape(s[i + 1])) {
+            } else if (!unescaped(s[i + 1])) {
                 c->pos = i;
                 return fail(why, "bad escape");
             }
@@ -386,13 +388,6 @@ int json_members_open(struct json_members *it, const struct json_cursor *c, cons
     return 0;
 }
 
-int json_members_of(struct json_members *it, const struct json_span *obj, const char **why)
-{
-    struct json_cursor c;
-    json_cursor_init(&c, obj->p, obj->len);
-    return json_members_open(it, &c, why);
-}
-
 int json_members_name(struct json_members *it, struct json_span *name, const char **why)
 {
     struct json_cursor *c = &it->c;
@@ -488,23 +483,7 @@ long json_string_decode(const struct json_span *s, char *out, size_t cap)
             break;
         if (i + 1 >= s->len)
             return -1;
-        switch (s->p[i + 1]) {
-        case 'b':
-            out[n++] = '\b';
-            break;
-        case 'f':
-            out[n++] = '\f';
-            break;
-        case 'n':
-            out[n++] = '\n';
-            break;
-        case 'r':
-            out[n++] = '\r';
-            break;
-        case 't':
-            out[n++] = '\t';
-            break;
-        case 'u': {
+        if (s->p[i + 1] == 'u') {
             unsigned cp;
             size_t used;
             if (read_u_escape(s->p + i + 1, s->len - i - 1, &cp, &used, &why))
@@ -514,10 +493,8 @@ long json_string_decode(const struct json_span *s, char *out, size_t cap)
             i += 1 + used;
             continue;
         }
-        default: /* '"', '\\' and '/' stand for themselves */
-            out[n++] = s->p[i + 1];
-            break;
-        }
+        if (!(out[n++] = unescaped(s->p[i + 1])))
+            return -1;
         i += 2;
     }
     out[n] = '\0';

@@ -55,7 +55,6 @@ struct json_members {
 };
 
 void json_cursor_init(struct json_cursor *c, const char *s, size_t len);
-void json_skip_ws(struct json_cursor *c);
 /* True when only whitespace remains. */
 bool json_at_end(struct json_cursor *c);
 
@@ -66,8 +65,6 @@ int json_value(struct json_cursor *c, struct json_span *v, const char **why);
 /* Starts iterating the object at the cursor (after whitespace): consumes '{'. Returns 0 or
  * CDC_EINVAL. The iterator copies the cursor; json_members_cursor() gives the position back. */
 int json_members_open(struct json_members *it, const struct json_cursor *c, const char **why);
-/* Starts iterating an object span from json_value(). */
-int json_members_of(struct json_members *it, const struct json_span *obj, const char **why);
 /* Reads the next member. Returns 1 with its name (a JSON_STRING span) and value, 0 after the
  * closing '}', or CDC_EINVAL with a reason. */
 int json_members_next(struct json_members *it, struct json_span *name, struct json_span *value,
