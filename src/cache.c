@@ -446,8 +446,10 @@ enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_
     pthread_mutex_lock(&s->lock);
     for (;;) {
         struct cache_value *nd = find_locked(s, h, key);
-        if (nd && !nd->pending && (nd->version < 0 || nd->version >= min_version)) {
-            /* A negative entry is "no row at any version": read-your-writes can't want more. */
+        if (nd && !nd->pending &&
+            (nd->version < 0 ? min_version <= 0 : nd->version >= min_version)) {
+            /* A negative entry says "no row". A minimum version of 1 or more proves the row exists
+             * (the client saw a write's ETag), so it is a miss like an older version. */
             nd->visited = true;
             atomic_fetch_add_explicit(&nd->refs, 1, memory_order_relaxed);
             *out = nd;

@@ -1,19 +1,11 @@
-/* HTTP handlers. One catch-all civetweb handler routes by path and method.
- *
- * Item reads: bypass the cache when it is disabled, when the request says Cache-Control: no-cache,
- * or when the CDC consumer cannot vouch for it (bounded staleness). Otherwise cache_lookup() gives
- * a hit (the stored bytes are written as they are, no JSON work) or a miss with a fill lease; the
- * miss queries PostgreSQL and offers the row to cache_fill(), which refuses it if a change event
- * for the key arrived meanwhile. X-Min-Version: v makes an older cached version a miss
- * (read-your-writes).
- *
- * Writes go to PostgreSQL. An update takes a lease before it writes and installs the returned row
- * after, so this replica reads its own write at once; a delete evicts. Every write answers with
- * ETag. */
+/* HTTP handlers. One catch-all civetweb handler routes by path and method, parses the request,
+ * calls the read protocol (reads.c: cache, leases, vouching, read-your-writes) or the database, and
+ * writes the answer. No cache rule lives here. */
 #include "cdcache/http.h"
 #include "cdcache/body.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
+#include "cdcache/reads.h"
 #include "cdcache/util.h"
 
 #include <civetweb.h>
@@ -25,8 +17,8 @@
 #include <unistd.h>
 
 struct http_server {
-    const char *fill_gate; /* CDCACHE_TEST_FILL_GATE, NULL in production */
     struct mg_context *ctx;
+    struct reads *reads;
     const struct config *cfg;
     struct cache *cache;
     struct db *db;
@@ -245,89 +237,44 @@ static void send_hit(struct request *rq, const char *body, size_t len, int64_t v
     }
 }
 
-static void test_fill_gate(const struct http_server *srv, int64_t id)
-{
-    char gate[512], waiting[520];
-    FILE *f;
-
-    if (!srv->fill_gate)
-        return;
-    snprintf(gate, sizeof(gate), "%s/%lld", srv->fill_gate, (long long)id);
-    if (access(gate, F_OK) != 0)
-        return;
-    snprintf(waiting, sizeof(waiting), "%s.waiting", gate);
-    f = fopen(waiting, "w");
-    if (f)
-        fclose(f);
-    for (int i = 0; i < 6000 && access(gate, F_OK) == 0; i++)
-        usleep(5000);
-    unlink(waiting);
-}
-
 /* GET /items/{id} */
 static void item_get(struct request *rq, int64_t id)
 {
-    struct http_server *srv = rq->srv;
+    static const char *const xcache[] = {"hit", "miss", "bypass"};
+    static const enum metrics_xcache xkind[] = {XCACHE_HIT, XCACHE_MISS, XCACHE_BYPASS};
     const char *inm = mg_get_header(rq->conn, "If-None-Match");
     const char *minv_h = mg_get_header(rq->conn, "X-Min-Version");
     const char *cc = mg_get_header(rq->conn, "Cache-Control");
     const char *pragma = mg_get_header(rq->conn, "Pragma");
-    int64_t min_version = 0, version = 0;
-    struct cache_value *val = NULL;
-    uint64_t lease = 0;
-    bool use_cache;
-    struct buf body;
-    int rc;
+    int64_t min_version = 0;
+    struct reads_result res;
 
     if (minv_h && (!parse_i64_str(minv_h, &min_version) || min_version < 0)) {
         send_problem(rq, P_INVALID_HEADER, "X-Min-Version must be a non-negative integer",
                      "X-Min-Version");
         return;
     }
-    use_cache = srv->cache && !(cc && header_has_token(cc, "no-cache")) &&
-                !(pragma && header_has_token(pragma, "no-cache")) && srv->cdc &&
-                cdc_vouching(srv->cdc);
-    if (use_cache && cache_lookup(srv->cache, id, min_version, &val, &lease) == CACHE_HIT) {
-        size_t len;
-        const char *b = cache_value_body(val, &len);
-        metrics_xcache(srv->metrics, XCACHE_HIT);
-        if (cache_value_negative(val)) {
-            add_header(rq, "X-Cache", "hit");
-            send_problem(rq, P_NOT_FOUND, "no item with this id", NULL);
-        } else if (inm && none_match(inm, cache_value_version(val))) {
-            add_header(rq, "X-Cache", "hit");
-            add_etag(rq, cache_value_version(val));
-            send_response(rq, 304, NULL, NULL, 0);
-        } else {
-            send_hit(rq, b, len, cache_value_version(val));
-        }
-        cache_value_release(val);
+    reads_get(rq->srv->reads, id, min_version,
+              (cc && header_has_token(cc, "no-cache")) ||
+                  (pragma && header_has_token(pragma, "no-cache")),
+              &res);
+    metrics_xcache(rq->srv->metrics, xkind[res.source]);
+    if (res.rc == 0 && res.source == READS_HIT && !inm) {
+        send_hit(rq, res.body, res.len, res.version);
+        reads_result_release(&res);
         return;
     }
-
-    metrics_xcache(srv->metrics, use_cache ? XCACHE_MISS : XCACHE_BYPASS);
-    buf_init(&body, 1u << 24);
-    rc = db_item_get(srv->db, id, &body, &version);
-    if (lease) {
-        test_fill_gate(srv, id);
-        if (rc == 0)
-            cache_fill(srv->cache, id, lease, version, body.data, body.len, NULL);
-        else if (rc == CDC_ENOTFOUND)
-            cache_fill(srv->cache, id, lease, -1, NULL, 0, NULL);
-        else
-            cache_fill_abort(srv->cache, id, lease);
-    }
-    add_header(rq, "X-Cache", use_cache ? "miss" : "bypass");
-    if (rc == CDC_ENOTFOUND)
+    add_header(rq, "X-Cache", xcache[res.source]);
+    if (res.rc == CDC_ENOTFOUND)
         send_problem(rq, P_NOT_FOUND, "no item with this id", NULL);
-    else if (rc)
+    else if (res.rc)
         send_problem(rq, P_DB_DOWN, "the database could not answer; try again", NULL);
-    else if (inm && none_match(inm, version)) {
-        add_etag(rq, version);
+    else if (inm && none_match(inm, res.version)) {
+        add_etag(rq, res.version);
         send_response(rq, 304, NULL, NULL, 0);
     } else
-        send_item(rq, 200, body.data, body.len, version, NULL);
-    buf_free(&body);
+        send_item(rq, 200, res.body, res.len, res.version, NULL);
+    reads_result_release(&res);
 }
 
 /* Reads the request body up to the configured cap. Returns 0, or sends 413 and returns CDC_ETOOBIG.
@@ -377,23 +324,16 @@ static void send_write_error(struct request *rq, int rc)
 
 static void item_create(struct request *rq, const struct item_input *in)
 {
-    struct cache *cache = rq->srv->cache;
-    uint64_t epoch = cache ? cache_epoch(cache) : 0;
     struct buf out;
     int64_t id = 0, version = 0;
     char loc[48];
     int rc;
 
     buf_init(&out, 1u << 24);
-    rc = db_item_create(rq->srv->db, in, &out, &id, &version);
+    rc = reads_create_item(rq->srv->reads, in, &out, &id, &version);
     if (rc) {
         send_write_error(rq, rc);
     } else {
-        /* The id did not exist before the insert, so no lease could be taken then; the epoch read
-         * before the insert tells whether a change event for the new id was applied in between. */
-        if (cache)
-            cache_fill(cache, id, cache_lease_since(cache, id, epoch), version, out.data, out.len,
-                       NULL);
         snprintf(loc, sizeof(loc), "/items/%lld", (long long)id);
         add_header(rq, "Location", loc);
         add_etag(rq, version);
@@ -405,18 +345,12 @@ static void item_create(struct request *rq, const struct item_input *in)
 static void item_update(struct request *rq, int64_t id, int64_t if_match,
                         const struct item_input *in)
 {
-    struct cache *cache = rq->srv->cache;
-    uint64_t lease = cache ? cache_lease(cache, id) : 0;
     struct buf out;
     int64_t version = 0;
     int rc;
 
     buf_init(&out, 1u << 24);
-    rc = db_item_update(rq->srv->db, id, if_match, in, &out, &version);
-    if (rc == 0 && cache)
-        cache_fill(cache, id, lease, version, out.data, out.len, NULL);
-    else if (cache)
-        cache_fill_abort(cache, id, lease);
+    rc = reads_update_item(rq->srv->reads, id, if_match, in, &out, &version);
     if (rc) {
         send_write_error(rq, rc);
     } else {
@@ -459,9 +393,7 @@ static void item_delete(struct request *rq, int64_t id)
 
     if (!read_if_match(rq, &if_match))
         return;
-    rc = db_item_delete(rq->srv->db, id, if_match);
-    if (rq->srv->cache && (rc == 0 || rc == CDC_ENOTFOUND))
-        cache_evict(rq->srv->cache, id);
+    rc = reads_delete_item(rq->srv->reads, id, if_match);
     if (rc)
         send_write_error(rq, rc);
     else
@@ -692,7 +624,7 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
     srv->db = db;
     srv->cdc = cdc;
     srv->metrics = metrics;
-    srv->fill_gate = getenv("CDCACHE_TEST_FILL_GATE");
+    srv->reads = reads_create_default(db, cdc, cache);
     memset(&cb, 0, sizeof(cb));
     cb.log_message = log_message;
     mg_init_library(0);
@@ -700,6 +632,7 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
     if (!srv->ctx) {
         snprintf(err, errlen, "cannot listen on %s (http.listen): port in use or bad address",
                  cfg->http_listen);
+        reads_destroy(srv->reads);
         free(srv);
         return NULL;
     }
@@ -712,5 +645,6 @@ void http_stop(struct http_server *srv)
     if (!srv)
         return;
     mg_stop(srv->ctx);
+    reads_destroy(srv->reads);
     free(srv);
 }

@@ -61,8 +61,9 @@ enum cache_lookup_result {
                    do not fill. */
 };
 
-/* Looks key up. An entry whose version is below min_version counts as a miss (read-your-writes);
- * pass 0 for any version. When another thread is filling the same key, waits up to fill_wait_ms for
+/* Looks key up. An entry whose version is below min_version counts as a miss (read-your-writes),
+ * and so does a negative entry when min_version >= 1 (the row exists at that version); pass 0 for
+ * any version. When another thread is filling the same key, waits up to fill_wait_ms for
  * it (stampede protection) rather than querying the database again. */
 enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_version,
                                       struct cache_value **out, uint64_t *lease);
