@@ -28,7 +28,9 @@
  */
 #include "cdcache/cache.h"
 #include "cdcache/error.h"
+#include "cdcache/metrics.h"
 #include "cdcache/util.h"
+#include <stdio.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -660,4 +662,37 @@ void cache_stats(struct cache *c, struct cache_stats *out)
         pthread_mutex_unlock(&s->lock);
     }
     out->max_bytes = c->max_bytes;
+}
+
+void cache_metrics_render(struct cache *c, struct metrics_page *p)
+{
+    struct cache_stats cs;
+    char lab[64];
+
+    cache_stats(c, &cs);
+    metrics_scalar(p, "cdcache_cache_hits_total", "counter", NULL, (double)cs.hits);
+    metrics_scalar(p, "cdcache_cache_negative_hits_total", "counter", NULL,
+                   (double)cs.negative_hits);
+    metrics_scalar(p, "cdcache_cache_misses_total", "counter", NULL, (double)cs.misses);
+    metrics_scalar(p, "cdcache_cache_evictions_total", "counter",
+                   "Entries evicted to stay within the byte bound.", (double)cs.evictions);
+    metrics_scalar(p, "cdcache_cache_invalidations_total", "counter",
+                   "Entries removed by change events, deletes and writes.",
+                   (double)cs.invalidations);
+    metrics_scalar(p, "cdcache_cache_flushes_total", "counter", NULL, (double)cs.flushes);
+    metrics_scalar(p, "cdcache_cache_fills_total", "counter", NULL, (double)cs.fills);
+    metrics_scalar(p, "cdcache_cache_refreshes_total", "counter", NULL, (double)cs.refreshes);
+    metrics_scalar(p, "cdcache_cache_fill_waits_total", "counter",
+                   "Misses that waited for another fill of the same key.", (double)cs.fill_waits);
+    metrics_scalar(p, "cdcache_cache_fill_wait_timeouts_total", "counter", NULL,
+                   (double)cs.fill_wait_timeouts);
+    metrics_scalar(p, "cdcache_cache_entries", "gauge", NULL, (double)cs.entries);
+    metrics_scalar(p, "cdcache_cache_bytes", "gauge", NULL, (double)cs.bytes);
+    metrics_scalar(p, "cdcache_cache_max_bytes", "gauge", NULL, (double)cs.max_bytes);
+    metrics_family(p, "cdcache_cache_fill_rejections_total", "counter",
+                   "Fills not installed, by reason.");
+    for (int k = 0; k < CACHE_REJECT_COUNT; k++) {
+        snprintf(lab, sizeof(lab), "reason=\"%s\"", cache_reject_name((enum cache_reject)k));
+        metrics_sample(p, "cdcache_cache_fill_rejections_total", lab, (double)cs.rejected[k]);
+    }
 }

@@ -1,29 +1,60 @@
 /* The CDC consumer thread.
  *
- * Loop: connect (backoff doubling from reconnect_min_ms to reconnect_max_ms) -> check Redis's run
- * id (a new one means Redis restarted and events may be lost: flush) -> make sure both groups exist
- * (created at `$` on the first start, since the cache starts empty) -> re-read this consumer's
- * pending entries (delivered but maybe never applied, if the connection broke mid-reply) ->
- * XREADGROUP BLOCK, apply every entry, XACK the batch (pipelined) -> repeat.
+ * THE RULE. A replica may serve an entry from its cache only while it can show that it has seen
+ * every change committed since that entry was filled. The consumer shows it with an unbroken read
+ * of the change stream through its own consumer group, and a watermark chain in the WAL (below).
+ * Every break in that proof ends in one policy, continuity_break(): stop vouching (reads bypass to
+ * PostgreSQL and fill nothing), flush the cache (which voids in-flight fills), and vouch again only
+ * on a watermark read after the flush. When in doubt, flush: a flush costs misses, a stale hit
+ * breaks the product. The breaks, and how each is detected:
+ *  - group_missing: XREADGROUP answers NOGROUP (the group or the whole stream vanished: XGROUP
+ *    DESTROY, retention removing a silent replica's group, DEL, FLUSHALL), or a reconnect had to
+ *    create the group again. The group is recreated at `$` first, then the cache is flushed, so no
+ *    fill can slip in between a change and the new position.
+ *  - pending_gone: re-reading this consumer's pending entries after a reconnect returns an entry
+ *    without fields: it was deleted before we could apply it.
+ *  - redis_restarted: Redis's run id changed (entries written after its last fsync are gone).
+ *  - entries_removed: the stream's first entry lies beyond this group's position, or
+ *    max-deleted-entry-id does (check_gap): someone trimmed or deleted what we had not read.
+ *  - source_gap / source_origin / source_fresh: the change-stream SOURCE restarted without its
+ *    offsets or on a new replication slot (an operator's reset, a lost slot, a PostgreSQL
+ * failover). Nothing in Redis shows that, so the proof travels in the WAL itself: every write of
+ * the row inventory.cdcache_watermark raises its `seq` by one and stamps `origin`, the writing
+ * server's start time (a trigger). Debezium's heartbeat.action.query writes it, and so does every
+ * replica (the watermark ticker, every cdc.tick_ms, also while Debezium is down). The consumer
+ * follows the chain: a seq that skips (source_gap) means WAL was never streamed; a new origin
+ *    (source_origin) means another server (a promoted standby) or a restarted one; and an event
+ *    whose source.sequence has no previous commit (source_fresh) is Debezium's first transaction
+ *    after a start without offsets. Replayed watermarks (seq not above the last) are ignored. The
+ *    chain works wherever Debezium runs (compose, Kubernetes), because the replicas write it.
  *
- * Gaps flush the cache: NOGROUP (the group vanished; recreated at `$`), a new Redis run id (a
- * restart), and entries deleted past this group's position (XINFO STREAM max-deleted-entry-id above
- * the group's last-delivered-id: the stream was trimmed or XDELed beyond what we read). Every
- * trim_interval_ms the thread also runs stream retention (retention.c).
+ * Loop: connect (backoff doubling from reconnect_min_ms to reconnect_max_ms) -> read Redis's run
+ * id -> register for retention -> make sure the groups exist (created at `$` on the first start,
+ * since the cache starts empty) -> apply any break found -> re-read this consumer's pending entries
+ * (delivered but maybe never applied) -> XREADGROUP BLOCK, apply every entry, XACK the batch
+ * (pipelined) -> repeat. Every gap_check_ms it runs check_gap, every trim_interval_ms stream
+ * retention (retention.c).
+ *
+ * Bounded staleness: the replica vouches while it has read, within max_staleness, a watermark of
+ * the chain committed within max_staleness with the items' stream drained; a change event extends
+ * that but cannot start it (after a lapse, the next watermark is where the chain is checked).
  *
  * Test hooks, inert unless their environment variable is set: CDCACHE_TEST_CDC_GATE names a file
  * whose presence pauses the consumer (a stuck consumer); CDCACHE_TEST_CDC_DELAY_MS sleeps after
  * every batch (a slow one).
  *
- * Threads: the consumer thread owns the redisContext. Status fields read by HTTP workers are
- * atomics; last_error is guarded by status_lock. */
+ * Threads: the consumer thread owns the redisContext and the chain state; the ticker thread only
+ * writes the watermark row through the db pool. Status fields read by HTTP workers are atomics;
+ * last_error is guarded by status_lock. */
 #include "cdcache/cdc.h"
+#include "cdcache/db.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
 #include "cdcache/metrics.h"
 #include "cdcache/retention.h"
 #include "cdcache/util.h"
 
+#include <assert.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,9 +70,10 @@ enum cdc_stream { STREAM_ITEMS, STREAM_WATERMARK, STREAM_HEARTBEAT, CDC_NSTREAMS
 struct cdc {
     const struct config *cfg;
     struct cache *cache;
+    struct db *db; /* NULL: no watermark ticker */
     struct metrics *metrics;
-    pthread_t thread;
-    bool running;
+    pthread_t thread, ticker;
+    bool running, ticking;
     _Atomic bool stop;
 
     char group[160];
@@ -49,8 +81,11 @@ struct cdc {
     char run_id[64];           /* consumer thread only */
     bool groups_made;          /* consumer thread only: a group has been positioned once */
     struct stream_id gap_seen; /* consumer thread only: max-deleted id already flushed for */
-    const char *test_gate;     /* CDCACHE_TEST_CDC_GATE */
-    int64_t test_delay_ms;     /* CDCACHE_TEST_CDC_DELAY_MS */
+    bool pending_gone;         /* consumer thread only: the last pending read had a deleted entry */
+    bool chain_known;          /* consumer thread only: a watermark since the last break */
+    int64_t chain_seq, chain_origin; /* consumer thread only: the chain's last link */
+    const char *test_gate;           /* CDCACHE_TEST_CDC_GATE */
+    int64_t test_delay_ms;           /* CDCACHE_TEST_CDC_DELAY_MS */
 
     _Atomic bool attached;
     const char *streams[CDC_NSTREAMS];
@@ -60,6 +95,9 @@ struct cdc {
     _Atomic uint64_t results[CDC_RESULT_COUNT];
     _Atomic uint64_t heartbeats, watermarks, reconnects, gap_flushes, batches;
     _Atomic uint64_t trims, trimmed, groups_removed, consumers_removed;
+    _Atomic uint64_t breaks[CDC_BREAK_COUNT];
+    _Atomic bool chain_known_pub; /* copies of the chain state for /ready */
+    _Atomic int64_t chain_seq_pub;
     _Atomic int64_t stream_length;
 
     pthread_mutex_t status_lock; /* guards last_error */
@@ -75,6 +113,17 @@ static const char *const result_names[] = {
 const char *cdc_result_name(enum cdc_result r)
 {
     return (unsigned)r < CDC_RESULT_COUNT ? result_names[r] : "unknown";
+}
+
+static const char *const break_names[] = {
+#define CDC_BREAK_NAME(name, text) text,
+    CDC_BREAKS(CDC_BREAK_NAME)
+#undef CDC_BREAK_NAME
+};
+
+const char *cdc_break_name(enum cdc_break b)
+{
+    return (unsigned)b < CDC_BREAK_COUNT ? break_names[b] : "unknown";
 }
 
 enum cdc_result cdc_apply(struct cache *c, const struct dbz_event *ev)
@@ -117,14 +166,24 @@ static void set_error(struct cdc *cdc, const char *what, const char *detail)
     LOG_WARN("cdc: %s", cdc->last_error);
 }
 
-struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct metrics *m)
+struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct db *db,
+                       struct metrics *m)
 {
     struct cdc *cdc = xcalloc(1, sizeof(*cdc));
+    int n;
+
     cdc->cfg = cfg;
     cdc->cache = cache;
+    cdc->db = db;
     cdc->metrics = m;
-    snprintf(cdc->group, sizeof(cdc->group), "%s-%s", cfg->cdc_group_prefix, cfg->cdc_replica_id);
-    snprintf(cdc->consumer, sizeof(cdc->consumer), "%s", cfg->cdc_replica_id);
+    /* config.c bounds both names so that they fit: a cut name could make two replicas share one
+     * group, and each would see only part of the changes */
+    n = snprintf(cdc->group, sizeof(cdc->group), "%s-%s", cfg->cdc_group_prefix,
+                 cfg->cdc_replica_id);
+    assert(n > 0 && (size_t)n < sizeof(cdc->group));
+    n = snprintf(cdc->consumer, sizeof(cdc->consumer), "%s", cfg->cdc_replica_id);
+    assert(n > 0 && (size_t)n < sizeof(cdc->consumer));
+    (void)n;
     cdc->streams[STREAM_ITEMS] = cfg->cdc_stream;
     cdc->streams[STREAM_WATERMARK] = cfg->cdc_watermark_stream;
     cdc->streams[STREAM_HEARTBEAT] = cfg->cdc_heartbeat_stream;
@@ -147,11 +206,22 @@ static void nap(struct cdc *cdc, int64_t ms)
     }
 }
 
-static void gap_flush(struct cdc *cdc, const char *why)
+/* The one "flush when in doubt" policy: every break in continuity ends here. The consumer stops
+ * vouching first, so reads bypass and take no new lease; the flush then voids every lease taken
+ * before. Vouching resumes only on a watermark read after this point (handle_signal), which also
+ * starts the chain afresh. Callers that reposition a group do it before calling this. Consumer
+ * thread only. */
+static void continuity_break(struct cdc *cdc, enum cdc_break why, const char *detail)
 {
+    atomic_store(&cdc->heard_mono_ms, 0);
+    cdc->chain_known = false;
+    atomic_store(&cdc->chain_known_pub, false);
     cache_flush(cdc->cache);
+    atomic_fetch_add(&cdc->breaks[why], 1);
     atomic_fetch_add(&cdc->gap_flushes, 1);
-    LOG_WARN("cdc: events may have been lost (%s): cache flushed", why);
+    LOG_WARN("cdc: continuity broken (%s: %s): cache flushed; reads bypass until a watermark "
+             "proves continuity again",
+             cdc_break_name(why), detail);
 }
 
 static bool reply_is_error(const redisReply *r, const char *prefix)
@@ -159,34 +229,31 @@ static bool reply_is_error(const redisReply *r, const char *prefix)
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, prefix, strlen(prefix)) == 0;
 }
 
-/* Reads Redis's run id; a different one than last time means a restart (the stream may have lost
- * entries that were never delivered to us). */
-static int check_run_id(struct cdc *cdc, redisContext *ctx)
+/* Reads Redis's run id into id[0..cap). */
+static int read_run_id(redisContext *ctx, char *id, size_t cap)
 {
     redisReply *r = redisCommand(ctx, "INFO server");
     const char *p;
-    char id[64] = "";
     int rc = CDC_EREDIS;
 
+    id[0] = '\0';
     if (!r || r->type != REDIS_REPLY_STRING)
         goto out;
     p = strstr(r->str, "run_id:");
     if (p) {
         size_t n = strcspn(p + 7, "\r\n");
-        snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) - 1 ? n : sizeof(id) - 1), p + 7);
+        snprintf(id, cap, "%.*s", (int)(n < cap - 1 ? n : cap - 1), p + 7);
     }
-    if (cdc->run_id[0] && strcmp(cdc->run_id, id) != 0)
-        gap_flush(cdc, "Redis restarted: new run id");
-    snprintf(cdc->run_id, sizeof(cdc->run_id), "%s", id);
     rc = 0;
 out:
     freeReplyObject(r);
     return rc;
 }
 
-/* Creates the group on both streams at `$`. reposition: also move an existing group to `$` (first
- * start of this process: the cache is empty, so older entries are of no use). */
-static int ensure_groups(struct cdc *cdc, redisContext *ctx, bool reposition)
+/* Creates the group on every stream at `$`. reposition: also move an existing group to `$` (first
+ * start of this process: the cache is empty, so older entries are of no use). *created tells
+ * whether a group had to be created. */
+static int ensure_groups(struct cdc *cdc, redisContext *ctx, bool reposition, bool *created)
 {
     const char *const *streams = cdc->streams;
 
@@ -194,6 +261,8 @@ static int ensure_groups(struct cdc *cdc, redisContext *ctx, bool reposition)
         redisReply *r = redisCommand(ctx, "XGROUP CREATE %s %s $ MKSTREAM", streams[i], cdc->group);
         bool ok = r && (r->type == REDIS_REPLY_STATUS || reply_is_error(r, "BUSYGROUP"));
         bool busy = reply_is_error(r, "BUSYGROUP");
+        if (ok && !busy)
+            *created = true;
         if (!ok)
             set_error(cdc, "XGROUP CREATE failed", r ? r->str : ctx->errstr);
         freeReplyObject(r);
@@ -215,6 +284,8 @@ static redisContext *connect_redis(struct cdc *cdc)
     int64_t t = cdc->cfg->redis_timeout_ms;
     struct timeval tv = {(time_t)(t / 1000), (suseconds_t)(t % 1000) * 1000};
     struct timeval rtv;
+    char run_id[64];
+    bool created = false;
     redisContext *ctx = redisConnectWithTimeout(cdc->cfg->redis_host, cdc->cfg->redis_port, tv);
 
     if (!ctx || ctx->err) {
@@ -228,12 +299,22 @@ static redisContext *connect_redis(struct cdc *cdc)
     rtv.tv_usec = (suseconds_t)(t % 1000) * 1000;
     redisSetTimeout(ctx, rtv);
     /* registered before the group exists, so no trimmer mistakes the new group for a dead one */
-    if (check_run_id(cdc, ctx) || retention_register(ctx, cdc->cfg, cdc->group) ||
-        ensure_groups(cdc, ctx, !cdc->groups_made)) {
+    if (read_run_id(ctx, run_id, sizeof(run_id)) || retention_register(ctx, cdc->cfg, cdc->group) ||
+        ensure_groups(cdc, ctx, !cdc->groups_made, &created)) {
         set_error(cdc, "Redis setup failed", ctx->err ? ctx->errstr : "command failed");
         redisFree(ctx);
         return NULL;
     }
+    /* After the groups are in place (a recreated one sits at `$`), so the flush comes after the
+     * new position. The run id is remembered only now: a setup that failed half-way is retried
+     * with the break still pending. */
+    if (cdc->run_id[0] && strcmp(cdc->run_id, run_id) != 0)
+        continuity_break(cdc, CDC_BREAK_REDIS_RESTARTED, "Redis has a new run id");
+    else if (created && cdc->groups_made)
+        continuity_break(cdc, CDC_BREAK_GROUP_MISSING,
+                         "the consumer group was gone on reconnect (removed while this replica "
+                         "was away?) and was created again at the stream's end");
+    snprintf(cdc->run_id, sizeof(cdc->run_id), "%s", run_id);
     cdc->groups_made = true;
     return ctx;
 }
@@ -282,7 +363,8 @@ static void check_gap(struct cdc *cdc, redisContext *ctx)
         gap = stream_id_cmp(probe, last) > 0;
     if (gap && stream_id_cmp(probe, cdc->gap_seen) != 0) {
         cdc->gap_seen = probe;
-        gap_flush(cdc, "entries this replica had not read were removed from the stream");
+        continuity_break(cdc, CDC_BREAK_ENTRIES_REMOVED,
+                         "entries this replica had not read were removed from the stream");
     }
 out:
     freeReplyObject(info);
@@ -310,17 +392,23 @@ static bool test_gate_closed(const struct cdc *cdc)
 }
 
 /* What lets the replica vouch for its cache (bounded staleness): an entry committed within
- * max_staleness whose predecessors in the WAL are all applied. A change event qualifies by itself
- * (everything before it in its stream was applied first). A watermark (the row Debezium's
- * heartbeat.action.query upserts) lives in another stream, so it qualifies only when the same
- * XREADGROUP also drained the items' stream. A plain Debezium heartbeat never qualifies: Debezium
- * can emit one right after a restart, before it has streamed the backlog the restart left. */
-static void heard(struct cdc *cdc, int64_t commit_ts_ms, bool drained)
+ * max_staleness whose predecessors in the WAL are all applied. A watermark of the chain (the row
+ * every writer bumps) qualifies when the same XREADGROUP also drained the items' stream (it lives
+ * in another stream). A change event qualifies by itself (everything before it in its stream was
+ * applied first), but only to extend a vouch a watermark started: after a break or a lapse, the
+ * chain must be checked first. A plain Debezium heartbeat never qualifies: Debezium can emit one
+ * right after a restart, before it has streamed the backlog the restart left. */
+static void heard(struct cdc *cdc, int64_t commit_ts_ms, bool drained, bool watermark)
 {
+    int64_t now = now_mono_ms(), last = atomic_load(&cdc->heard_mono_ms);
+
     if (!drained || commit_ts_ms <= 0 ||
         now_wall_ms() - commit_ts_ms > cdc->cfg->cdc_max_staleness_ms)
         return;
-    atomic_store(&cdc->heard_mono_ms, now_mono_ms());
+    if (!watermark &&
+        (!cdc->chain_known || last == 0 || now - last > cdc->cfg->cdc_max_staleness_ms))
+        return;
+    atomic_store(&cdc->heard_mono_ms, now);
 }
 
 static void handle_change(struct cdc *cdc, const char *id, const struct dbz_field *f, size_t n,
@@ -351,8 +439,12 @@ static void handle_change(struct cdc *cdc, const char *id, const struct dbz_fiel
         res = cdc_apply(cdc->cache, &ev);
         if (ev.source_ts_ms > 0 && ev.op != DBZ_OP_TOMBSTONE)
             metrics_propagation(cdc->metrics, now_wall_ms() - ev.source_ts_ms);
-        if (ev.op != DBZ_OP_TOMBSTONE)
-            heard(cdc, ev.source_ts_ms, true);
+        if (ev.source_fresh)
+            continuity_break(cdc, CDC_BREAK_SOURCE_FRESH,
+                             "a change event names no previous commit: Debezium started without "
+                             "its offsets");
+        else if (ev.op != DBZ_OP_TOMBSTONE)
+            heard(cdc, ev.source_ts_ms, true, false);
         LOG_DEBUG("cdc: %s op=%s key=%lld -> %s", id, dbz_op_name(ev.op), (long long)ev.key,
                   cdc_result_name(res));
     }
@@ -360,15 +452,51 @@ static void handle_change(struct cdc *cdc, const char *id, const struct dbz_fiel
     dbz_event_clear(&ev);
 }
 
+/* Follows the watermark chain (see the top of this file). Returns true when wm may vouch. */
+static bool follow_chain(struct cdc *cdc, const struct dbz_watermark *wm)
+{
+    char detail[160];
+
+    if (wm->source_fresh)
+        continuity_break(cdc, CDC_BREAK_SOURCE_FRESH,
+                         "a watermark names no previous commit: Debezium started without its "
+                         "offsets");
+    if (!wm->has_seq)
+        return false; /* cannot show continuity: never vouches */
+    if (cdc->chain_known && wm->seq <= cdc->chain_seq)
+        return false; /* a replay (Debezium is at-least-once): already past it */
+    if (cdc->chain_known && wm->origin != cdc->chain_origin) {
+        snprintf(detail, sizeof(detail),
+                 "the watermark comes from another PostgreSQL server start (origin %lld, was "
+                 "%lld): a restart or a failover",
+                 (long long)wm->origin, (long long)cdc->chain_origin);
+        continuity_break(cdc, CDC_BREAK_SOURCE_ORIGIN, detail);
+    } else if (cdc->chain_known && wm->seq != cdc->chain_seq + 1) {
+        snprintf(detail, sizeof(detail),
+                 "the watermark chain jumped from %lld to %lld: WAL was never streamed (a reset "
+                 "slot or offsets)",
+                 (long long)cdc->chain_seq, (long long)wm->seq);
+        continuity_break(cdc, CDC_BREAK_SOURCE_GAP, detail);
+    }
+    cdc->chain_known = true;
+    cdc->chain_seq = wm->seq;
+    cdc->chain_origin = wm->origin;
+    atomic_store(&cdc->chain_known_pub, true);
+    atomic_store(&cdc->chain_seq_pub, wm->seq);
+    return true;
+}
+
 static void handle_signal(struct cdc *cdc, enum cdc_stream kind, const struct dbz_field *f,
                           size_t n, bool drained)
 {
-    int64_t ts = 0;
-    if (dbz_decode_heartbeat(f, n, &ts) != 0)
+    struct dbz_watermark wm;
+
+    if (dbz_decode_watermark(f, n, &wm) != 0)
         return;
     if (kind == STREAM_WATERMARK) {
         atomic_fetch_add(&cdc->watermarks, 1);
-        heard(cdc, ts, drained);
+        if (follow_chain(cdc, &wm))
+            heard(cdc, wm.ts_ms, drained, true);
     } else {
         atomic_fetch_add(&cdc->heartbeats, 1);
         atomic_store(&cdc->heartbeat_mono_ms, now_mono_ms());
@@ -438,7 +566,10 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
             nack++;
             fields = er->element[1];
             if (fields->type != REDIS_REPLY_ARRAY) {
-                /* An entry we already acked and that was deleted reads back as nil: skip it. */
+                /* A pending entry deleted before we re-read it reads back as nil. Whether it was
+                 * applied before the connection broke cannot be known: a break. */
+                if (pending)
+                    cdc->pending_gone = true;
                 continue;
             }
             for (size_t k = 0; k + 1 < fields->elements; k += 2) {
@@ -575,13 +706,17 @@ static void *consumer_main(void *arg)
             freeReplyObject(ack);
         }
         if (reply_is_error(r, "NOGROUP")) {
+            bool created = false;
             freeReplyObject(r);
-            gap_flush(cdc, "consumer group vanished (NOGROUP)");
-            if (ensure_groups(cdc, ctx, true)) {
+            /* stop vouching now; the flush follows the new position */
+            atomic_store(&cdc->heard_mono_ms, 0);
+            if (ensure_groups(cdc, ctx, true, &created)) {
                 redisFree(ctx);
                 ctx = NULL;
                 atomic_store(&cdc->attached, false);
             }
+            continuity_break(cdc, CDC_BREAK_GROUP_MISSING,
+                             "the consumer group or the stream vanished (NOGROUP)");
             continue;
         }
         if (r->type == REDIS_REPLY_ERROR) {
@@ -618,6 +753,11 @@ static void *consumer_main(void *arg)
             atomic_fetch_add(&cdc->batches, 1);
         if (seen && cdc->test_delay_ms > 0)
             nap(cdc, cdc->test_delay_ms);
+        if (cdc->pending_gone) {
+            cdc->pending_gone = false;
+            continuity_break(cdc, CDC_BREAK_PENDING_GONE,
+                             "a pending entry was deleted before it could be re-read");
+        }
         if (pending_phase && seen == 0)
             pending_phase = false;
         continue;
@@ -635,11 +775,40 @@ static void *consumer_main(void *arg)
     return NULL;
 }
 
+/* The watermark ticker: writes the chain's row every tick_ms (db.c skips the write when another
+ * replica wrote it within half that), so the chain keeps moving while Debezium is down and a reset
+ * that skips WAL skips a link. Logs a failure once, not every tick. */
+static void *ticker_main(void *arg)
+{
+    struct cdc *cdc = arg;
+    bool failing = false;
+
+    pthread_setname_np(pthread_self(), "cdc-ticker");
+    while (!atomic_load(&cdc->stop)) {
+        int rc = db_watermark_tick(cdc->db, cdc->cfg->cdc_tick_ms / 2);
+        if (rc && !failing)
+            LOG_WARN("cdc: cannot write the watermark row (%s); retrying every %lld ms",
+                     cdc_strerror(rc), (long long)cdc->cfg->cdc_tick_ms);
+        else if (!rc && failing)
+            LOG_INFO("cdc: watermark row written again");
+        failing = rc != 0;
+        nap(cdc, cdc->cfg->cdc_tick_ms);
+    }
+    return NULL;
+}
+
 int cdc_start(struct cdc *cdc)
 {
     if (pthread_create(&cdc->thread, NULL, consumer_main, cdc) != 0)
         return CDC_EINVAL;
     cdc->running = true;
+    if (cdc->db && cdc->cfg->cdc_tick_ms > 0) {
+        if (pthread_create(&cdc->ticker, NULL, ticker_main, cdc) != 0) {
+            cdc_stop(cdc);
+            return CDC_EINVAL;
+        }
+        cdc->ticking = true;
+    }
     return 0;
 }
 
@@ -649,7 +818,9 @@ void cdc_stop(struct cdc *cdc)
         return;
     atomic_store(&cdc->stop, true);
     pthread_join(cdc->thread, NULL);
-    cdc->running = false;
+    if (cdc->ticking)
+        pthread_join(cdc->ticker, NULL);
+    cdc->running = cdc->ticking = false;
 }
 
 void cdc_destroy(struct cdc *cdc)
@@ -704,8 +875,65 @@ void cdc_status(struct cdc *cdc, struct cdc_status *out)
     out->groups_removed = atomic_load(&cdc->groups_removed);
     out->consumers_removed = atomic_load(&cdc->consumers_removed);
     out->stream_length = atomic_load(&cdc->stream_length);
+    for (int i = 0; i < CDC_BREAK_COUNT; i++)
+        out->breaks[i] = atomic_load(&cdc->breaks[i]);
+    out->chain_known = atomic_load(&cdc->chain_known_pub);
+    out->chain_seq = atomic_load(&cdc->chain_seq_pub);
     snprintf(out->group, sizeof(out->group), "%s", cdc->group);
     pthread_mutex_lock(&cdc->status_lock);
     snprintf(out->last_error, sizeof(out->last_error), "%s", cdc->last_error);
     pthread_mutex_unlock(&cdc->status_lock);
+}
+
+void cdc_metrics_render(struct cdc *cdc, struct metrics_page *p)
+{
+    struct cdc_status st;
+    const uint64_t *r = st.results;
+    char lab[64];
+
+    cdc_status(cdc, &st);
+    metrics_family(p, "cdcache_cdc_events_total", "counter",
+                   "Stream entries by what applying them did.");
+    for (int k = 0; k < CDC_RESULT_COUNT; k++) {
+        snprintf(lab, sizeof(lab), "result=\"%s\"", cdc_result_name((enum cdc_result)k));
+        metrics_sample(p, "cdcache_cdc_events_total", lab, (double)r[k]);
+    }
+    metrics_scalar(p, "cdcache_cdc_events_applied_total", "counter", NULL,
+                   (double)(r[CDC_RESULT_REFRESHED] + r[CDC_RESULT_EVICTED] + r[CDC_RESULT_ABSENT] +
+                            r[CDC_RESULT_INCOMPLETE] + r[CDC_RESULT_TRUNCATE]));
+    metrics_scalar(p, "cdcache_cdc_events_ignored_total", "counter", NULL,
+                   (double)(r[CDC_RESULT_STALE] + r[CDC_RESULT_TOMBSTONE]));
+    metrics_scalar(p, "cdcache_cdc_events_poison_total", "counter", NULL,
+                   (double)r[CDC_RESULT_POISON]);
+    metrics_scalar(p, "cdcache_cdc_heartbeats_total", "counter", NULL, (double)st.heartbeats);
+    metrics_scalar(p, "cdcache_cdc_watermarks_total", "counter",
+                   "Watermark-row changes read (they vouch for freshness).", (double)st.watermarks);
+    metrics_scalar(p, "cdcache_cdc_reconnects_total", "counter", NULL, (double)st.reconnects);
+    metrics_scalar(p, "cdcache_cdc_gap_flushes_total", "counter",
+                   "Cache flushes because continuity was broken (every reason).",
+                   (double)st.gap_flushes);
+    metrics_family(p, "cdcache_cdc_continuity_breaks_total", "counter",
+                   "Breaks in continuity by reason; each flushed the cache.");
+    for (int k = 0; k < CDC_BREAK_COUNT; k++) {
+        snprintf(lab, sizeof(lab), "reason=\"%s\"", cdc_break_name((enum cdc_break)k));
+        metrics_sample(p, "cdcache_cdc_continuity_breaks_total", lab, (double)st.breaks[k]);
+    }
+    metrics_scalar(p, "cdcache_cdc_attached", "gauge", NULL, st.attached ? 1 : 0);
+    metrics_scalar(p, "cdcache_cdc_vouching", "gauge",
+                   "1 when reads may be served from the cache, 0 while bypassing.",
+                   st.vouching ? 1 : 0);
+    metrics_scalar(p, "cdcache_cdc_lag_seconds", "gauge",
+                   "Time since the pipeline last vouched for freshness (-1: never).",
+                   st.staleness_ms < 0 ? -1.0 : (double)st.staleness_ms / 1000.0);
+    metrics_scalar(p, "cdcache_cdc_max_staleness_seconds", "gauge", NULL,
+                   (double)st.max_staleness_ms / 1000.0);
+    metrics_scalar(p, "cdcache_stream_trims_total", "counter",
+                   "Retention passes this replica ran holding the trim lock.", (double)st.trims);
+    metrics_scalar(p, "cdcache_stream_trimmed_entries_total", "counter", NULL, (double)st.trimmed);
+    metrics_scalar(p, "cdcache_stream_groups_removed_total", "counter",
+                   "Consumer groups of gone replicas deleted.", (double)st.groups_removed);
+    metrics_scalar(p, "cdcache_stream_consumers_removed_total", "counter", NULL,
+                   (double)st.consumers_removed);
+    metrics_scalar(p, "cdcache_stream_length", "gauge",
+                   "Entries in the change stream (-1: unknown).", (double)st.stream_length);
 }

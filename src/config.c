@@ -161,6 +161,24 @@ bad:
     return CDC_ECONFIG;
 }
 
+/* A name that becomes part of a Redis key: letters, digits, '-', '_', '.', at most
+ * CONFIG_NAME_MAX bytes. */
+static int check_name(const char *key, const char *v, char *err, size_t errlen)
+{
+    if (strlen(v) > CONFIG_NAME_MAX) {
+        snprintf(err, errlen, "config: %s: at most %d characters (got %zu)", key, CONFIG_NAME_MAX,
+                 strlen(v));
+        return CDC_ECONFIG;
+    }
+    for (const char *p = v; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
+            snprintf(err, errlen, "config: %s: only letters, digits, '-', '_' and '.'", key);
+            return CDC_ECONFIG;
+        }
+    }
+    return 0;
+}
+
 static int validate(struct config *cfg, char *err, size_t errlen)
 {
     enum log_level lvl;
@@ -183,12 +201,11 @@ static int validate(struct config *cfg, char *err, size_t errlen)
                  "config: cdc.group_dead_after_ms: must exceed twice cdc.trim_interval_ms");
         return CDC_ECONFIG;
     }
-    for (const char *p = cfg->cdc_replica_id; *p; p++) {
-        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
-            snprintf(err, errlen, "config: cdc.replica_id: only letters, digits, '-', '_' and '.'");
-            return CDC_ECONFIG;
-        }
-    }
+    /* The group is "<group_prefix>-<replica_id>": both are bounded so it is never cut (two cut
+     * names could share one group, and each replica would see only part of the changes). */
+    if (check_name("cdc.replica_id", cfg->cdc_replica_id, err, errlen) ||
+        check_name("cdc.group_prefix", cfg->cdc_group_prefix, err, errlen))
+        return CDC_ECONFIG;
     return parse_redis_url(cfg, err, errlen);
 }
 

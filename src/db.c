@@ -3,14 +3,23 @@
  * the number of server connections does not grow with http.threads. Statements are prepared once
  * per connection; broken connections are closed and replaced on demand. The session runs in UTC so
  * timestamptz comes back as "YYYY-MM-DD HH:MM:SS.ffffff+00", which item_render() normalises exactly
- * as it does Debezium's ISO-8601 text. */
+ * as it does Debezium's ISO-8601 text.
+ *
+ * Nothing waits on the server forever: connections are opened with connect_timeout, TCP keepalives
+ * and tcp_user_timeout (defaults the conninfo may override), and every statement is sent
+ * asynchronously and awaited with poll() up to statement_timeout + connect_timeout. A statement
+ * that outlives that deadline (a paused or partitioned server, which enforces no
+ * statement_timeout) closes its connection and fails, so a worker answers 503 and SIGTERM never
+ * waits on a dead host. */
 #include "cdcache/db.h"
 #include "cdcache/error.h"
 #include "cdcache/item.h"
 #include "cdcache/log.h"
+#include "cdcache/metrics.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -42,6 +51,13 @@ static const struct {
      "id",
      2},
     {"exists", "SELECT 1 FROM inventory.items WHERE id = $1", 1},
+    /* the watermark chain (migrations/000003): skipped when another replica wrote it within $1 ms
+     */
+    {"tick",
+     "INSERT INTO inventory.cdcache_watermark AS w (id, ts) VALUES (1, now()) ON CONFLICT (id) DO "
+     "UPDATE SET ts = now() WHERE w.ts < now() - make_interval(secs => $1::double precision / "
+     "1000)",
+     1},
 };
 
 struct db {
@@ -50,6 +66,7 @@ struct db {
     _Atomic uint64_t pool_waits, pool_timeouts;
     char *conninfo;
     int statement_timeout_ms;
+    int connect_timeout_ms;
     int wait_ms;
     pthread_mutex_t lock; /* guards idle, nidle and open */
     pthread_cond_t freed; /* signalled when a connection returns or a slot opens */
@@ -59,13 +76,15 @@ struct db {
     int max;
 };
 
-struct db *db_create(const char *conninfo, int statement_timeout_ms, int pool_size, int wait_ms)
+struct db *db_create(const char *conninfo, int statement_timeout_ms, int connect_timeout_ms,
+                     int pool_size, int wait_ms)
 {
     struct db *db = xcalloc(1, sizeof(*db));
     pthread_condattr_t ca;
 
     db->conninfo = xstrdup(conninfo);
     db->statement_timeout_ms = statement_timeout_ms;
+    db->connect_timeout_ms = connect_timeout_ms;
     db->max = pool_size > 0 ? pool_size : 1;
     db->wait_ms = wait_ms;
     db->idle = xcalloc((size_t)db->max, sizeof(*db->idle));
@@ -90,9 +109,25 @@ void db_destroy(struct db *db)
     free(db);
 }
 
+/* Connects with timeouts and keepalives that conninfo may override (its values come after ours). */
+static PGconn *connect_timed(const char *conninfo, int connect_timeout_ms)
+{
+    char secs[16], idle[16], user[16];
+    const char *keys[] = {
+        "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *vals[] = {secs, "1", idle, "1", "3", user, conninfo, NULL};
+    int s = (connect_timeout_ms + 999) / 1000;
+
+    snprintf(secs, sizeof(secs), "%d", s < 2 ? 2 : s); /* libpq's floor is 2 s */
+    snprintf(idle, sizeof(idle), "%d", s < 1 ? 1 : s);
+    snprintf(user, sizeof(user), "%d", connect_timeout_ms);
+    return PQconnectdbParams(keys, vals, 1);
+}
+
 void *db_connect_raw(const char *conninfo, char *err, size_t errlen)
 {
-    PGconn *c = PQconnectdb(conninfo);
+    PGconn *c = connect_timed(conninfo, 10000);
     if (PQstatus(c) != CONNECTION_OK) {
         snprintf(err, errlen, "%s", PQerrorMessage(c));
         for (char *p = err; *p; p++)
@@ -109,9 +144,52 @@ void db_close(void *conn)
     PQfinish(conn);
 }
 
+/* Waits for the results of what was sent on c until deadline_ms (monotonic). Returns the last
+ * result (release with PQclear), or NULL with *dead set when the server did not answer in time or
+ * the connection failed: the connection is then unusable. */
+static PGresult *await_result(PGconn *c, int64_t deadline_ms, bool *dead)
+{
+    PGresult *last = NULL, *r;
+
+    for (;;) {
+        while (PQisBusy(c)) {
+            struct pollfd pfd = {PQsocket(c), POLLIN, 0};
+            int64_t left = deadline_ms - now_mono_ms();
+            int n;
+            if (left <= 0)
+                goto fail;
+            n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 || (n > 0 && !PQconsumeInput(c)))
+                goto fail;
+        }
+        r = PQgetResult(c);
+        if (!r)
+            return last;
+        PQclear(last);
+        last = r;
+    }
+fail:
+    *dead = true;
+    PQclear(last);
+    return NULL;
+}
+
+/* Runs sql (no parameters) within timeout_ms. Returns a result or NULL (*dead: give c up). */
+static PGresult *exec_timed(PGconn *c, const char *sql, int timeout_ms, bool *dead)
+{
+    if (!PQsendQuery(c, sql)) {
+        *dead = PQstatus(c) != CONNECTION_OK;
+        return NULL;
+    }
+    return await_result(c, now_mono_ms() + timeout_ms, dead);
+}
+
 static bool exec_ok(PGconn *c, const char *sql)
 {
-    PGresult *r = PQexec(c, sql);
+    bool dead = false;
+    PGresult *r = exec_timed(c, sql, 10000, &dead);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         LOG_WARN("db: %s: %s", sql, PQerrorMessage(c));
@@ -124,10 +202,15 @@ static PGconn *open_conn(struct db *db)
 {
     char sql[96];
     char err[256];
-    PGconn *c = db_connect_raw(db->conninfo, err, sizeof(err));
+    PGconn *c = connect_timed(db->conninfo, db->connect_timeout_ms);
 
-    if (!c) {
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, sizeof(err), "%s", PQerrorMessage(c));
+        for (char *p = err; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
         LOG_WARN("db: connect failed: %s", err);
+        PQfinish(c);
         return NULL;
     }
     snprintf(sql, sizeof(sql), "SET statement_timeout = %d", db->statement_timeout_ms);
@@ -191,10 +274,11 @@ static PGconn *acquire(struct db *db)
     return c;
 }
 
-/* Returns a borrowed connection; a broken one is closed and its slot freed. */
-static void release(struct db *db, PGconn *c)
+/* Returns a borrowed connection; a broken one (or one given up: dead) is closed and its slot
+ * freed. */
+static void release(struct db *db, PGconn *c, bool dead)
 {
-    bool broken = PQstatus(c) != CONNECTION_OK;
+    bool broken = dead || PQstatus(c) != CONNECTION_OK;
     if (broken)
         PQfinish(c);
     pthread_mutex_lock(&db->lock);
@@ -221,18 +305,27 @@ static PGresult *run(struct db *db, enum db_statement which, int n, const char *
             atomic_fetch_add_explicit(&db->errors, 1, memory_order_relaxed);
             return NULL;
         }
+        bool dead = false;
         atomic_fetch_add_explicit(&db->queries[which], 1, memory_order_relaxed);
-        r = PQexecPrepared(c, stmt, n, params, NULL, NULL, 0);
-        st = PQresultStatus(r);
+        if (PQsendQueryPrepared(c, stmt, n, params, NULL, NULL, 0))
+            r = await_result(c, now_mono_ms() + db->statement_timeout_ms + db->connect_timeout_ms,
+                             &dead);
+        else
+            r = NULL;
+        st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-            LOG_WARN("db: %s: %s", stmt, PQerrorMessage(c));
-        alive = PQstatus(c) == CONNECTION_OK;
-        release(db, c);
+            LOG_WARN("db: %s: %s", stmt,
+                     dead ? "no answer within postgres.statement_timeout_ms + connect_timeout_ms"
+                          : PQerrorMessage(c));
+        alive = !dead && PQstatus(c) == CONNECTION_OK;
+        release(db, c, dead);
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
             return r;
         atomic_fetch_add_explicit(&db->errors, 1, memory_order_relaxed);
         PQclear(r);
-        if (alive || !retry)
+        /* a connection that broke is retried once on a fresh one (a restarted server); one that
+         * timed out is not: the server is not answering */
+        if (alive || dead || !retry)
             return NULL;
     }
     return NULL;
@@ -387,18 +480,20 @@ int db_ping(struct db *db, char *err, size_t errlen)
 {
     PGconn *c = acquire(db);
     PGresult *r;
+    bool dead = false;
     int rc;
 
     if (!c) {
         snprintf(err, errlen, "cannot connect (or no pooled connection free)");
         return CDC_EDB;
     }
-    r = PQexec(c, "SELECT 1");
+    r = exec_timed(c, "SELECT 1", db->connect_timeout_ms, &dead);
     rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : CDC_EDB;
     if (rc)
-        snprintf(err, errlen, "%s", PQerrorMessage(c));
+        snprintf(err, errlen, "%s",
+                 dead ? "no answer within postgres.connect_timeout_ms" : PQerrorMessage(c));
     PQclear(r);
-    release(db, c);
+    release(db, c, dead);
     return rc;
 }
 
@@ -418,4 +513,35 @@ void db_stats(struct db *db, struct db_stats *out)
 const char *db_statement_name(enum db_statement s)
 {
     return (unsigned)s < DB_STMT_COUNT ? statements[s].name : "unknown";
+}
+
+void db_metrics_render(struct db *db, struct metrics_page *p)
+{
+    struct db_stats ds;
+    char lab[64];
+
+    db_stats(db, &ds);
+    metrics_family(p, "cdcache_db_queries_total", "counter", "Statements sent to PostgreSQL.");
+    for (int k = 0; k < DB_STMT_COUNT; k++) {
+        snprintf(lab, sizeof(lab), "statement=\"%s\"", db_statement_name((enum db_statement)k));
+        metrics_sample(p, "cdcache_db_queries_total", lab, (double)ds.queries[k]);
+    }
+    metrics_scalar(p, "cdcache_db_errors_total", "counter", NULL, (double)ds.errors);
+    metrics_scalar(p, "cdcache_db_pool_waits_total", "counter",
+                   "Statements that waited for a pooled connection.", (double)ds.pool_waits);
+    metrics_scalar(p, "cdcache_db_pool_timeouts_total", "counter", NULL, (double)ds.pool_timeouts);
+    metrics_scalar(p, "cdcache_db_pool_connections", "gauge", NULL, (double)ds.pool_open);
+    metrics_scalar(p, "cdcache_db_pool_idle", "gauge", NULL, (double)ds.pool_idle);
+}
+
+int db_watermark_tick(struct db *db, int64_t min_gap_ms)
+{
+    char gap[24];
+    const char *params[1] = {gap};
+    PGresult *r;
+
+    snprintf(gap, sizeof(gap), "%lld", (long long)min_gap_ms);
+    r = run(db, DB_STMT_TICK, 1, params, false);
+    PQclear(r);
+    return r ? 0 : CDC_EDB;
 }

@@ -123,7 +123,8 @@ struct member_name {
 static const struct member_name col_names[NCOLS] = {
     NAME("id"),         NAME("name"),       NAME("description"), NAME("price"),
     NAME("created_at"), NAME("updated_at"), NAME("version")};
-static const struct member_name source_names[1] = {NAME("ts_ms")};
+enum { SRC_TS_MS, SRC_SEQUENCE, NSRC };
+static const struct member_name source_names[NSRC] = {NAME("ts_ms"), NAME("sequence")};
 
 /* The parts of the envelope that decoding looks at; kind JSON_NONE when absent. Where a name is
  * duplicated, the first counts. `after` and `source` are walked once, in place: their columns and
@@ -131,7 +132,7 @@ static const struct member_name source_names[1] = {NAME("ts_ms")};
 struct envelope {
     struct json_span op, before, after, source, ts_ms;
     struct json_span cols[NCOLS]; /* the after-image's columns, when after is an object */
-    struct json_span source_ts;   /* source.ts_ms */
+    struct json_span src[NSRC];   /* source.ts_ms, source.sequence */
 };
 
 /* Walks the object value of the iterator's current member, keeping the first value of each of
@@ -193,7 +194,7 @@ static int read_envelope(const char *s, size_t len, struct envelope *env, char *
             if (slot == &env->after && json_members_at_object(&it))
                 r = pick_members(&it, col_names, NCOLS, env->cols, slot, &why);
             else if (slot == &env->source && json_members_at_object(&it))
-                r = pick_members(&it, source_names, 1, &env->source_ts, slot, &why);
+                r = pick_members(&it, source_names, NSRC, env->src, slot, &why);
             else
                 r = json_members_value(&it, slot ? slot : &val, &why);
             if (r != 0)
@@ -307,6 +308,24 @@ static int op_from_span(const struct json_span *op, enum dbz_op *out)
     return CDC_EDECODE;
 }
 
+/* source.sequence is the text of a JSON array ["<lastCommitLsn>","<lsn>"]. Debezium's PostgreSQL
+ * connector restores lastCommitLsn from its offsets, so it is null only until the first commit
+ * after a start without offsets. Absent or unreadable: false (no claim either way). */
+static bool sequence_is_fresh(const struct json_span *seq)
+{
+    char text[128];
+    long n;
+
+    if (seq->kind != JSON_STRING)
+        return false;
+    if (seq->len >= 5 && memcmp(seq->p, "[null", 5) == 0)
+        return true; /* the head needs no escapes: this is how Debezium writes it */
+    if (!seq->escaped || seq->len >= sizeof(text))
+        return false;
+    n = json_string_decode(seq, text, sizeof(text));
+    return n >= 5 && memcmp(text, "[null", 5) == 0;
+}
+
 int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, char *err,
                size_t errlen)
 {
@@ -331,7 +350,8 @@ int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, c
     }
     if (read_envelope(vjson, vlen, &env, err, errlen))
         return CDC_EDECODE;
-    (void)json_span_i64(&env.source_ts, &ev->source_ts_ms); /* stays 0 when absent */
+    (void)json_span_i64(&env.src[SRC_TS_MS], &ev->source_ts_ms); /* stays 0 when absent */
+    ev->source_fresh = sequence_is_fresh(&env.src[SRC_SEQUENCE]);
     if (!ev->has_key)
         ev->has_key =
             positive_id(&env.cols[COL_ID], &ev->key) || key_from_span(&env.before, &ev->key);
@@ -356,19 +376,47 @@ int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, c
     return rc;
 }
 
-int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_ms)
+int dbz_decode_watermark(const struct dbz_field *fields, size_t n, struct dbz_watermark *wm)
 {
+    static const struct member_name wm_names[2] = {NAME("seq"), NAME("origin")};
     const char *kjson, *vjson;
     size_t klen, vlen;
     struct envelope env;
+    struct json_span vals[2] = {{0}, {0}};
     char err[8];
 
+    memset(wm, 0, sizeof(*wm));
     if (!entry_key_value(fields, n, &kjson, &klen, &vjson, &vlen) ||
         read_envelope(vjson, vlen, &env, err, sizeof(err)))
         return CDC_EDECODE;
     /* A watermark row's change event carries its commit time in source.ts_ms; a heartbeat only
      * has the top-level ts_ms. */
-    if (json_span_i64(&env.source_ts, ts_ms) || json_span_i64(&env.ts_ms, ts_ms))
-        return 0;
-    return CDC_EDECODE;
+    if (!json_span_i64(&env.src[SRC_TS_MS], &wm->ts_ms) && !json_span_i64(&env.ts_ms, &wm->ts_ms))
+        return CDC_EDECODE;
+    wm->source_fresh = sequence_is_fresh(&env.src[SRC_SEQUENCE]);
+    if (env.after.kind == JSON_OBJECT) {
+        struct json_cursor c;
+        struct json_members it;
+        struct json_span name, val;
+        const char *why;
+
+        json_cursor_init(&c, env.after.p, env.after.len);
+        if (json_members_open(&it, &c, &why) == 0)
+            while (json_members_next(&it, &name, &val, &why) == 1)
+                for (int i = 0; i < 2; i++)
+                    if (vals[i].kind == JSON_NONE &&
+                        json_string_equals_n(&name, wm_names[i].text, wm_names[i].len))
+                        vals[i] = val;
+        wm->has_seq = json_span_i64(&vals[0], &wm->seq) && json_span_i64(&vals[1], &wm->origin);
+    }
+    return 0;
+}
+
+int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_ms)
+{
+    struct dbz_watermark wm;
+    if (dbz_decode_watermark(fields, n, &wm))
+        return CDC_EDECODE;
+    *ts_ms = wm.ts_ms;
+    return 0;
 }

@@ -491,22 +491,22 @@ static void ready(struct request *rq)
     buf_free(&out);
 }
 
+/* GET /metrics: each module renders its own figures. */
 static void metrics_page(struct request *rq)
 {
-    struct cache_stats cs;
-    struct cdc_status st;
-    struct db_stats ds;
     struct buf out;
+    struct metrics_page p;
 
-    db_stats(rq->srv->db, &ds);
-    memset(&cs, 0, sizeof(cs));
-    memset(&st, 0, sizeof(st));
-    if (rq->srv->cache)
-        cache_stats(rq->srv->cache, &cs);
-    if (rq->srv->cdc)
-        cdc_status(rq->srv->cdc, &st);
     buf_init(&out, 1u << 22);
-    if (metrics_render(rq->srv->metrics, &cs, &st, &ds, &out) == 0)
+    p.out = &out;
+    p.rc = 0;
+    metrics_render(rq->srv->metrics, &p);
+    if (rq->srv->cache)
+        cache_metrics_render(rq->srv->cache, &p);
+    if (rq->srv->cdc)
+        cdc_metrics_render(rq->srv->cdc, &p);
+    db_metrics_render(rq->srv->db, &p);
+    if (p.rc == 0)
         send_response(rq, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     else
         send_problem(rq, P_INTERNAL, "metrics page too large", NULL);

@@ -53,9 +53,17 @@ static struct config *load_config(int argc, char **argv)
         /* A stable id: the same host and port give the same group across restarts. */
         char host[64] = "replica";
         const char *port = strrchr(cfg->http_listen, ':');
-        char id[128];
+        char id[160];
         gethostname(host, sizeof(host) - 1);
         snprintf(id, sizeof(id), "%s-%s", host, port ? port + 1 : cfg->http_listen);
+        if (strlen(id) > CONFIG_NAME_MAX) {
+            /* keep it within the bound and still unique: a prefix and a hash of the whole */
+            uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+            for (const char *p = id; *p; p++)
+                h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+            snprintf(id + CONFIG_NAME_MAX - 17, sizeof(id) - (CONFIG_NAME_MAX - 17), "-%016llx",
+                     (unsigned long long)h);
+        }
         for (char *p = id; *p; p++)
             if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
                 !(*p >= '0' && *p <= '9') && *p != '-' && *p != '.')
@@ -94,11 +102,12 @@ static int serve(int argc, char **argv)
         cache = cache_create(&co);
     }
     db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms,
-                   (int)cfg->postgres_pool_size, (int)cfg->postgres_pool_wait_ms);
+                   (int)cfg->postgres_connect_timeout_ms, (int)cfg->postgres_pool_size,
+                   (int)cfg->postgres_pool_wait_ms);
     metrics = metrics_create();
     /* Without a cache there is nothing for a consumer to keep fresh. */
     if (cfg->cdc_enabled && cache) {
-        cdc = cdc_create(cfg, cache, metrics);
+        cdc = cdc_create(cfg, cache, db, metrics);
         if (cdc_start(cdc)) {
             LOG_ERROR("cannot start the CDC thread");
             goto out; /* cdc_destroy() frees a consumer that never started */

@@ -2,9 +2,6 @@
  * directly (100..599), so recording is one atomic add and rendering skips zeros. Rendering goes
  * through three writers (family, sample, histogram series), so every series has the same shape. */
 #include "cdcache/metrics.h"
-#include "cdcache/cdc.h"
-#include "cdcache/db.h"
-#include "cdcache/error.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -79,6 +76,10 @@ void metrics_xcache(struct metrics *m, enum metrics_xcache kind)
 
 void metrics_propagation(struct metrics *m, int64_t ms)
 {
+    /* clamped before scaling: a commit time far in the past (a bad clock, a forged entry) must not
+     * overflow the multiplication; a day is beyond the last bucket */
+    if (ms > 86400000)
+        ms = 86400000;
     observe(&m->propagation, propagation_buckets, NPROP, ms * 1000000);
 }
 
@@ -87,22 +88,14 @@ static uint64_t ld(_Atomic uint64_t *p)
     return atomic_load_explicit(p, memory_order_relaxed);
 }
 
-/* Prometheus text exposition; the first failed append (the page's cap) sticks in rc. */
-struct page {
-    struct buf *out;
-    int rc;
-};
-
-/* Starts a metric family: HELP (when there is one) and TYPE. */
-static void family(struct page *p, const char *name, const char *type, const char *help)
+void metrics_family(struct metrics_page *p, const char *name, const char *type, const char *help)
 {
     if (help)
         p->rc |= buf_printf(p->out, "# HELP %s %s\n", name, help);
     p->rc |= buf_printf(p->out, "# TYPE %s %s\n", name, type);
 }
 
-/* One sample; labels is `key="value"` text or NULL. */
-static void sample(struct page *p, const char *name, const char *labels, double v)
+void metrics_sample(struct metrics_page *p, const char *name, const char *labels, double v)
 {
     /* counters print as integers (exact up to 2^53), fractions with 9 significant digits */
     bool whole = v < 9007199254740992.0 && v > -9007199254740992.0 && v == (double)(int64_t)v;
@@ -110,15 +103,17 @@ static void sample(struct page *p, const char *name, const char *labels, double 
                         labels ? "{" : "", labels ? labels : "", labels ? "}" : "", v);
 }
 
-static void scalar(struct page *p, const char *name, const char *type, const char *help, double v)
+void metrics_scalar(struct metrics_page *p, const char *name, const char *type, const char *help,
+                    double v)
 {
-    family(p, name, type, help);
-    sample(p, name, NULL, v);
+    metrics_family(p, name, type, help);
+    metrics_sample(p, name, NULL, v);
 }
 
-/* The series of one histogram (cumulative buckets, sum in seconds, count); labels as in sample().
+/* The series of one histogram (cumulative buckets, sum in seconds, count); labels as in
+ * metrics_sample().
  */
-static void histogram_series(struct page *p, const char *name, const char *labels,
+static void histogram_series(struct metrics_page *p, const char *name, const char *labels,
                              struct histogram *h, const double *bounds, size_t n)
 {
     char series[128], lab[192];
@@ -133,23 +128,21 @@ static void histogram_series(struct page *p, const char *name, const char *label
         else
             snprintf(le, sizeof(le), "+Inf");
         snprintf(lab, sizeof(lab), "%s%sle=\"%s\"", labels ? labels : "", labels ? "," : "", le);
-        sample(p, series, lab, (double)cum);
+        metrics_sample(p, series, lab, (double)cum);
     }
     snprintf(series, sizeof(series), "%s_sum", name);
-    sample(p, series, labels, (double)ld(&h->sum_ns) / 1e9);
+    metrics_sample(p, series, labels, (double)ld(&h->sum_ns) / 1e9);
     snprintf(series, sizeof(series), "%s_count", name);
-    sample(p, series, labels, (double)cum);
+    metrics_sample(p, series, labels, (double)cum);
 }
 
-int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct cdc_status *cdc,
-                   const struct db_stats *db, struct buf *out)
+void metrics_render(struct metrics *m, struct metrics_page *p)
 {
     static const char *const xc[] = {"hit", "miss", "bypass"};
-    const uint64_t *r = cdc->results;
-    struct page p = {out, 0};
     char lab[160];
 
-    family(&p, "cdcache_http_requests_total", "counter", "HTTP requests by route and status.");
+    metrics_family(p, "cdcache_http_requests_total", "counter",
+                   "HTTP requests by route and status.");
     for (int rt = 0; rt < ROUTE_COUNT; rt++)
         for (int s = 0; s < STATUS_SPAN; s++) {
             uint64_t v = ld(&m->requests[rt][s]);
@@ -157,94 +150,23 @@ int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct
                 continue;
             snprintf(lab, sizeof(lab), "route=\"%s\",status=\"%d\"", route_labels[rt],
                      s + STATUS_MIN);
-            sample(&p, "cdcache_http_requests_total", lab, (double)v);
+            metrics_sample(p, "cdcache_http_requests_total", lab, (double)v);
         }
-    family(&p, "cdcache_http_request_duration_seconds", "histogram", "Request latency by route.");
+    metrics_family(p, "cdcache_http_request_duration_seconds", "histogram",
+                   "Request latency by route.");
     for (int rt = 0; rt < ROUTE_COUNT; rt++) {
         snprintf(lab, sizeof(lab), "route=\"%s\"", route_labels[rt]);
-        histogram_series(&p, "cdcache_http_request_duration_seconds", lab, &m->latency[rt],
+        histogram_series(p, "cdcache_http_request_duration_seconds", lab, &m->latency[rt],
                          latency_buckets, NLAT);
     }
-    family(&p, "cdcache_item_reads_total", "counter",
-           "Item reads by how they were served (X-Cache).");
+    metrics_family(p, "cdcache_item_reads_total", "counter",
+                   "Item reads by how they were served (X-Cache).");
     for (int k = 0; k < XCACHE_COUNT; k++) {
         snprintf(lab, sizeof(lab), "x_cache=\"%s\"", xc[k]);
-        sample(&p, "cdcache_item_reads_total", lab, (double)ld(&m->xcache[k]));
+        metrics_sample(p, "cdcache_item_reads_total", lab, (double)ld(&m->xcache[k]));
     }
-
-    scalar(&p, "cdcache_cache_hits_total", "counter", NULL, (double)cs->hits);
-    scalar(&p, "cdcache_cache_negative_hits_total", "counter", NULL, (double)cs->negative_hits);
-    scalar(&p, "cdcache_cache_misses_total", "counter", NULL, (double)cs->misses);
-    scalar(&p, "cdcache_cache_evictions_total", "counter",
-           "Entries evicted to stay within the byte bound.", (double)cs->evictions);
-    scalar(&p, "cdcache_cache_invalidations_total", "counter",
-           "Entries removed by change events, deletes and writes.", (double)cs->invalidations);
-    scalar(&p, "cdcache_cache_flushes_total", "counter", NULL, (double)cs->flushes);
-    scalar(&p, "cdcache_cache_fills_total", "counter", NULL, (double)cs->fills);
-    scalar(&p, "cdcache_cache_refreshes_total", "counter", NULL, (double)cs->refreshes);
-    scalar(&p, "cdcache_cache_fill_waits_total", "counter",
-           "Misses that waited for another fill of the same key.", (double)cs->fill_waits);
-    scalar(&p, "cdcache_cache_fill_wait_timeouts_total", "counter", NULL,
-           (double)cs->fill_wait_timeouts);
-    scalar(&p, "cdcache_cache_entries", "gauge", NULL, (double)cs->entries);
-    scalar(&p, "cdcache_cache_bytes", "gauge", NULL, (double)cs->bytes);
-    scalar(&p, "cdcache_cache_max_bytes", "gauge", NULL, (double)cs->max_bytes);
-    family(&p, "cdcache_cache_fill_rejections_total", "counter", "Fills not installed, by reason.");
-    for (int k = 0; k < CACHE_REJECT_COUNT; k++) {
-        snprintf(lab, sizeof(lab), "reason=\"%s\"", cache_reject_name((enum cache_reject)k));
-        sample(&p, "cdcache_cache_fill_rejections_total", lab, (double)cs->rejected[k]);
-    }
-
-    family(&p, "cdcache_cdc_events_total", "counter", "Stream entries by what applying them did.");
-    for (int k = 0; k < CDC_RESULT_COUNT; k++) {
-        snprintf(lab, sizeof(lab), "result=\"%s\"", cdc_result_name((enum cdc_result)k));
-        sample(&p, "cdcache_cdc_events_total", lab, (double)r[k]);
-    }
-    scalar(&p, "cdcache_cdc_events_applied_total", "counter", NULL,
-           (double)(r[CDC_RESULT_REFRESHED] + r[CDC_RESULT_EVICTED] + r[CDC_RESULT_ABSENT] +
-                    r[CDC_RESULT_INCOMPLETE] + r[CDC_RESULT_TRUNCATE]));
-    scalar(&p, "cdcache_cdc_events_ignored_total", "counter", NULL,
-           (double)(r[CDC_RESULT_STALE] + r[CDC_RESULT_TOMBSTONE]));
-    scalar(&p, "cdcache_cdc_events_poison_total", "counter", NULL, (double)r[CDC_RESULT_POISON]);
-    scalar(&p, "cdcache_cdc_heartbeats_total", "counter", NULL, (double)cdc->heartbeats);
-    scalar(&p, "cdcache_cdc_watermarks_total", "counter",
-           "Watermark-row changes read (they vouch for freshness).", (double)cdc->watermarks);
-    scalar(&p, "cdcache_cdc_reconnects_total", "counter", NULL, (double)cdc->reconnects);
-    scalar(&p, "cdcache_cdc_gap_flushes_total", "counter",
-           "Cache flushes because events may have been lost.", (double)cdc->gap_flushes);
-    scalar(&p, "cdcache_cdc_attached", "gauge", NULL, cdc->attached ? 1 : 0);
-    scalar(&p, "cdcache_cdc_vouching", "gauge",
-           "1 when reads may be served from the cache, 0 while bypassing.", cdc->vouching ? 1 : 0);
-    scalar(&p, "cdcache_cdc_lag_seconds", "gauge",
-           "Time since the pipeline last vouched for freshness (-1: never).",
-           cdc->staleness_ms < 0 ? -1.0 : (double)cdc->staleness_ms / 1000.0);
-    scalar(&p, "cdcache_cdc_max_staleness_seconds", "gauge", NULL,
-           (double)cdc->max_staleness_ms / 1000.0);
-    family(&p, "cdcache_cdc_propagation_seconds", "histogram",
-           "Commit in PostgreSQL to applied here.");
-    histogram_series(&p, "cdcache_cdc_propagation_seconds", NULL, &m->propagation,
+    metrics_family(p, "cdcache_cdc_propagation_seconds", "histogram",
+                   "Commit in PostgreSQL to applied here.");
+    histogram_series(p, "cdcache_cdc_propagation_seconds", NULL, &m->propagation,
                      propagation_buckets, NPROP);
-
-    scalar(&p, "cdcache_stream_trims_total", "counter",
-           "Retention passes this replica ran holding the trim lock.", (double)cdc->trims);
-    scalar(&p, "cdcache_stream_trimmed_entries_total", "counter", NULL, (double)cdc->trimmed);
-    scalar(&p, "cdcache_stream_groups_removed_total", "counter",
-           "Consumer groups of gone replicas deleted.", (double)cdc->groups_removed);
-    scalar(&p, "cdcache_stream_consumers_removed_total", "counter", NULL,
-           (double)cdc->consumers_removed);
-    scalar(&p, "cdcache_stream_length", "gauge", "Entries in the change stream (-1: unknown).",
-           (double)cdc->stream_length);
-
-    family(&p, "cdcache_db_queries_total", "counter", "Statements sent to PostgreSQL.");
-    for (int k = 0; k < DB_STMT_COUNT; k++) {
-        snprintf(lab, sizeof(lab), "statement=\"%s\"", db_statement_name((enum db_statement)k));
-        sample(&p, "cdcache_db_queries_total", lab, (double)db->queries[k]);
-    }
-    scalar(&p, "cdcache_db_errors_total", "counter", NULL, (double)db->errors);
-    scalar(&p, "cdcache_db_pool_waits_total", "counter",
-           "Statements that waited for a pooled connection.", (double)db->pool_waits);
-    scalar(&p, "cdcache_db_pool_timeouts_total", "counter", NULL, (double)db->pool_timeouts);
-    scalar(&p, "cdcache_db_pool_connections", "gauge", NULL, (double)db->pool_open);
-    scalar(&p, "cdcache_db_pool_idle", "gauge", NULL, (double)db->pool_idle);
-    return p.rc ? CDC_ETOOBIG : 0;
 }

@@ -116,3 +116,23 @@ Test(config, sizes)
     cr_assert_not(config_parse_size("1GB", &v));
     cr_assert_not(config_parse_size("", &v));
 }
+
+Test(config, names_that_would_be_cut_are_refused)
+{
+    struct config *c = NULL;
+    char yaml[256];
+    /* two ids of 65 characters that share their first 64 would share one consumer group if cut */
+    snprintf(yaml, sizeof(yaml), "cdc:\n  replica_id: \"%065d\"\n", 1);
+    cr_assert_eq(config_load(write_yaml(yaml), &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "cdc.replica_id") && strstr(err, "64"), "%s", err);
+    snprintf(yaml, sizeof(yaml), "cdc:\n  replica_id: \"%064d\"\n", 1);
+    cr_assert_eq(config_load(write_yaml(yaml), &c, err, sizeof(err)), 0, "%s", err);
+    config_free(c);
+    c = NULL;
+    snprintf(yaml, sizeof(yaml), "cdc:\n  group_prefix: \"%065d\"\n", 1);
+    cr_assert_eq(config_load(write_yaml(yaml), &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "cdc.group_prefix"), "%s", err);
+    snprintf(yaml, sizeof(yaml), "cdc:\n  group_prefix: \"a b\"\n");
+    cr_assert_eq(config_load(write_yaml(yaml), &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "cdc.group_prefix"), "%s", err);
+}

@@ -273,3 +273,57 @@ Test(debezium, trailing_data_is_poison)
     free(value);
     free(bad);
 }
+
+static int decode_wm(const char *value, struct dbz_watermark *wm)
+{
+    struct dbz_field f = {"{\"id\":1}", 8, value, strlen(value)};
+    return dbz_decode_watermark(&f, 1, wm);
+}
+
+Test(debezium, watermark_chain_link)
+{
+    struct dbz_watermark wm;
+    cr_assert_eq(decode_wm("{\"before\":null,\"after\":{\"id\":1,\"ts\":\"2026-11-22T00:00:00Z\","
+                           "\"seq\":41,\"origin\":1795300000123456},\"source\":{\"ts_ms\":"
+                           "1795262400100,\"sequence\":\"[\\\"26392864\\\",\\\"26670824\\\"]\"},"
+                           "\"op\":\"u\",\"ts_ms\":1795262409999}",
+                           &wm),
+                 0);
+    cr_assert(wm.has_seq);
+    cr_assert_eq(wm.seq, 41);
+    cr_assert_eq(wm.origin, 1795300000123456LL);
+    cr_assert_eq(wm.ts_ms, 1795262400100LL);
+    cr_assert_not(wm.source_fresh, "a previous commit is named");
+    /* the first transaction after a start without offsets */
+    cr_assert_eq(decode_wm("{\"after\":{\"id\":1,\"seq\":42,\"origin\":7},\"source\":{\"ts_ms\":5,"
+                           "\"sequence\":\"[null,\\\"26670824\\\"]\"},\"op\":\"u\"}",
+                           &wm),
+                 0);
+    cr_assert(wm.source_fresh);
+    /* a row from before the chain's migration, or a heartbeat: no link, no claim */
+    cr_assert_eq(
+        decode_wm("{\"after\":{\"id\":1,\"ts\":\"x\"},\"source\":{\"ts_ms\":5},\"op\":\"u\"}", &wm),
+        0);
+    cr_assert_not(wm.has_seq);
+    cr_assert_not(wm.source_fresh);
+    cr_assert_eq(
+        decode_wm("{\"after\":{\"id\":1,\"seq\":\"x\",\"origin\":7},\"source\":{\"ts_ms\":5},"
+                  "\"op\":\"u\"}",
+                  &wm),
+        0);
+    cr_assert_not(wm.has_seq, "a seq that is not an integer is no link");
+}
+
+Test(debezium, a_change_after_a_fresh_start_says_so)
+{
+    struct dbz_event e;
+    char err[160];
+    const char *v = "{\"before\":null,\"after\":{\"id\":2,\"name\":\"n\",\"description\":\"d\","
+                    "\"price\":\"1.00\",\"created_at\":\"2026-11-21T11:46:29.739055Z\","
+                    "\"updated_at\":\"2026-11-21T11:46:29.739055Z\",\"version\":1},\"source\":{"
+                    "\"ts_ms\":1,\"sequence\":\"[null,\\\"1\\\"]\"},\"op\":\"c\"}";
+    struct dbz_field f = {"{\"id\":2}", 8, v, strlen(v)};
+    cr_assert_eq(dbz_decode(&f, 1, &e, err, sizeof(err)), 0, "%s", err);
+    cr_assert(e.source_fresh);
+    dbz_event_clear(&e);
+}

@@ -101,6 +101,9 @@ bool cache_evict(struct cache *c, int64_t key);
 void cache_flush(struct cache *c);
 
 void cache_stats(struct cache *c, struct cache_stats *out);
+struct metrics_page;
+/* Appends the cache's figures to a /metrics page (metrics.h). */
+void cache_metrics_render(struct cache *c, struct metrics_page *p);
 
 /* Accessors for a value obtained from cache_lookup(). Borrowed while the reference is held; the
  * body is len bytes, not NUL-terminated. */

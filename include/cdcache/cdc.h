@@ -34,6 +34,27 @@ enum cdc_result {
 };
 const char *cdc_result_name(enum cdc_result r);
 
+/* Breaks in continuity: each is a reason the replica can no longer show that it has seen every
+ * change committed since its entries were filled. Every one ends in the same policy (cdc.c,
+ * continuity_break): stop vouching, flush the cache, and vouch again only on a watermark read after
+ * the flush. */
+#define CDC_BREAKS(X)                                                                              \
+    X(GROUP_MISSING, "group_missing")     /* NOGROUP, or the group had to be created again */      \
+    X(PENDING_GONE, "pending_gone")       /* a pending entry was deleted before it was re-read */  \
+    X(REDIS_RESTARTED, "redis_restarted") /* a new Redis run id */                                 \
+    X(ENTRIES_REMOVED, "entries_removed") /* entries removed past the group's position */          \
+    X(SOURCE_GAP, "source_gap")       /* the watermark chain skipped: WAL was never streamed */    \
+    X(SOURCE_ORIGIN, "source_origin") /* PostgreSQL restarted or failed over */                    \
+    X(SOURCE_FRESH, "source_fresh")   /* Debezium started without offsets */
+
+enum cdc_break {
+#define CDC_BREAK_ENUM(name, text) CDC_BREAK_##name,
+    CDC_BREAKS(CDC_BREAK_ENUM)
+#undef CDC_BREAK_ENUM
+        CDC_BREAK_COUNT
+};
+const char *cdc_break_name(enum cdc_break b);
+
 struct cdc_status {
     bool enabled;
     bool attached;        /* connected to Redis with its groups in place */
@@ -45,19 +66,27 @@ struct cdc_status {
     int64_t heartbeat_age_ms; /* since Debezium's last heartbeat (liveness); -1 never */
     uint64_t trims, trimmed, groups_removed, consumers_removed; /* stream retention */
     int64_t stream_length;                                      /* -1 unknown */
+    uint64_t breaks[CDC_BREAK_COUNT]; /* continuity breaks by reason (each flushed the cache) */
+    bool chain_known;                 /* a watermark since the last break set the chain's base */
+    int64_t chain_seq;                /* the watermark chain's last sequence number */
     char group[160];
     char last_error[200];
 };
 
 struct cdc;
+struct db;
 struct metrics;
+struct metrics_page;
 
 /* Applies one decoded event to the cache. Pure logic, no I/O: exposed for unit tests. */
 enum cdc_result cdc_apply(struct cache *c, const struct dbz_event *ev);
 
-/* Returns a new, stopped consumer; cfg, cache and metrics are borrowed and must outlive it. */
-struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct metrics *m);
-/* Starts the thread. Returns 0 or CDC_EINVAL. */
+/* Returns a new, stopped consumer; cfg, cache, db (may be NULL: no watermark ticks) and metrics
+ * are borrowed and must outlive it. */
+struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct db *db,
+                       struct metrics *m);
+/* Starts the consumer thread, and the watermark ticker thread when there is a db. Returns 0 or
+ * CDC_EINVAL. */
 int cdc_start(struct cdc *cdc);
 /* Stops and joins the thread (within about block_ms). */
 void cdc_stop(struct cdc *cdc);
@@ -67,5 +96,7 @@ void cdc_destroy(struct cdc *cdc);
 bool cdc_vouching(struct cdc *cdc);
 /* Snapshot for /ready and /metrics. Thread-safe. */
 void cdc_status(struct cdc *cdc, struct cdc_status *out);
+/* Appends the consumer's figures to a /metrics page (metrics.h). Thread-safe. */
+void cdc_metrics_render(struct cdc *cdc, struct metrics_page *p);
 
 #endif

@@ -21,6 +21,7 @@
     X(postgres, conninfo, STR, "postgresql://postgres@127.0.0.1:5432/cdcache", 1, 0)               \
     X(postgres, migrations_dir, STR, "migrations", 1, 0)                                           \
     X(postgres, statement_timeout_ms, INT, "5000", 1, 3600000)                                     \
+    X(postgres, connect_timeout_ms, INT, "3000", 100, 600000)                                      \
     X(postgres, pool_size, INT, "16", 1, 1000)                                                     \
     X(postgres, pool_wait_ms, INT, "5000", 1, 600000)
 #define CONFIG_REDIS(X)                                                                            \
@@ -33,6 +34,7 @@
     X(cdc, watermark_stream, STR, "cdcache.inventory.cdcache_watermark", 1, 0)                     \
     X(cdc, replica_id, STR, "", 0, 0)                                                              \
     X(cdc, group_prefix, STR, "cdcache", 1, 0)                                                     \
+    X(cdc, tick_ms, INT, "1000", 50, 60000)                                                        \
     X(cdc, batch_count, INT, "512", 1, 100000)                                                     \
     X(cdc, block_ms, INT, "100", 1, 60000)                                                         \
     X(cdc, max_staleness_ms, INT, "5000", 100, 86400000)                                           \
@@ -50,6 +52,10 @@
     X(cache, negative_entries, BOOL, "true", 0, 0)                                                 \
     X(cache, fill_wait_ms, INT, "2000", 1, 60000)
 #define CONFIG_LOG(X) X(log, level, STR, "info", 1, 0)
+
+/* The longest cdc.replica_id and cdc.group_prefix: the consumer group "<prefix>-<id>" and the
+ * consumer name must fit their buffers in cdc.c whole. */
+#define CONFIG_NAME_MAX 64
 
 #define CONFIG_SECTIONS(S) S(http) S(postgres) S(redis) S(cdc) S(cache) S(log)
 #define CONFIG_KEYS(X)                                                                             \

@@ -17,8 +17,10 @@ struct db;
 
 /* Returns a new handle (connections open lazily, up to pool_size; a caller waits up to wait_ms for
  * a free one); release with db_destroy() after every thread that used it has stopped. conninfo is
- * copied. */
-struct db *db_create(const char *conninfo, int statement_timeout_ms, int pool_size, int wait_ms);
+ * copied. A connection attempt gives up after connect_timeout_ms; a statement after
+ * statement_timeout_ms + connect_timeout_ms even when the server does not answer at all. */
+struct db *db_create(const char *conninfo, int statement_timeout_ms, int connect_timeout_ms,
+                     int pool_size, int wait_ms);
 void db_destroy(struct db *db);
 
 /* Appends the item's JSON to body. Returns 0, CDC_ENOTFOUND or CDC_EDB. */
@@ -36,6 +38,9 @@ int db_item_update(struct db *db, int64_t id, int64_t if_match, const struct ite
                    struct buf *body, int64_t *version);
 /* Deletes. Returns 0, CDC_ENOTFOUND, CDC_ECONFLICT or CDC_EDB. */
 int db_item_delete(struct db *db, int64_t id, int64_t if_match);
+/* Writes the watermark chain's row (migrations/000003) unless it was written within min_gap_ms.
+ * Returns 0 or CDC_EDB. */
+int db_watermark_tick(struct db *db, int64_t min_gap_ms);
 /* Round trip to the server. Returns 0 or CDC_EDB, with the reason in err. */
 int db_ping(struct db *db, char *err, size_t errlen);
 
@@ -46,8 +51,8 @@ int db_ping(struct db *db, char *err, size_t errlen);
     X(CREATE, "create")                                                                            \
     X(UPDATE, "update")                                                                            \
     X(DELETE, "delete")                                                                            \
-    X(EXISTS, "exist"                                                                              \
-              "s")
+    X(EXISTS, "exists")                                                                            \
+    X(TICK, "tick")
 enum db_statement {
 #define DB_STATEMENT_ENUM(name, text) DB_STMT_##name,
     DB_STATEMENTS(DB_STATEMENT_ENUM)
@@ -62,6 +67,9 @@ struct db_stats {
 };
 void db_stats(struct db *db, struct db_stats *out);
 const char *db_statement_name(enum db_statement s);
+struct metrics_page;
+/* Appends the database figures to a /metrics page (metrics.h). */
+void db_metrics_render(struct db *db, struct metrics_page *p);
 
 /* Opens a new connection for a one-off job (migrations). Returns a PGconn* as void* to keep libpq
  * out of this header's users; NULL on failure with the reason in err. Release with db_close(). */

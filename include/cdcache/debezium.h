@@ -43,6 +43,8 @@ struct dbz_event {
     bool complete;        /* c/u/r only: the after-image has every column, none a placeholder */
     int64_t version;      /* c/u/r with complete */
     int64_t source_ts_ms; /* source.ts_ms (commit time in PostgreSQL), 0 when absent */
+    bool source_fresh;    /* source.sequence names no previous commit: the source started without
+                             offsets (Debezium's first transaction after such a start) */
     struct buf body;      /* c/u/r with complete: the item's canonical JSON (item_render) */
 };
 
@@ -51,6 +53,19 @@ struct dbz_event {
  * (poison handling evicts it). Call dbz_event_clear() in both cases. */
 int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, char *err,
                size_t errlen);
+
+/* A watermark row's change event (inventory.cdcache_watermark: id, ts, seq, origin), or a
+ * Debezium heartbeat ({"ts_ms":...}). */
+struct dbz_watermark {
+    int64_t ts_ms;     /* source.ts_ms (the commit time), or a heartbeat's ts_ms */
+    bool has_seq;      /* after.seq and after.origin were read */
+    int64_t seq;       /* the chain: +1 on every write of the row, whoever writes it */
+    int64_t origin;    /* the writing PostgreSQL server's start time (us): changes on a restart or
+                          a failover */
+    bool source_fresh; /* as in struct dbz_event */
+};
+/* Decodes a watermark or heartbeat entry. Returns 0, or CDC_EDECODE when it has no timestamp. */
+int dbz_decode_watermark(const struct dbz_field *fields, size_t n, struct dbz_watermark *wm);
 
 /* Decodes a Debezium heartbeat entry's value ({"ts_ms":...}) or a change event of any table (its
  * source.ts_ms, the commit time: used for watermark rows); writes the timestamp. Returns 0 or

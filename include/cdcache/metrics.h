@@ -1,9 +1,12 @@
-/* Request metrics and the Prometheus text rendering of everything a replica counts.
- * Counters are C11 atomics (relaxed): many HTTP workers bump them, /metrics sums them. */
+/* Request metrics, and the writers every module renders its own figures with (Prometheus text).
+ * Counters are C11 atomics (relaxed): many HTTP workers bump them, /metrics sums them.
+ *
+ * Arrows point one way: modules that publish figures (cache, cdc, db) include this header and
+ * expose <mod>_metrics_render(); /metrics (http.c) composes them. This module includes none of
+ * them. */
 #ifndef CDCACHE_METRICS_H
 #define CDCACHE_METRICS_H
 
-#include "cdcache/cache.h"
 #include "cdcache/util.h"
 
 #include <stdint.h>
@@ -31,8 +34,6 @@ enum metrics_route {
 enum metrics_xcache { XCACHE_HIT, XCACHE_MISS, XCACHE_BYPASS, XCACHE_COUNT };
 
 struct metrics;
-struct cdc_status;
-struct db_stats;
 
 /* Returns new zeroed metrics; release with metrics_destroy(). */
 struct metrics *metrics_create(void);
@@ -42,12 +43,25 @@ void metrics_destroy(struct metrics *m);
 void metrics_request(struct metrics *m, enum metrics_route route, int status, int64_t ns);
 /* Records how an item read was served. */
 void metrics_xcache(struct metrics *m, enum metrics_xcache kind);
-/* Records commit-to-applied time of a change event (CDC thread). */
+/* Records commit-to-applied time of a change event (CDC thread). Any value is safe: negative
+ * times count as 0, times beyond the largest bucket land in +Inf. */
 void metrics_propagation(struct metrics *m, int64_t ms);
 
-/* Appends the Prometheus text exposition of m, the cache stats, the CDC status and the database
- * counters to out. */
-int metrics_render(struct metrics *m, const struct cache_stats *cs, const struct cdc_status *cdc,
-                   const struct db_stats *db, struct buf *out);
+/* A page of Prometheus text being written. The first failed append (the page's cap) sticks in rc.
+ */
+struct metrics_page {
+    struct buf *out;
+    int rc;
+};
+/* Starts a metric family: HELP (when help is not NULL) and TYPE. */
+void metrics_family(struct metrics_page *p, const char *name, const char *type, const char *help);
+/* One sample; labels is `key="value"` text or NULL. */
+void metrics_sample(struct metrics_page *p, const char *name, const char *labels, double v);
+/* A family of one unlabelled sample. */
+void metrics_scalar(struct metrics_page *p, const char *name, const char *type, const char *help,
+                    double v);
+
+/* Appends m's own figures: requests, latency, how reads were served, CDC propagation. */
+void metrics_render(struct metrics *m, struct metrics_page *p);
 
 #endif

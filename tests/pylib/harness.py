@@ -289,13 +289,18 @@ class HeartbeatFeeder:
         self.stop_ev = threading.Event()
         self.paused = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
+        self.seq = 0
+        self.origin = 1
 
     def run(self):
         while not self.stop_ev.is_set():
             if not self.paused.is_set():
                 try:
                     now = int(time.time() * 1000)
-                    value = {"before": None, "after": {"id": 1, "ts": "2026-01-01T00:00:00Z"}, "op": "u",
+                    # a link of the watermark chain (migrations/000003): seq +1 per write, one origin
+                    self.seq += 1
+                    after = {"id": 1, "ts": "2026-01-01T00:00:00Z", "seq": self.seq, "origin": self.origin}
+                    value = {"before": None, "after": after, "op": "u",
                              "source": {"ts_ms": now, "schema": "inventory", "table": "cdcache_watermark"},
                              "ts_ms": now}
                     self.stack.redis("XADD", self.stream, "*", '{"id":1}', json.dumps(value))
