@@ -478,10 +478,19 @@ static void ready(struct request *rq)
         buf_printf(&out,
                    "},\"cdc\":{\"ok\":%s,\"attached\":%s,\"group\":\"%s\",\"lag_ms\":%lld,"
                    "\"max_staleness_ms\":%lld,\"serving_from_cache\":%s,"
-                   "\"debezium_heartbeat_age_ms\":%lld,\"last_error\":\"",
+                   "\"debezium_heartbeat_age_ms\":%lld,",
                    st.attached && st.vouching ? "true" : "false", st.attached ? "true" : "false",
                    st.group, (long long)st.staleness_ms, (long long)st.max_staleness_ms,
                    st.vouching ? "true" : "false", (long long)st.heartbeat_age_ms);
+        /* continuity: the watermark chain's last link (absent until one is read after a break),
+         * and the breaks so far by reason */
+        if (st.chain_known)
+            buf_printf(&out, "\"watermark_seq\":%lld,", (long long)st.chain_seq);
+        buf_puts(&out, "\"continuity_breaks\":{");
+        for (int k = 0; k < CDC_BREAK_COUNT; k++)
+            buf_printf(&out, "%s\"%s\":%llu", k ? "," : "", cdc_break_name((enum cdc_break)k),
+                       (unsigned long long)st.breaks[k]);
+        buf_puts(&out, "},\"last_error\":\"");
         buf_json_escape(&out, st.last_error, strlen(st.last_error));
         buf_puts(&out, "\"}}}");
     } else {
