@@ -61,9 +61,10 @@ test-e2e: build
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/e2e
 
 # The consistency checker (tests/consistency/checker.py) on its own throwaway stack with 3 replicas.
-# READS=1000000 FAULTS=1 for the long run; the short run is part of make test.
+# READS=1000000 FAULTS=all for the long run (FAULTS=kills or 1: only kills; or a comma list of
+# redis,partition,debezium,source-reset,replica,pg-restart,pause); the short run is part of make test.
 check-consistency: build deps
-	python3 tests/consistency/checker.py --reads $${READS:-100000} --seed $${SEED:-7} $(if $(FAULTS),--faults,)
+	python3 tests/consistency/checker.py --reads $${READS:-100000} --seed $${SEED:-7} $(if $(FAULTS),--faults $(patsubst 1,kills,$(FAULTS)),)
 
 check-consistency-short: build
 	python3 tests/consistency/checker.py --reads 20000 --seed 7 --report $(BUILD)/test-reports/consistency.txt
