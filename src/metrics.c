@@ -80,6 +80,8 @@ void metrics_propagation(struct metrics *m, int64_t ms)
      * overflow the multiplication; a day is beyond the last bucket */
     if (ms > 86400000)
         ms = 86400000;
+    else if (ms < 0)
+        ms = 0; /* an entry stamped in the future (clock skew) */
     observe(&m->propagation, propagation_buckets, NPROP, ms * 1000000);
 }
 
