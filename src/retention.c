@@ -142,7 +142,14 @@ static int trim_stream(redisContext *ctx, const struct config *cfg, const char *
         struct stream_id need;
         if (!name || name->type != REDIS_REPLY_STRING)
             continue;
-        if (!group_alive(registry, name->str, now, cfg->cdc_group_dead_after_ms)) {
+        if (!stream_map_get(registry, name->str)) {
+            /* Never registered, or the registry itself was lost (FLUSHALL, an operator's DEL):
+             * not proof that the replica is gone. Start its clock now; a live replica
+             * re-registers within trim_interval_ms, a dead one is removed after dead_after. */
+            redisReply *r = redisCommand(ctx, "HSETNX %s:replicas %s %lld", cfg->cdc_group_prefix,
+                                         name->str, (long long)now);
+            freeReplyObject(r);
+        } else if (!group_alive(registry, name->str, now, cfg->cdc_group_dead_after_ms)) {
             redisReply *d = redisCommand(ctx, "XGROUP DESTROY %s %s", stream, name->str);
             freeReplyObject(d);
             st->groups_removed++;

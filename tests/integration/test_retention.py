@@ -93,3 +93,26 @@ def test_groups_of_gone_replicas_are_removed(rstack):
                    what="the stopped replica's group to expire")
     finally:
         r.stop()
+
+
+def test_losing_the_registry_does_not_remove_live_groups(rstack):
+    """FLUSHALL or an operator's DEL takes the registry with it; that is not proof the replicas are gone
+    (before, the trimmer removed every live group it could not find there, and each replica flushed)."""
+    a = Replica(rstack, "ret-a", env=FAST_TRIM).start()
+    b = Replica(rstack, "ret-b", env=FAST_TRIM).start()
+    try:
+        resp = Resp(rstack.redis_port)
+        end = time.monotonic() + 3
+        while time.monotonic() < end:  # the registry vanishes again and again
+            resp.call("DEL", "cdcache:replicas")
+            time.sleep(0.01)
+        resp.close()
+        time.sleep(1.0)
+        groups = rstack.redis("XINFO", "GROUPS", STREAM)
+        assert "cdcache-ret-a" in groups and "cdcache-ret-b" in groups
+        for r in (a, b):
+            assert r.metric("cdcache_stream_groups_removed_total") == 0, "a live group was removed"
+            assert r.metric('cdcache_cdc_continuity_breaks_total{reason="group_missing"}') == 0
+    finally:
+        a.stop()
+        b.stop()
