@@ -7,9 +7,19 @@
 #   stack.sh down DIR   stop everything
 #   stack.sh stop DIR   stop only the parts named in PARTS (fault tests)
 #   stack.sh logs DIR   show the recent logs of every component (FOLLOW=1 to follow)
+#   stack.sh failover DIR       promote the streaming standby (STANDBY=1) to primary: stop Debezium, fence
+#                               the old primary (immediate stop, as a crash), promote the standby, delete
+#                               Debezium's offsets (they name the old primary's slot), start Debezium on the
+#                               new primary (it creates a new slot); replicas keep running
+#   stack.sh reset-source DIR   the operator's source reset: stop Debezium, drop the replication slot,
+#                               delete Debezium's offsets, start Debezium (new slot at the current WAL
+#                               position); replicas keep running
 #
 # Environment: REPLICAS (default 2), LB_PORT (default 8080; 0 = pick a free one), FRESH=1 (recreate the
 # database), PARTS (default "pg redis debezium replicas nginx": what `up` starts), BUILD_DIR (build),
+# STANDBY=1 (with pg: also a streaming standby of the primary, made with pg_basebackup -R under
+# DIR/pg-standby, port `pg_standby` in DIR/ports.env; the replicas then connect with a multi-host conninfo,
+# target_session_attrs=read-write, so that they follow a failover without a restart),
 # PIPELINE_RT=1 (PostgreSQL, Redis and Debezium under SCHED_RR priority 1, root only: make bench uses
 # it so that a load generator and hundreds of busy worker threads on the same two cores do not starve
 # the CDC pipeline, as they could not on separate hosts; nice values do not help across the kernel's
@@ -19,7 +29,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: stack.sh up|down|stop|logs DIR" >&2; exit 2; }
+usage() { echo "usage: [STANDBY=1] stack.sh up|down|stop|logs|failover|reset-source DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || usage
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 REPLICAS=${REPLICAS:-2}
@@ -109,10 +120,13 @@ stop_redis() {
         stop_pid "$dir/redis/redis.pid"
     fi
 }
-stop_pg() {
-    if [ -f "$dir/pg/data/postmaster.pid" ]; then
-        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
-    fi
+stop_pg() { # both clusters: the primary and, if there is one, the standby (or a fenced old primary)
+    local d
+    for d in "$dir/pg/data" "$dir/pg-standby/data"; do
+        if [ -f "$d/postmaster.pid" ]; then
+            runuser -u postgres -- "$PGBIN/pg_ctl" -D "$d" -m fast -w stop >/dev/null 2>&1 || true
+        fi
+    done
 }
 down() { # stops the parts named in $PARTS (all by default), front to back
     local p
@@ -121,35 +135,98 @@ down() { # stops the parts named in $PARTS (all by default), front to back
 }
 
 # ---------------------------------------------------------------- start
+# Two cluster folders, DIR/pg and DIR/pg-standby. DIR/pg.primary names the one that is the primary ("pg"
+# unless a failover promoted the standby); the other is the standby, or the fenced old primary after a
+# failover (rebuilt as a standby by the next `STANDBY=1 up`). ports.env: `pg` is the primary's port,
+# `pg_standby` the other folder's.
+primary_name() { cat "$dir/pg.primary" 2>/dev/null || echo pg; }
+standby_name() { if [ "$(primary_name)" = pg ]; then echo pg-standby; else echo pg; fi; }
+pg_opts() { # pg_opts PORT FOLDER: the server options both clusters run with
+    echo "-c port=$1 -c listen_addresses=127.0.0.1 -c unix_socket_directories=$2 \
+            -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10 \
+            -c max_connections=300 -c fsync=${PG_FSYNC:-on} -c synchronous_commit=${PG_SYNC_COMMIT:-on}"
+}
+db_url() { echo "postgresql://postgres@127.0.0.1:$(saved_port pg)/cdcache"; }
+replica_conninfo() { # with a standby: both hosts, libpq picks the one that accepts writes
+    local sp
+    sp=$(saved_port pg_standby)
+    if [ -n "$sp" ]; then
+        echo "postgresql://postgres@127.0.0.1:$(saved_port pg),127.0.0.1:$sp/cdcache?target_session_attrs=read-write"
+    else
+        db_url
+    fi
+}
+
 start_pg() {
-    local port fresh=0
+    local port fresh=0 pd
+    if [ "${FRESH:-0}" = 1 ]; then # a new database: the standby and the roles go with the old one
+        rm -rf "$dir/pg-standby/data" "$dir/pg.primary"
+    fi
+    pd="$dir/$(primary_name)"
     port=$(pick_port pg "${PG_PORT_BASE:-54320}")
-    mkdir -p "$dir/pg"
-    chown postgres:postgres "$dir/pg"
+    mkdir -p "$pd"
+    chown postgres:postgres "$pd"
     chmod 755 "$dir"
-    if [ "${FRESH:-0}" = 1 ] && [ -d "$dir/pg/data" ]; then rm -rf "$dir/pg/data"; fi
-    if [ ! -s "$dir/pg/data/PG_VERSION" ]; then
-        rm -rf "$dir/pg/data"
-        runuser -u postgres -- "$PGBIN/initdb" -D "$dir/pg/data" -U postgres --auth=trust -E UTF8 \
-            --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 || die "initdb failed: see $dir/pg/initdb.log"
+    if [ "${FRESH:-0}" = 1 ] && [ -d "$pd/data" ]; then rm -rf "$pd/data"; fi
+    if [ ! -s "$pd/data/PG_VERSION" ]; then
+        rm -rf "$pd/data"
+        runuser -u postgres -- "$PGBIN/initdb" -D "$pd/data" -U postgres --auth=trust -E UTF8 \
+            --locale=C.UTF-8 >"$pd/initdb.log" 2>&1 || die "initdb failed: see $pd/initdb.log"
         fresh=1
     fi
-    "${PIPE_SCHED[@]}" runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 60 start \
-        -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/pg \
-            -c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10 \
-            -c max_connections=300 -c fsync=${PG_FSYNC:-on} -c synchronous_commit=${PG_SYNC_COMMIT:-on}" \
-        >/dev/null || die "PostgreSQL did not start: see $dir/pg/postgres.log"
+    local extra=""
+    # WAL kept for a standby that was stopped with the stack (a physical slot would pin WAL forever
+    # for a standby that never comes back)
+    [ "${STANDBY:-0}" = 1 ] && extra="-c wal_keep_size=256MB"
+    "${PIPE_SCHED[@]}" runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pd/data" -l "$pd/postgres.log" -w -t 60 start \
+        -o "$(pg_opts "$port" "$pd") $extra" \
+        >/dev/null || die "PostgreSQL did not start: see $pd/postgres.log"
     save_port pg "$port"
     psql_c() { psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
     if ! psql_c -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='cdcache'" | grep -q 1; then
         psql_c -d postgres -c "CREATE DATABASE cdcache" >/dev/null
         fresh=1
     fi
-    echo "$fresh" > "$dir/pg/fresh"
+    echo "$fresh" > "$pd/fresh"
     DATABASE_URL="postgresql://postgres@127.0.0.1:$port/cdcache"
-    CDCACHE_POSTGRES_CONNINFO="$DATABASE_URL" "$CDCACHE" migrate up --dir "$here/migrations" >"$dir/pg/migrate.log" 2>&1 \
-        < /dev/null || { cat "$dir/pg/migrate.log" >&2; die "migrations failed"; }
+    CDCACHE_POSTGRES_CONNINFO="$DATABASE_URL" "$CDCACHE" migrate up --dir "$here/migrations" >"$pd/migrate.log" 2>&1 \
+        < /dev/null || { cat "$pd/migrate.log" >&2; die "migrations failed"; }
     say "PostgreSQL on 127.0.0.1:$port (wal_level=logical)$([ $fresh = 1 ] && echo ', new database')"
+    if [ "${STANDBY:-0}" = 1 ]; then
+        start_standby "$fresh"
+    else
+        sed -i '/^pg_standby=/d' "$dir/ports.env"
+    fi
+}
+
+start_standby() { # start_standby FRESH: a streaming standby of the primary (pg_basebackup -R)
+    local fresh=$1 pport sd port
+    pport=$(saved_port pg)
+    sd="$dir/$(standby_name)"
+    # replication over 127.0.0.1 (initdb --auth=trust allows it; added if an older cluster lacks it)
+    if ! grep -Eq '^host[[:space:]]+replication[[:space:]]+all[[:space:]]+127\.0\.0\.1/32' "$dir/$(primary_name)/data/pg_hba.conf"; then
+        echo "host replication all 127.0.0.1/32 trust" >> "$dir/$(primary_name)/data/pg_hba.conf"
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/$(primary_name)/data" reload >/dev/null
+    fi
+    port=$(pick_port pg_standby "${PG_STANDBY_PORT_BASE:-${PG_PORT_BASE:-54320}}")
+    mkdir -p "$sd"
+    chown postgres:postgres "$sd"
+    # a folder that is not a standby (a fenced old primary after a failover) or one of an older
+    # database is made again from the primary
+    if [ "$fresh" = 1 ] || [ ! -f "$sd/data/standby.signal" ]; then
+        rm -rf "$sd/data"
+        runuser -u postgres -- "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$pport" -U postgres -D "$sd/data" \
+            -R -X stream -c fast >"$sd/basebackup.log" 2>&1 || die "pg_basebackup failed: see $sd/basebackup.log"
+        say "standby made with pg_basebackup -R from 127.0.0.1:$pport into $sd/data"
+    fi
+    # primary_conninfo on the command line wins over the one pg_basebackup wrote: the primary's port may change
+    "${PIPE_SCHED[@]}" runuser -u postgres -- "$PGBIN/pg_ctl" -D "$sd/data" -l "$sd/postgres.log" -w -t 60 start \
+        -o "$(pg_opts "$port" "$sd") -c primary_conninfo='host=127.0.0.1 port=$pport user=postgres application_name=standby'" \
+        >/dev/null || die "the standby did not start: see $sd/postgres.log"
+    save_port pg_standby "$port"
+    wait_for 60 "the standby to stream from the primary" sh -c "psql -X -h 127.0.0.1 -p $pport -U postgres -d postgres -tAc \
+        \"SELECT 1 FROM pg_stat_replication WHERE application_name='standby' AND state='streaming'\" | grep -q 1"
+    say "PostgreSQL standby on 127.0.0.1:$port (streaming from 127.0.0.1:$pport)"
 }
 
 start_redis() {
@@ -178,7 +255,7 @@ reset_offsets_if_fresh() {
     # A new database means Debezium's stored offsets (in Redis) point into a WAL that no longer exists,
     # and the slot is gone: drop them so Debezium starts clean. Old stream entries describe rows of the
     # old database; drop those too.
-    if [ "$(cat "$dir/pg/fresh" 2>/dev/null || echo 0)" = 1 ]; then
+    if [ "$(cat "$dir/$(primary_name)/fresh" 2>/dev/null || echo 0)" = 1 ]; then
         redis-cli -p "$(saved_port redis)" DEL metadata:debezium:offsets cdcache.inventory.items \
             __debezium-heartbeat.cdcache >/dev/null
         say "new database: Debezium offsets and old streams reset"
@@ -234,7 +311,7 @@ http:
   listen: "127.0.0.1:$port"
   threads: ${REPLICA_THREADS:-16}
 postgres:
-  conninfo: "postgresql://postgres@127.0.0.1:$(saved_port pg)/cdcache"
+  conninfo: "$(replica_conninfo)"
   migrations_dir: "$here/migrations"
 redis:
   url: "redis://127.0.0.1:$(saved_port redis)"
@@ -327,24 +404,21 @@ write_env() {
 # generated by scripts/stack.sh; source it: . $dir/stack.env
 CDCACHE_URL=${CDCACHE_URL:-}
 REPLICA_URLS=${REPLICA_URLS:-}
-DATABASE_URL=postgresql://postgres@127.0.0.1:$(saved_port pg)/cdcache
+DATABASE_URL=$(db_url)
 REDIS_URL=redis://127.0.0.1:$(saved_port redis)
 STACK_DIR=$dir
 PG_PORT=$(saved_port pg)
 REDIS_PORT=$(saved_port redis)
 DEBEZIUM_STARTUP_SECONDS=$(cat "$dir/debezium/startup_seconds" 2>/dev/null || echo "")
 ENV
+    if [ -n "$(saved_port pg_standby)" ]; then echo "PG_STANDBY_PORT=$(saved_port pg_standby)" >> "$dir/stack.env"; fi
+    return 0
 }
 
 up() {
     [ -x "$CDCACHE" ] || die "$CDCACHE is missing: run make build"
     down
-    CDCACHE_URL="" REPLICA_URLS=""
-    # parts not restarted keep their entries in stack.env
-    if [ -f "$dir/stack.env" ]; then
-        CDCACHE_URL=$(sed -n 's/^CDCACHE_URL=//p' "$dir/stack.env")
-        REPLICA_URLS=$(sed -n 's/^REPLICA_URLS=//p' "$dir/stack.env")
-    fi
+    keep_env_urls
     has_part pg && start_pg
     has_part redis && start_redis
     has_part redis && has_part pg && reset_offsets_if_fresh
@@ -355,9 +429,79 @@ up() {
     if has_part debezium && has_part replicas; then probe_pipeline; fi
 }
 
+# ---------------------------------------------------------------- failover, source reset
+SLOT=${DEBEZIUM_SLOT:-cdcache}
+OFFSETS_KEY=metadata:debezium:offsets
+keep_env_urls() { # parts not restarted keep their entries in stack.env
+    CDCACHE_URL="" REPLICA_URLS=""
+    if [ -f "$dir/stack.env" ]; then
+        CDCACHE_URL=$(sed -n 's/^CDCACHE_URL=//p' "$dir/stack.env")
+        REPLICA_URLS=$(sed -n 's/^REPLICA_URLS=//p' "$dir/stack.env")
+    fi
+}
+replicas_running() {
+    local f n=0
+    for f in "$dir"/replica-*/cdcache.pid; do [ -e "$f" ] || continue; pid_alive "$f" || return 1; n=$((n + 1)); done
+    [ $n -gt 0 ] && [ -n "$REPLICA_URLS" ]
+}
+pg_q() { # pg_q PORT SQL
+    psql -X -q -h 127.0.0.1 -p "$1" -U postgres -d cdcache -v ON_ERROR_STOP=1 -tAc "$2"
+}
+
+failover() {
+    local old new oldname newname
+    old=$(saved_port pg) new=$(saved_port pg_standby)
+    oldname=$(primary_name) newname=$(standby_name)
+    [ -n "$new" ] && [ -f "$dir/$newname/data/standby.signal" ] && [ -f "$dir/$newname/data/postmaster.pid" ] ||
+        die "no running standby in $dir/$newname: start the stack with STANDBY=1"
+    keep_env_urls
+    stop_debezium
+    say "failover: Debezium stopped"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/$oldname/data" -m immediate -w stop >/dev/null 2>&1 || true
+    say "failover: old primary fenced (immediate stop) on 127.0.0.1:$old ($dir/$oldname)"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/$newname/data" -w -t 60 promote >/dev/null ||
+        die "pg_ctl promote failed: see $dir/$newname/postgres.log"
+    wait_for 60 "the promoted standby to accept writes" sh -c \
+        "psql -X -h 127.0.0.1 -p $new -U postgres -d cdcache -tAc 'SELECT pg_is_in_recovery(), txid_current()' | grep -q '^f|'"
+    echo "$newname" > "$dir/pg.primary"
+    save_port pg "$new"
+    save_port pg_standby "$old"
+    say "failover: standby promoted, now the primary on 127.0.0.1:$new ($dir/$newname); the old primary's folder is fenced (rebuilt as a standby by STANDBY=1 up)"
+    redis-cli -p "$(saved_port redis)" DEL "$OFFSETS_KEY" >/dev/null
+    say "failover: Debezium's offsets deleted ($OFFSETS_KEY: they named the old primary's slot)"
+    start_debezium
+    say "failover: Debezium streaming from the new primary (slot $SLOT: $(pg_q "$new" "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name='$SLOT'"))"
+    write_env
+    if replicas_running; then probe_pipeline; fi
+    say "failover done: DATABASE_URL=$(db_url); replicas not restarted (multi-host conninfo, target_session_attrs=read-write)"
+}
+
+reset_source() {
+    local port
+    port=$(saved_port pg)
+    keep_env_urls
+    stop_debezium
+    say "reset-source: Debezium stopped"
+    wait_for 30 "slot $SLOT to be released" sh -c \
+        "psql -X -h 127.0.0.1 -p $port -U postgres -d cdcache -tAc \"SELECT count(*) FROM pg_replication_slots WHERE slot_name='$SLOT' AND active\" | grep -qx 0"
+    if [ "$(pg_q "$port" "SELECT count(*) FROM pg_replication_slots WHERE slot_name='$SLOT'")" = 1 ]; then
+        say "reset-source: dropping slot $SLOT (confirmed_flush_lsn $(pg_q "$port" "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name='$SLOT'"))"
+        pg_q "$port" "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null
+    else
+        say "reset-source: no slot $SLOT to drop"
+    fi
+    redis-cli -p "$(saved_port redis)" DEL "$OFFSETS_KEY" >/dev/null
+    say "reset-source: Debezium's offsets deleted ($OFFSETS_KEY)"
+    start_debezium
+    say "reset-source: new slot $SLOT at $(pg_q "$port" "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name='$SLOT'")"
+    write_env
+    if replicas_running; then probe_pipeline; fi
+    say "reset-source done; replicas not restarted"
+}
+
 logs() {
     local files=()
-    for f in "$dir"/pg/postgres.log "$dir"/redis/redis.log "$dir"/debezium/debezium.log \
+    for f in "$dir"/pg/postgres.log "$dir"/pg-standby/postgres.log "$dir"/redis/redis.log "$dir"/debezium/debezium.log \
              "$dir"/replica-*/cdcache.log "$dir"/nginx/logs/error.log; do
         [ -f "$f" ] && files+=("$f")
     done
@@ -370,5 +514,7 @@ case "$cmd" in
     down) PARTS="pg redis debezium replicas nginx" down; say "stopped ($dir)" ;;
     stop) down ;;
     logs) logs ;;
-    *) echo "usage: stack.sh up|down|stop|logs DIR" >&2; exit 2 ;;
+    failover) failover ;;
+    reset-source) reset_source ;;
+    *) usage ;;
 esac
