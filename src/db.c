@@ -145,9 +145,9 @@ void db_close(void *conn)
 }
 
 /* Waits for the results of what was sent on c until deadline_ms (monotonic). Returns the last
- * result (release with PQclear), or NULL with *dead set when the server did not answer in time or
- * the connection failed: the connection is then unusable. */
-static PGresult *await_result(PGconn *c, int64_t deadline_ms, bool *dead)
+ * result (release with PQclear), or NULL with *dead set when the server did not answer in time
+ * (*timed_out too) or the connection failed: the connection is then unusable. */
+static PGresult *await_result(PGconn *c, int64_t deadline_ms, bool *dead, bool *timed_out)
 {
     PGresult *last = NULL, *r;
 
@@ -156,8 +156,10 @@ static PGresult *await_result(PGconn *c, int64_t deadline_ms, bool *dead)
             struct pollfd pfd = {PQsocket(c), POLLIN, 0};
             int64_t left = deadline_ms - now_mono_ms();
             int n;
-            if (left <= 0)
+            if (left <= 0) {
+                *timed_out = true;
                 goto fail;
+            }
             n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
             if (n < 0 && errno == EINTR)
                 continue;
@@ -176,20 +178,21 @@ fail:
     return NULL;
 }
 
-/* Runs sql (no parameters) within timeout_ms. Returns a result or NULL (*dead: give c up). */
-static PGresult *exec_timed(PGconn *c, const char *sql, int timeout_ms, bool *dead)
+/* Runs sql (no parameters) within timeout_ms. Returns a result or NULL (*dead: give c up;
+ * *timed_out: because the server did not answer). */
+static PGresult *exec_timed(PGconn *c, const char *sql, int timeout_ms, bool *dead, bool *timed_out)
 {
     if (!PQsendQuery(c, sql)) {
         *dead = PQstatus(c) != CONNECTION_OK;
         return NULL;
     }
-    return await_result(c, now_mono_ms() + timeout_ms, dead);
+    return await_result(c, now_mono_ms() + timeout_ms, dead, timed_out);
 }
 
 static bool exec_ok(PGconn *c, const char *sql)
 {
-    bool dead = false;
-    PGresult *r = exec_timed(c, sql, 10000, &dead);
+    bool dead = false, timed_out = false;
+    PGresult *r = exec_timed(c, sql, 10000, &dead, &timed_out);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         LOG_WARN("db: %s: %s", sql, PQerrorMessage(c));
@@ -232,6 +235,17 @@ fail:
     return NULL;
 }
 
+/* True when an idle connection may have been closed by the server: its socket is readable (EOF, a
+ * FATAL "terminating connection" message, an error). An idle connection is sent nothing else but
+ * the rare notice or parameter change, so one that is readable is given up: a reconnect costs
+ * little, a write failed on a dead connection cannot be retried. */
+static bool closed_by_server(PGconn *c)
+{
+    struct pollfd pfd = {PQsocket(c), POLLIN, 0};
+
+    return pfd.fd < 0 || poll(&pfd, 1, 0) != 0;
+}
+
 /* Borrows a connection from the pool, opening one while fewer than pool_size exist, else waiting up
  * to pool_wait_ms for one to come back. Returns NULL on timeout or when no connection can be
  * opened. Give it back with release(). */
@@ -260,10 +274,16 @@ static PGconn *acquire(struct db *db)
     if (db->nidle > 0) {
         c = db->idle[--db->nidle];
         pthread_mutex_unlock(&db->lock);
-        return c;
+        if (!closed_by_server(c))
+            return c;
+        /* The server closed it while it sat idle (a restart, a fenced primary): reopen in its slot
+         * rather than fail a statement on it. A write sent on such a connection could not be
+         * retried safely, since whether it ran would be unknown. */
+        PQfinish(c); /* its slot, still counted in open, is ours */
+    } else {
+        db->open++; /* a slot is ours: connect outside the lock */
+        pthread_mutex_unlock(&db->lock);
     }
-    db->open++; /* a slot is ours: connect outside the lock */
-    pthread_mutex_unlock(&db->lock);
     c = open_conn(db);
     if (!c) {
         pthread_mutex_lock(&db->lock);
@@ -305,18 +325,19 @@ static PGresult *run(struct db *db, enum db_statement which, int n, const char *
             atomic_fetch_add_explicit(&db->errors, 1, memory_order_relaxed);
             return NULL;
         }
-        bool dead = false;
+        bool dead = false, timed_out = false;
         atomic_fetch_add_explicit(&db->queries[which], 1, memory_order_relaxed);
         if (PQsendQueryPrepared(c, stmt, n, params, NULL, NULL, 0))
             r = await_result(c, now_mono_ms() + db->statement_timeout_ms + db->connect_timeout_ms,
-                             &dead);
+                             &dead, &timed_out);
         else
             r = NULL;
         st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
             LOG_WARN("db: %s: %s", stmt,
-                     dead ? "no answer within postgres.statement_timeout_ms + connect_timeout_ms"
-                          : PQerrorMessage(c));
+                     timed_out ? "no answer within postgres.statement_timeout_ms + "
+                                 "connect_timeout_ms"
+                               : PQerrorMessage(c));
         alive = !dead && PQstatus(c) == CONNECTION_OK;
         release(db, c, dead);
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
@@ -325,7 +346,7 @@ static PGresult *run(struct db *db, enum db_statement which, int n, const char *
         PQclear(r);
         /* a connection that broke is retried once on a fresh one (a restarted server); one that
          * timed out is not: the server is not answering */
-        if (alive || dead || !retry)
+        if (alive || timed_out || !retry)
             return NULL;
     }
     return NULL;
@@ -480,18 +501,18 @@ int db_ping(struct db *db, char *err, size_t errlen)
 {
     PGconn *c = acquire(db);
     PGresult *r;
-    bool dead = false;
+    bool dead = false, timed_out = false;
     int rc;
 
     if (!c) {
         snprintf(err, errlen, "cannot connect (or no pooled connection free)");
         return CDC_EDB;
     }
-    r = exec_timed(c, "SELECT 1", db->connect_timeout_ms, &dead);
+    r = exec_timed(c, "SELECT 1", db->connect_timeout_ms, &dead, &timed_out);
     rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : CDC_EDB;
     if (rc)
         snprintf(err, errlen, "%s",
-                 dead ? "no answer within postgres.connect_timeout_ms" : PQerrorMessage(c));
+                 timed_out ? "no answer within postgres.connect_timeout_ms" : PQerrorMessage(c));
     PQclear(r);
     release(db, c, dead);
     return rc;

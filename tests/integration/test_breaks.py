@@ -193,3 +193,21 @@ def test_xtrim_maxlen_0_while_paused_flushes(stack, heartbeats):
         assert_never_stale(r, item, 2)
     finally:
         r.stop()
+
+
+def test_first_write_after_a_postgresql_restart_succeeds(stack, heartbeats):
+    """Pooled connections that the server closed while idle (a restart, a fenced primary) are reopened
+    before use: a write on one could not be retried, since whether it ran would be unknown."""
+    r = Replica(stack, "it-pgrestart").start()
+    try:
+        item = sql_insert(stack, "pg restart")
+        for i in range(4):  # several pooled connections, all idle afterwards
+            assert r.call("PATCH", f"/items/{item}", {"description": f"before {i}"}).status == 200
+        stack.stop_part("pg")
+        stack.run_part("pg")
+        w = r.call("PATCH", f"/items/{item}", {"description": "after the restart"})
+        assert w.status == 200, w
+        got = r.get(f"/items/{item}", headers={"Cache-Control": "no-cache"})
+        assert got.status == 200 and got.json()["description"] == "after the restart"
+    finally:
+        r.stop()
