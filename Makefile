@@ -4,7 +4,7 @@ STACK_DIR ?= .stack
 BUILD ?= build
 PYTEST ?= python3 -m pytest
 
-.PHONY: all build deps restart stop logs test test-unit test-sanitize test-integration test-e2e \
+.PHONY: all build deps restart stop logs failover reset-source test test-unit test-sanitize test-integration test-e2e \
         clean-reports check-consistency check-consistency-short bench \
         check-config fuzz format format-check clean
 
@@ -33,6 +33,14 @@ stop:
 
 logs:
 	@scripts/stack.sh logs $(STACK_DIR)
+
+# Operations on the running native stack (README, "Consistency guarantees"): promote the streaming standby
+# that STANDBY=1 make restart started, or reset Debezium's source (new slot, offsets cleared).
+failover:
+	@scripts/stack.sh failover $(STACK_DIR)
+
+reset-source:
+	@scripts/stack.sh reset-source $(STACK_DIR)
 
 # Unit tests (plain and under ASan+UBSan and TSan), then integration tests against a throwaway
 # PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server.
