@@ -96,7 +96,9 @@ struct cdc {
     _Atomic uint64_t heartbeats, watermarks, reconnects, gap_flushes, batches;
     _Atomic uint64_t trims, trimmed, groups_removed, consumers_removed;
     _Atomic uint64_t breaks[CDC_BREAK_COUNT];
-    _Atomic bool chain_known_pub; /* copies of the chain state for /ready */
+    _Atomic int slot_state;        /* enum slot_state, written by the ticker */
+    _Atomic int64_t slot_retained; /* bytes of WAL the slot holds; -1 unknown */
+    _Atomic bool chain_known_pub;  /* copies of the chain state for /ready */
     _Atomic int64_t chain_seq_pub;
     _Atomic int64_t stream_length;
 
@@ -190,6 +192,7 @@ struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct db 
     pthread_mutex_init(&cdc->status_lock, NULL);
     atomic_store(&cdc->vouch_logged, true);
     atomic_store(&cdc->stream_length, -1);
+    atomic_store(&cdc->slot_retained, -1);
     cdc->test_gate = getenv("CDCACHE_TEST_CDC_GATE");
     if (getenv("CDCACHE_TEST_CDC_DELAY_MS"))
         parse_i64_str(getenv("CDCACHE_TEST_CDC_DELAY_MS"), &cdc->test_delay_ms);
@@ -775,6 +778,34 @@ static void *consumer_main(void *arg)
     return NULL;
 }
 
+/* What the ticker last learnt of Debezium's replication slot (wal_status). */
+enum slot_state {
+    SLOT_UNKNOWN,
+    SLOT_MISSING,
+    SLOT_RESERVED,
+    SLOT_EXTENDED,
+    SLOT_UNRESERVED,
+    SLOT_LOST
+};
+static const char *const slot_state_names[] = {"unknown",  "missing",    "reserved",
+                                               "extended", "unreserved", "lost"};
+
+static void read_slot(struct cdc *cdc)
+{
+    char status[32] = "";
+    int64_t retained = -1;
+    int rc = db_slot_wal(cdc->db, cdc->cfg->cdc_slot_name, &retained, status, sizeof(status));
+    int state = SLOT_UNKNOWN;
+
+    if (rc == CDC_ENOTFOUND)
+        state = SLOT_MISSING;
+    for (int i = SLOT_RESERVED; rc == 0 && i <= SLOT_LOST; i++)
+        if (strcmp(status, slot_state_names[i]) == 0)
+            state = i;
+    atomic_store(&cdc->slot_state, state);
+    atomic_store(&cdc->slot_retained, rc == 0 ? retained : -1);
+}
+
 /* The watermark ticker: writes the chain's row every tick_ms (db.c skips the write when another
  * replica wrote it within half that), so the chain keeps moving while Debezium is down and a reset
  * that skips WAL skips a link. Logs a failure once, not every tick. */
@@ -792,6 +823,7 @@ static void *ticker_main(void *arg)
         else if (!rc && failing)
             LOG_INFO("cdc: watermark row written again");
         failing = rc != 0;
+        read_slot(cdc);
         nap(cdc, cdc->cfg->cdc_tick_ms);
     }
     return NULL;
@@ -879,6 +911,8 @@ void cdc_status(struct cdc *cdc, struct cdc_status *out)
         out->breaks[i] = atomic_load(&cdc->breaks[i]);
     out->chain_known = atomic_load(&cdc->chain_known_pub);
     out->chain_seq = atomic_load(&cdc->chain_seq_pub);
+    out->slot_state = slot_state_names[atomic_load(&cdc->slot_state)];
+    out->slot_retained_bytes = atomic_load(&cdc->slot_retained);
     snprintf(out->group, sizeof(out->group), "%s", cdc->group);
     pthread_mutex_lock(&cdc->status_lock);
     snprintf(out->last_error, sizeof(out->last_error), "%s", cdc->last_error);
@@ -936,4 +970,19 @@ void cdc_metrics_render(struct cdc *cdc, struct metrics_page *p)
                    (double)st.consumers_removed);
     metrics_scalar(p, "cdcache_stream_length", "gauge",
                    "Entries in the change stream (-1: unknown).", (double)st.stream_length);
+    /* the slot's figures are absent, not -1, until they are known */
+    if (st.slot_retained_bytes >= 0)
+        metrics_scalar(p, "cdcache_slot_retained_wal_bytes", "gauge",
+                       "WAL PostgreSQL keeps for Debezium's replication slot (cdc.slot_name).",
+                       (double)st.slot_retained_bytes);
+    if (strcmp(st.slot_state, "unknown") != 0) {
+        metrics_family(p, "cdcache_slot_wal_status", "gauge",
+                       "The slot's wal_status (missing: no such slot; lost: a source reset is "
+                       "needed).");
+        for (int k = SLOT_MISSING; k <= SLOT_LOST; k++) {
+            snprintf(lab, sizeof(lab), "status=\"%s\"", slot_state_names[k]);
+            metrics_sample(p, "cdcache_slot_wal_status", lab,
+                           strcmp(st.slot_state, slot_state_names[k]) == 0 ? 1 : 0);
+        }
+    }
 }

@@ -3,12 +3,14 @@
  * An unknown key, a wrong type or an out-of-range value fails before anything starts, naming the
  * key. */
 #include "cdcache/config.h"
+#include "cdcache/auth.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
 #include "cdcache/util.h"
 
 #include <ctype.h>
 #include <cyaml/cyaml.h>
+#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@
 #define CONFIG_cdc_KEYS      CONFIG_CDC
 #define CONFIG_cache_KEYS    CONFIG_CACHE
 #define CONFIG_log_KEYS      CONFIG_LOG
+#define CONFIG_auth_KEYS     CONFIG_AUTH
 
 CONFIG_SECTIONS(SECTION_TYPES)
 
@@ -179,6 +182,19 @@ static int check_name(const char *key, const char *v, char *err, size_t errlen)
     return 0;
 }
 
+/* A libpq port list: "5432" or "5432,5433", each 1..65535 (empty: the default). */
+static bool valid_ports(const char *v)
+{
+    while (*v) {
+        size_t n = strcspn(v, ",");
+        int64_t port;
+        if (n > 0 && (!parse_i64(v, n, &port) || port < 1 || port > 65535))
+            return false;
+        v += n + (v[n] == ',');
+    }
+    return true;
+}
+
 static int validate(struct config *cfg, char *err, size_t errlen)
 {
     enum log_level lvl;
@@ -200,6 +216,37 @@ static int validate(struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen,
                  "config: cdc.group_dead_after_ms: must exceed twice cdc.trim_interval_ms");
         return CDC_ECONFIG;
+    }
+    {
+        /* libpq's own parser, so a typo fails here and not as a 503 on every read; its message
+         * names what is wrong without repeating the value (which may hold a password) */
+        char *perr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(cfg->postgres_conninfo, &perr);
+        if (!opts) {
+            size_t n = perr ? strcspn(perr, "\n") : 0;
+            snprintf(err, errlen,
+                     "config: postgres.conninfo: not a valid libpq connection string%s%.*s",
+                     n ? ": " : "", (int)n, perr ? perr : "");
+            PQfreemem(perr);
+            return CDC_ECONFIG;
+        }
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+            /* libpq checks ports only when it connects */
+            if (strcmp(o->keyword, "port") == 0 && o->val && !valid_ports(o->val)) {
+                snprintf(err, errlen,
+                         "config: postgres.conninfo: port must be a number between 1 and 65535 "
+                         "(one per host, comma-separated)");
+                PQconninfoFree(opts);
+                return CDC_ECONFIG;
+            }
+        }
+        PQconninfoFree(opts);
+    }
+    {
+        struct auth *a = auth_create(cfg->auth_write_tokens, cfg->auth_read_tokens, err, errlen);
+        if (!a)
+            return CDC_ECONFIG;
+        auth_destroy(a);
     }
     /* The group is "<group_prefix>-<replica_id>": both are bounded so it is never cut (two cut
      * names could share one group, and each replica would see only part of the changes). */

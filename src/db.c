@@ -36,7 +36,16 @@ static const struct {
     int nparams;
 } statements[] = {
     {"get", "SELECT " COLS " FROM inventory.items WHERE id = $1", 1},
-    {"list", "SELECT " COLS " FROM inventory.items WHERE id > $1 ORDER BY id LIMIT $2", 2},
+    /* a page is bounded in rows ($2) and, roughly, in bytes ($3): rows are kept while the text
+     * before them stays under $3 (the first row always), so neither the result PostgreSQL sends
+     * nor the JSON rendered from it grows with the rows' size; n counts the rows before the byte
+     * bound, so the caller knows whether it left some */
+    {"list",
+     "SELECT " COLS ", n FROM (SELECT *, sum(sz) OVER (ORDER BY id) - sz AS before, count(*) "
+     "OVER () AS n FROM (SELECT *, octet_length(name) + octet_length(description) + 160 AS sz "
+     "FROM inventory.items WHERE id > $1 ORDER BY id LIMIT $2) l) w WHERE before < $3 ORDER BY "
+     "id",
+     3},
     {"create",
      "INSERT INTO inventory.items (name, description, price) VALUES ($1, $2, $3::numeric) "
      "RETURNING " COLS,
@@ -57,6 +66,12 @@ static const struct {
      "INSERT INTO inventory.cdcache_watermark AS w (id, ts) VALUES (1, now()) ON CONFLICT (id) DO "
      "UPDATE SET ts = now() WHERE w.ts < now() - make_interval(secs => $1::double precision / "
      "1000)",
+     1},
+    /* the replication slot's retained WAL, for /metrics (wal_status: reserved, extended,
+     * unreserved, lost) */
+    {"slot",
+     "SELECT wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM "
+     "pg_replication_slots WHERE slot_name = $1",
      1},
 };
 
@@ -395,17 +410,19 @@ int db_item_get(struct db *db, int64_t id, struct buf *body, int64_t *version)
     return rc;
 }
 
-int db_item_list(struct db *db, int64_t after, int limit, struct buf *out, int *count,
-                 int64_t *last_id)
+int db_item_list(struct db *db, int64_t after, int limit, int64_t max_bytes, struct buf *out,
+                 int *count, int64_t *last_id, bool *more)
 {
-    char afters[24], limits[16];
-    const char *params[2] = {afters, limits};
+    char afters[24], limits[16], bytes[24];
+    const char *params[3] = {afters, limits, bytes};
     PGresult *r;
+    int64_t n_all = 0;
     int rc = 0, n;
 
     snprintf(afters, sizeof(afters), "%lld", (long long)after);
     snprintf(limits, sizeof(limits), "%d", limit);
-    r = run(db, DB_STMT_LIST, 2, params, true);
+    snprintf(bytes, sizeof(bytes), "%lld", (long long)max_bytes);
+    r = run(db, DB_STMT_LIST, 3, params, true);
     if (!r)
         return CDC_EDB;
     n = PQntuples(r);
@@ -415,8 +432,12 @@ int db_item_list(struct db *db, int64_t after, int limit, struct buf *out, int *
         if (rc == 0)
             rc = render_row(r, i, out, last_id, NULL);
     }
-    if (rc == 0)
+    if (n > 0 && !parse_i64_str(PQgetvalue(r, 0, 7), &n_all))
+        rc = CDC_EDB;
+    if (rc == 0) {
         *count = n;
+        *more = n > 0 && (n_all == limit || n < n_all);
+    }
     PQclear(r);
     return rc ? CDC_EDB : 0;
 }
@@ -565,4 +586,22 @@ int db_watermark_tick(struct db *db, int64_t min_gap_ms)
     r = run(db, DB_STMT_TICK, 1, params, false);
     PQclear(r);
     return r ? 0 : CDC_EDB;
+}
+
+int db_slot_wal(struct db *db, const char *slot, int64_t *retained, char *status, size_t cap)
+{
+    const char *params[1] = {slot};
+    PGresult *r = run(db, DB_STMT_SLOT, 1, params, false);
+    int rc = CDC_ENOTFOUND;
+
+    if (!r)
+        return CDC_EDB;
+    if (PQntuples(r) == 1) {
+        snprintf(status, cap, "%s", PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
+        if (PQgetisnull(r, 0, 1) || !parse_i64_str(PQgetvalue(r, 0, 1), retained))
+            *retained = -1;
+        rc = 0;
+    }
+    PQclear(r);
+    return rc;
 }

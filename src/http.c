@@ -2,6 +2,7 @@
  * calls the read protocol (reads.c: cache, leases, vouching, read-your-writes) or the database, and
  * writes the answer. No cache rule lives here. */
 #include "cdcache/http.h"
+#include "cdcache/auth.h"
 #include "cdcache/body.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
@@ -9,6 +10,7 @@
 #include "cdcache/util.h"
 
 #include <civetweb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,11 @@
 
 struct http_server {
     struct mg_context *ctx;
+    struct mg_context
+        *admin; /* http.admin_listen: /health, /ready, /metrics on their own threads */
     struct reads *reads;
+    struct auth *auth;
+    _Atomic bool draining; /* SIGTERM: /ready answers 503 while in-flight requests finish */
     const struct config *cfg;
     struct cache *cache;
     struct db *db;
@@ -34,9 +40,12 @@ struct http_server {
     X(INVALID_HEADER, 400, "invalid-header", "Invalid header")                                     \
     X(NOT_FOUND, 404, "not-found", "Item not found")                                               \
     X(NO_ROUTE, 404, "no-route", "No such resource")                                               \
+    X(UNAUTHORIZED, 401, "unauthorized", "Unauthorized")                                           \
     X(METHOD, 405, "method-not-allowed", "Method not allowed")                                     \
+    X(TIMEOUT, 408, "request-timeout", "Request timeout")                                          \
     X(PRECONDITION, 412, "precondition-failed", "Version precondition failed")                     \
     X(TOO_LARGE, 413, "body-too-large", "Request body too large")                                  \
+    X(HEADERS, 431, "headers-too-large", "Request header fields too large")                        \
     X(INTERNAL, 500, "internal", "Internal error")                                                 \
     X(DB_DOWN, 503, "database-unavailable", "Database unavailable")
 
@@ -125,6 +134,8 @@ static void send_problem(struct request *rq, enum problem p, const char *detail,
     if (p == P_METHOD)
         add_header(rq, "Allow",
                    rq->route == ROUTE_ITEM_LIST ? "GET, POST, PUT" : "GET, PUT, PATCH, DELETE");
+    if (problems[p].status == 503)
+        add_header(rq, "Retry-After", "1");
     send_response(rq, problems[p].status, "application/problem+json", b.data, b.len);
     buf_free(&b);
 }
@@ -277,11 +288,13 @@ static void item_get(struct request *rq, int64_t id)
     reads_result_release(&res);
 }
 
-/* Reads the request body up to the configured cap. Returns 0, or sends 413 and returns CDC_ETOOBIG.
- */
+/* Reads the whole request body up to the configured cap. Returns 0; or sends 413 and returns
+ * CDC_ETOOBIG; or, when fewer bytes than Content-Length arrived within http.request_timeout_ms (a
+ * slow or short body), sends 408 and returns CDC_EIO: a body is never processed in part. */
 static int read_body(struct request *rq, struct buf *b)
 {
     size_t cap = (size_t)rq->srv->cfg->http_max_body_bytes;
+    long long want = rq->ri->content_length; /* -1: chunked or unknown */
     char chunk[8192];
     int n;
 
@@ -296,6 +309,14 @@ static int read_body(struct request *rq, struct buf *b)
             buf_free(b);
             return CDC_ETOOBIG;
         }
+    }
+    if (n < 0 || (want >= 0 && (long long)b->len < want)) {
+        send_problem(rq, P_TIMEOUT,
+                     "the body did not arrive whole within http.request_timeout_ms; nothing was "
+                     "written",
+                     NULL);
+        buf_free(b);
+        return CDC_EIO;
     }
     return 0;
 }
@@ -428,6 +449,7 @@ static void item_list(struct request *rq)
     int64_t after = 0, limit = 50, last = 0;
     int64_t max = rq->srv->cfg->http_max_list_limit;
     struct buf out;
+    bool more = false;
     int count = 0, rc;
 
     if (query_int(rq, "after", &after) < 0 || query_int(rq, "limit", &limit) < 0)
@@ -440,11 +462,12 @@ static void item_list(struct request *rq)
     }
     buf_init(&out, 1u << 30);
     buf_puts(&out, "{\"items\":[");
-    rc = db_item_list(rq->srv->db, after, (int)limit, &out, &count, &last);
+    rc = db_item_list(rq->srv->db, after, (int)limit, rq->srv->cfg->http_max_list_bytes, &out,
+                      &count, &last, &more);
     if (rc) {
         send_problem(rq, P_DB_DOWN, "the database could not answer; try again", NULL);
     } else {
-        if (count == limit)
+        if (more)
             buf_printf(&out, "],\"next\":\"/items?after=%lld&limit=%lld\"}", (long long)last,
                        (long long)limit);
         else
@@ -454,21 +477,26 @@ static void item_list(struct request *rq)
     buf_free(&out);
 }
 
+/* GET /ready: "can this replica answer correctly?" Yes unless PostgreSQL is unreachable or the
+ * replica is draining. A replica that bypasses its cache answers correctly (from PostgreSQL), so
+ * it stays ready: otherwise a silent Debezium would take every replica out of a load balancer at
+ * once. Cache freshness is reported in the JSON (cdc.serving_from_cache) and in /metrics. */
 static void ready(struct request *rq)
 {
     struct cdc_status st;
     char dberr[200] = "";
     bool db_ok = db_ping(rq->srv->db, dberr, sizeof(dberr)) == 0;
+    bool draining = atomic_load(&rq->srv->draining);
     bool ok;
     struct buf out;
 
     memset(&st, 0, sizeof(st));
     if (rq->srv->cdc)
         cdc_status(rq->srv->cdc, &st);
-    ok = db_ok && (!rq->srv->cdc || (st.attached && st.vouching));
+    ok = db_ok && !draining;
     buf_init(&out, 8192);
-    buf_printf(&out, "{\"ready\":%s,\"checks\":{\"postgres\":{\"ok\":%s", ok ? "true" : "false",
-               db_ok ? "true" : "false");
+    buf_printf(&out, "{\"ready\":%s,\"draining\":%s,\"checks\":{\"postgres\":{\"ok\":%s",
+               ok ? "true" : "false", draining ? "true" : "false", db_ok ? "true" : "false");
     if (!db_ok) {
         buf_puts(&out, ",\"error\":\"");
         buf_json_escape(&out, dberr, strlen(dberr));
@@ -486,6 +514,10 @@ static void ready(struct request *rq)
          * and the breaks so far by reason */
         if (st.chain_known)
             buf_printf(&out, "\"watermark_seq\":%lld,", (long long)st.chain_seq);
+        buf_printf(&out, "\"slot\":{\"wal_status\":\"%s\"", st.slot_state);
+        if (st.slot_retained_bytes >= 0)
+            buf_printf(&out, ",\"retained_wal_bytes\":%lld", (long long)st.slot_retained_bytes);
+        buf_puts(&out, "},");
         buf_puts(&out, "\"continuity_breaks\":{");
         for (int k = 0; k < CDC_BREAK_COUNT; k++)
             buf_printf(&out, "%s\"%s\":%llu", k ? "," : "", cdc_break_name((enum cdc_break)k),
@@ -522,6 +554,29 @@ static void metrics_page(struct request *rq)
     buf_free(&out);
 }
 
+/* Sends 401 and returns false unless the request carries a token good for a write (or a read). */
+static bool authorized(struct request *rq, bool write)
+{
+    enum auth_result r = auth_check(rq->srv->auth, mg_get_header(rq->conn, "Authorization"), write);
+
+    if (r == AUTH_OK)
+        return true;
+    add_header(rq, "WWW-Authenticate",
+               r == AUTH_INVALID ? "Bearer realm=\"cdcache\", error=\"invalid_token\""
+                                 : "Bearer realm=\"cdcache\"");
+    send_problem(rq, P_UNAUTHORIZED,
+                 r == AUTH_INVALID ? "the bearer token is not valid"
+                                   : (write ? "writes need Authorization: Bearer <token>"
+                                            : "reads need Authorization: Bearer <token>"),
+                 NULL);
+    return false;
+}
+
+static bool is_write(const char *m)
+{
+    return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0;
+}
+
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
     struct request rq;
@@ -536,7 +591,14 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     m = rq.ri->request_method;
     uri = rq.ri->local_uri ? rq.ri->local_uri : "/";
 
-    if (strcmp(uri, "/items") == 0 || strcmp(uri, "/items/") == 0) {
+    if (rq.ri->num_headers >= MG_MAX_HEADERS) {
+        /* civetweb keeps MG_MAX_HEADERS headers and drops the rest without a word: a request that
+         * reaches the limit may have lost one (an If-Match), so it is refused, never run in part */
+        send_problem(&rq, P_HEADERS, "too many header fields", NULL);
+    } else if ((strncmp(uri, "/items", 6) == 0 && (uri[6] == '\0' || uri[6] == '/')) &&
+               !authorized(&rq, is_write(m))) {
+        /* answered */
+    } else if (strcmp(uri, "/items") == 0 || strcmp(uri, "/items/") == 0) {
         if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
             rq.route = ROUTE_ITEM_LIST;
             item_list(&rq);
@@ -606,47 +668,96 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-struct http_server *http_start(const struct config *cfg, struct cache *cache, struct db *db,
-                               struct cdc *cdc, struct metrics *metrics, char *err, size_t errlen)
+/* The admin listener answers the operations endpoints only. */
+static int dispatch_admin(struct mg_connection *conn, void *cbdata)
 {
-    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *uri = ri->local_uri ? ri->local_uri : "/";
+
+    if (strcmp(uri, "/health") == 0 || strcmp(uri, "/ready") == 0 || strcmp(uri, "/metrics") == 0)
+        return dispatch(conn, cbdata);
+    mg_send_http_error(conn, 404, "%s", "the admin listener serves /health, /ready and /metrics");
+    return 404;
+}
+
+/* Starts one civetweb context on listen with nthreads workers. */
+static struct mg_context *listen_on(const struct config *cfg, const char *listen, int64_t nthreads,
+                                    mg_request_handler handler, struct http_server *srv)
+{
     struct mg_callbacks cb;
-    char threads[16], timeout[16];
+    struct mg_context *ctx;
+    char threads[24], timeout[24], keepalive[24];
     const char *options[] = {"listening_ports",
-                             cfg->http_listen,
+                             listen,
                              "num_threads",
                              threads,
                              "request_timeout_ms",
                              timeout,
                              "enable_keep_alive",
-                             "yes",
+                             cfg->http_keep_alive_timeout_ms > 0 ? "yes" : "no",
                              "keep_alive_timeout_ms",
-                             "60000",
+                             keepalive,
                              "tcp_nodelay",
                              "1",
                              NULL};
 
-    snprintf(threads, sizeof(threads), "%lld", (long long)cfg->http_threads);
+    snprintf(threads, sizeof(threads), "%lld", (long long)nthreads);
     snprintf(timeout, sizeof(timeout), "%lld", (long long)cfg->http_request_timeout_ms);
+    snprintf(keepalive, sizeof(keepalive), "%lld", (long long)cfg->http_keep_alive_timeout_ms);
+    memset(&cb, 0, sizeof(cb));
+    cb.log_message = log_message;
+    ctx = mg_start(&cb, srv, options);
+    if (ctx)
+        mg_set_request_handler(ctx, "/", handler, srv);
+    return ctx;
+}
+
+struct http_server *http_start(const struct config *cfg, struct cache *cache, struct db *db,
+                               struct cdc *cdc, struct metrics *metrics, char *err, size_t errlen)
+{
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+
     srv->cfg = cfg;
     srv->cache = cache;
     srv->db = db;
     srv->cdc = cdc;
     srv->metrics = metrics;
+    srv->auth = auth_create(cfg->auth_write_tokens, cfg->auth_read_tokens, err, errlen);
+    if (!srv->auth)
+        goto fail_auth;
     srv->reads = reads_create_default(db, cdc, cache);
-    memset(&cb, 0, sizeof(cb));
-    cb.log_message = log_message;
     mg_init_library(0);
-    srv->ctx = mg_start(&cb, srv, options);
+    srv->ctx = listen_on(cfg, cfg->http_listen, cfg->http_threads, dispatch, srv);
     if (!srv->ctx) {
         snprintf(err, errlen, "cannot listen on %s (http.listen): port in use or bad address",
                  cfg->http_listen);
-        reads_destroy(srv->reads);
-        free(srv);
-        return NULL;
+        goto fail_listen;
     }
-    mg_set_request_handler(srv->ctx, "/", dispatch, srv);
+    if (cfg->http_admin_listen[0]) {
+        srv->admin =
+            listen_on(cfg, cfg->http_admin_listen, cfg->http_admin_threads, dispatch_admin, srv);
+        if (!srv->admin) {
+            snprintf(err, errlen,
+                     "cannot listen on %s (http.admin_listen): port in use or bad address",
+                     cfg->http_admin_listen);
+            goto fail_admin;
+        }
+    }
     return srv;
+fail_admin:
+    mg_stop(srv->ctx);
+fail_listen:
+    reads_destroy(srv->reads);
+    auth_destroy(srv->auth);
+fail_auth:
+    free(srv);
+    return NULL;
+}
+
+void http_drain(struct http_server *srv)
+{
+    if (srv)
+        atomic_store(&srv->draining, true);
 }
 
 void http_stop(struct http_server *srv)
@@ -654,6 +765,9 @@ void http_stop(struct http_server *srv)
     if (!srv)
         return;
     mg_stop(srv->ctx);
+    if (srv->admin)
+        mg_stop(srv->admin);
     reads_destroy(srv->reads);
+    auth_destroy(srv->auth);
     free(srv);
 }

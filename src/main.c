@@ -121,7 +121,14 @@ static int serve(int argc, char **argv)
     LOG_INFO("cdcache %s serving on %s (replica %s, cache %s, cdc %s)", CDCACHE_VERSION,
              cfg->http_listen, cfg->cdc_replica_id, cache ? "on" : "off", cdc ? "on" : "off");
     sigwait(&set, &sig);
-    LOG_INFO("signal %d: shutting down", sig);
+    /* Drain: not ready first (balancers and probes stop sending), keep serving for
+     * http.shutdown_delay_ms, then stop accepting and let in-flight requests finish (http_stop);
+     * the consumer then stops after acknowledging what it applied. */
+    LOG_INFO("signal %d: draining for %lld ms, then shutting down", sig,
+             (long long)cfg->http_shutdown_delay_ms);
+    http_drain(srv);
+    if (cfg->http_shutdown_delay_ms > 0)
+        usleep((useconds_t)cfg->http_shutdown_delay_ms * 1000);
     http_stop(srv);
     rc = 0;
 out:

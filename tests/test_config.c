@@ -89,7 +89,7 @@ Test(config, example_file_documents_every_key_and_loads)
     struct config *c = NULL;
     char example[512];
     FILE *f;
-    static char text[16384];
+    static char text[65536];
     size_t n;
 
     snprintf(example, sizeof(example), "%s/../../config.example.yaml", FIXTURES_DIR);

@@ -69,6 +69,9 @@ struct cdc_status {
     uint64_t breaks[CDC_BREAK_COUNT]; /* continuity breaks by reason (each flushed the cache) */
     bool chain_known;                 /* a watermark since the last break set the chain's base */
     int64_t chain_seq;                /* the watermark chain's last sequence number */
+    const char *slot_state;           /* Debezium's slot: unknown, missing, reserved, extended,
+                                         unreserved, lost (static string) */
+    int64_t slot_retained_bytes;      /* WAL the slot retains; -1 unknown */
     char group[160];
     char last_error[200];
 };

@@ -16,7 +16,12 @@
     X(http, threads, INT, "16", 1, 1024)                                                           \
     X(http, max_body_bytes, SIZE, "64KiB", 64, 67108864)                                           \
     X(http, max_list_limit, INT, "1000", 1, 100000)                                                \
-    X(http, request_timeout_ms, INT, "30000", 100, 3600000)
+    X(http, max_list_bytes, SIZE, "1MiB", 4096, 1073741824)                                        \
+    X(http, request_timeout_ms, INT, "10000", 100, 3600000)                                        \
+    X(http, keep_alive_timeout_ms, INT, "5000", 0, 600000)                                         \
+    X(http, admin_listen, STR, "", 0, 0)                                                           \
+    X(http, admin_threads, INT, "2", 1, 64)                                                        \
+    X(http, shutdown_delay_ms, INT, "0", 0, 600000)
 #define CONFIG_POSTGRES(X)                                                                         \
     X(postgres, conninfo, STR, "postgresql://postgres@127.0.0.1:5432/cdcache", 1, 0)               \
     X(postgres, migrations_dir, STR, "migrations", 1, 0)                                           \
@@ -35,6 +40,7 @@
     X(cdc, replica_id, STR, "", 0, 0)                                                              \
     X(cdc, group_prefix, STR, "cdcache", 1, 0)                                                     \
     X(cdc, tick_ms, INT, "1000", 50, 60000)                                                        \
+    X(cdc, slot_name, STR, "cdcache", 1, 0)                                                        \
     X(cdc, batch_count, INT, "512", 1, 100000)                                                     \
     X(cdc, block_ms, INT, "100", 1, 60000)                                                         \
     X(cdc, max_staleness_ms, INT, "5000", 100, 86400000)                                           \
@@ -52,14 +58,19 @@
     X(cache, negative_entries, BOOL, "true", 0, 0)                                                 \
     X(cache, fill_wait_ms, INT, "2000", 1, 60000)
 #define CONFIG_LOG(X) X(log, level, STR, "info", 1, 0)
+/* Secrets: never echoed (errors name the key only; check-config prints no values). */
+#define CONFIG_AUTH(X)                                                                             \
+    X(auth, write_tokens, STR, "", 0, 0)                                                           \
+    X(auth, read_tokens, STR, "", 0, 0)
 
 /* The longest cdc.replica_id and cdc.group_prefix: the consumer group "<prefix>-<id>" and the
  * consumer name must fit their buffers in cdc.c whole. */
 #define CONFIG_NAME_MAX 64
 
-#define CONFIG_SECTIONS(S) S(http) S(postgres) S(redis) S(cdc) S(cache) S(log)
+#define CONFIG_SECTIONS(S) S(http) S(postgres) S(redis) S(cdc) S(cache) S(log) S(auth)
 #define CONFIG_KEYS(X)                                                                             \
-    CONFIG_HTTP(X) CONFIG_POSTGRES(X) CONFIG_REDIS(X) CONFIG_CDC(X) CONFIG_CACHE(X) CONFIG_LOG(X)
+    CONFIG_HTTP(X)                                                                                 \
+    CONFIG_POSTGRES(X) CONFIG_REDIS(X) CONFIG_CDC(X) CONFIG_CACHE(X) CONFIG_LOG(X) CONFIG_AUTH(X)
 
 #define CONFIG_DECL_STR(name)  char *name;
 #define CONFIG_DECL_INT(name)  int64_t name;

@@ -11,6 +11,7 @@
 #include "cdcache/body.h"
 #include "cdcache/util.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct db;
@@ -25,10 +26,12 @@ void db_destroy(struct db *db);
 
 /* Appends the item's JSON to body. Returns 0, CDC_ENOTFOUND or CDC_EDB. */
 int db_item_get(struct db *db, int64_t id, struct buf *body, int64_t *version);
-/* Appends up to limit items with id > after, as JSON objects separated by commas, to out. Writes
- * the count and the last id. Returns 0 or CDC_EDB. */
-int db_item_list(struct db *db, int64_t after, int limit, struct buf *out, int *count,
-                 int64_t *last_id);
+/* Appends up to limit items with id > after, as JSON objects separated by commas, to out, but
+ * stops before a row once the rows before it hold about max_bytes of text (at least one row is
+ * sent). Writes the count, the last id, and whether rows were left for a next page. Returns 0 or
+ * CDC_EDB. */
+int db_item_list(struct db *db, int64_t after, int limit, int64_t max_bytes, struct buf *out,
+                 int *count, int64_t *last_id, bool *more);
 /* Inserts. Appends the new item's JSON to body. Returns 0 or CDC_EDB. */
 int db_item_create(struct db *db, const struct item_input *in, struct buf *body, int64_t *id,
                    int64_t *version);
@@ -41,6 +44,10 @@ int db_item_delete(struct db *db, int64_t id, int64_t if_match);
 /* Writes the watermark chain's row (migrations/000003) unless it was written within min_gap_ms.
  * Returns 0 or CDC_EDB. */
 int db_watermark_tick(struct db *db, int64_t min_gap_ms);
+/* Reads replication slot `slot`: the WAL it retains (bytes from its restart_lsn to the current
+ * position; -1 when it has none, e.g. lost) and its wal_status into status[0..cap). Returns 0,
+ * CDC_ENOTFOUND (no such slot) or CDC_EDB. */
+int db_slot_wal(struct db *db, const char *slot, int64_t *retained, char *status, size_t cap);
 /* Round trip to the server. Returns 0 or CDC_EDB, with the reason in err. */
 int db_ping(struct db *db, char *err, size_t errlen);
 
@@ -52,7 +59,8 @@ int db_ping(struct db *db, char *err, size_t errlen);
     X(UPDATE, "update")                                                                            \
     X(DELETE, "delete")                                                                            \
     X(EXISTS, "exists")                                                                            \
-    X(TICK, "tick")
+    X(TICK, "tick")                                                                                \
+    X(SLOT, "slot")
 enum db_statement {
 #define DB_STATEMENT_ENUM(name, text) DB_STMT_##name,
     DB_STATEMENTS(DB_STATEMENT_ENUM)

@@ -19,6 +19,9 @@ struct http_server;
  * http_stop()) or NULL with the reason in err. */
 struct http_server *http_start(const struct config *cfg, struct cache *cache, struct db *db,
                                struct cdc *cdc, struct metrics *metrics, char *err, size_t errlen);
+/* Marks the server as draining: /ready answers 503 from now on, everything else is still served.
+ * Thread-safe. NULL-safe. */
+void http_drain(struct http_server *srv);
 /* Stops accepting, waits for in-flight requests, and frees the server. NULL-safe. */
 void http_stop(struct http_server *srv);
 

@@ -216,7 +216,8 @@ def test_bypass_while_the_pipeline_is_silent(replica, heartbeats):
     try:
         wait_until(lambda: replica.get(path).header("x-cache") == "bypass", 15, what="bypass")
         ready = replica.get("/ready")
-        assert ready.status == 503 and ready.json()["checks"]["cdc"]["serving_from_cache"] is False
+        # bypassing is a correct answer: still ready; freshness is in the JSON
+        assert ready.status == 200 and ready.json()["checks"]["cdc"]["serving_from_cache"] is False
         assert replica.metric("cdcache_cdc_vouching") == 0
     finally:
         heartbeats.paused.clear()

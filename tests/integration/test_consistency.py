@@ -105,7 +105,8 @@ def test_trim_past_the_group_flushes_and_a_stuck_consumer_bypasses(stack, heartb
         open(gate, "w").close()  # the consumer stops reading
         # Guarantee 5: a stuck consumer cannot vouch; within max_staleness (3 s) reads bypass
         wait_until(lambda: r.get(f"/items/{item}").header("x-cache") == "bypass", 10, what="bypass")
-        assert r.get("/ready").status == 503
+        ready = r.get("/ready")  # bypassing answers correctly: ready, and says it bypasses
+        assert ready.status == 200 and ready.json()["checks"]["cdc"]["serving_from_cache"] is False
         assert "cannot vouch" in r.read_log()
         # Guarantee 6: entries it never read are trimmed away
         flushes = r.metric("cdcache_cdc_gap_flushes_total")
@@ -133,7 +134,7 @@ def test_redis_outage_bypasses_then_restart_flushes(replica, stack, heartbeats):
         wait_until(lambda: replica.get(f"/items/{item}").header("x-cache") == "bypass", 10,
                    what="bypass while Redis is down")
         ready = replica.get("/ready")
-        assert ready.status == 503 and ready.json()["checks"]["cdc"]["attached"] is False
+        assert ready.status == 200 and ready.json()["checks"]["cdc"]["attached"] is False
     finally:
         stack.run_part("redis")
     wait_until(lambda: replica.metric("cdcache_cdc_gap_flushes_total") > flushes, 20, what="run-id flush")

@@ -242,8 +242,17 @@ log:
                                      stderr=subprocess.STDOUT, env=self.env)
         wait_until(lambda: self._get_ok("/health"), 20, what="replica health")
         if wait_ready:
-            wait_until(lambda: self._get_ok("/ready"), 30, what="replica ready")
+            # ready (can answer correctly) and serving from its cache (the pipeline vouches for it)
+            wait_until(self._serving, 30, what="replica ready and serving from its cache")
         return self
+
+    def _serving(self):
+        try:
+            r = request(self.url, "GET", "/ready", timeout=2)
+            cdc = r.json()["checks"]["cdc"]
+            return r.status == 200 and (cdc.get("enabled") is False or cdc.get("serving_from_cache"))
+        except (OSError, ValueError, KeyError):
+            return False
 
     def _get_ok(self, path):
         try:
