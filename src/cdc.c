@@ -296,6 +296,22 @@ static redisContext *connect_redis(struct cdc *cdc)
         redisFree(ctx);
         return NULL;
     }
+    if (cdc->cfg->redis_password[0]) {
+        /* ACL user (redis.username) or the default user; the reply never holds the secret */
+        const char *argv[3] = {"AUTH", cdc->cfg->redis_username, cdc->cfg->redis_password};
+        int argc = cdc->cfg->redis_username[0] ? 3 : 2;
+        redisReply *r;
+        if (argc == 2)
+            argv[1] = cdc->cfg->redis_password;
+        r = redisCommandArgv(ctx, argc, argv, NULL);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            set_error(cdc, "Redis AUTH failed", r ? r->str : ctx->errstr);
+            freeReplyObject(r);
+            redisFree(ctx);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
     /* The read timeout must outlast XREADGROUP's BLOCK. */
     t += cdc->cfg->cdc_block_ms;
     rtv.tv_sec = (time_t)(t / 1000);

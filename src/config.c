@@ -138,18 +138,72 @@ bad:
     return CDC_ECONFIG;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes %XX escapes of a URL part into a new string; NULL when an escape is malformed. */
+static char *url_part(const char *s, size_t n)
+{
+    char *out = xmalloc(n + 1), *o = out;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi, lo;
+            if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0) {
+                free(out);
+                return NULL;
+            }
+            *o++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* redis://[[USER]:PASSWORD@]HOST[:PORT]. Credentials in the URL fill redis.username and
+ * redis.password unless those are set. An error never repeats the URL (it may hold a password). */
 static int parse_redis_url(struct config *cfg, char *err, size_t errlen)
 {
     const char *u = cfg->redis_url;
-    const char *host, *colon;
+    const char *host, *colon, *at;
     int64_t port = 6379;
 
     if (strncmp(u, "redis://", 8) != 0)
         goto bad;
     host = u + 8;
+    at = strrchr(host, '@');
+    if (at) {
+        const char *pw = memchr(host, ':', (size_t)(at - host));
+        char *user = pw ? url_part(host, (size_t)(pw - host)) : NULL;
+        char *pass = url_part(pw ? pw + 1 : host, (size_t)(at - (pw ? pw + 1 : host)));
+        if (!pass || (pw && !user)) {
+            free(user);
+            free(pass);
+            goto bad;
+        }
+        if (!cfg->redis_username[0] && user && user[0]) {
+            free(cfg->redis_username);
+            cfg->redis_username = user, user = NULL;
+        }
+        if (!cfg->redis_password[0]) {
+            free(cfg->redis_password);
+            cfg->redis_password = pass, pass = NULL;
+        }
+        free(user);
+        free(pass);
+        host = at + 1;
+    }
     colon = strrchr(host, ':');
-    if (strchr(host, '@') || strchr(host, '/'))
-        goto bad; /* no auth, no database number: the stream lives in db 0 */
+    if (strchr(host, '/'))
+        goto bad; /* no database number: the streams live in db 0 */
     if (colon) {
         if (!parse_i64_str(colon + 1, &port) || port < 1 || port > 65535)
             goto bad;
@@ -160,7 +214,9 @@ static int parse_redis_url(struct config *cfg, char *err, size_t errlen)
         goto bad;
     return 0;
 bad:
-    snprintf(err, errlen, "config: redis.url: must look like redis://HOST:PORT (got \"%s\")", u);
+    snprintf(err, errlen,
+             "config: redis.url: must look like redis://[[USER]:PASSWORD@]HOST[:PORT] (the value "
+             "is not repeated: it may hold a password)");
     return CDC_ECONFIG;
 }
 

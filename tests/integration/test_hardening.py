@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 
-from harness import CDCACHE, Replica, request, wait_until
+from harness import CDCACHE, ROOT, Replica, request, wait_until
 from test_consistency import sql_insert
 
 TOKEN = "w-7f3c9d2e41b8a6"
@@ -223,3 +223,57 @@ def test_the_slots_retained_wal_is_exported(stack, heartbeats):
         stack.psql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                    "WHERE slot_name = 'it_slot'")
         r.stop()
+
+
+def acl_rules(user):
+    """The rules of one user in scripts/redis-users.acl.in (what the native stack loads)."""
+    with open(os.path.join(ROOT, "scripts", "redis-users.acl.in")) as f:
+        for line in f:
+            words = line.split()
+            if words[:2] == ["user", user]:
+                return [w for w in words[2:] if not w.startswith(">")]
+    raise KeyError(user)
+
+
+def test_replicas_authenticate_as_an_acl_user_that_cannot_forge_changes(stack, heartbeats):
+    """A replica's Redis user reads, acknowledges, manages groups and trims, but cannot append a
+    (forged) change entry, delete a stream or flush Redis."""
+    secret = "rp-5d41402abc4b2a76"
+    stack.redis("ACL", "SETUSER", "cdcache-replica", "reset", f">{secret}", *acl_rules("cdcache-replica"))
+    try:
+        wrong = Replica(stack, "it-acl-wrong", env={"CDCACHE_REDIS_URL":
+                                                    f"redis://cdcache-replica:nope@127.0.0.1:{stack.redis_port}"})
+        wrong.start(wait_ready=False)
+        try:
+            cdc = wait_until(lambda: (lambda c: c if "AUTH" in c["last_error"] else None)(
+                wrong.get("/ready").json()["checks"]["cdc"]), 10, what="the AUTH failure to show")
+            assert cdc["attached"] is False and "nope" not in json_text(wrong)
+        finally:
+            wrong.stop()
+        r = Replica(stack, "it-acl", env={"CDCACHE_REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}",
+                                          "CDCACHE_REDIS_USERNAME": "cdcache-replica",
+                                          "CDCACHE_REDIS_PASSWORD": secret,
+                                          "CDCACHE_CDC_TRIM_INTERVAL_MS": "200"}).start()
+        try:
+            item = sql_insert(stack, "acl")
+            r.get(f"/items/{item}")
+            assert r.get(f"/items/{item}").header("x-cache") == "hit", "it reads the streams and vouches"
+            wait_until(lambda: r.metric("cdcache_stream_trims_total") >= 1 or
+                       stack.redis("GET", "cdcache:trim-lock") not in ("", "cdcache-it-acl"), 10,
+                       what="a retention pass")
+            assert secret not in r.read_log() and secret not in json_text(r)
+        finally:
+            r.stop()
+        as_replica = ["redis-cli", "-p", stack.redis_port, "--user", "cdcache-replica", "--pass", secret,
+                      "--no-auth-warning"]
+        for cmd in (["XADD", "cdcache.inventory.items", "*", '{"id":1}', '{"op":"u"}'],
+                    ["DEL", "cdcache.inventory.items"], ["FLUSHALL"],
+                    ["SET", "cdcache.inventory.items", "x"], ["HSET", "metadata:debezium:offsets", "a", "b"]):
+            out = subprocess.run(as_replica + cmd, capture_output=True, text=True)
+            assert "NOPERM" in out.stdout + out.stderr, (cmd, out.stdout, out.stderr)
+    finally:
+        stack.redis("ACL", "DELUSER", "cdcache-replica")
+
+
+def json_text(r):
+    return request(r.url, "GET", "/ready").body.decode() + request(r.url, "GET", "/metrics").body.decode()
