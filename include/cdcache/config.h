@@ -31,7 +31,7 @@
     X(postgres, pool_wait_ms, INT, "5000", 1, 600000)
 #define CONFIG_REDIS(X)                                                                            \
     X(redis, url, STR, "redis://127.0.0.1:6379", 1, 0)                                             \
-    X(redis, timeout_ms, INT, "2000", 10, 600000)                                                 \
+    X(redis, timeout_ms, INT, "2000", 10, 600000)                                                  \
     X(redis, username, STR, "", 0, 0)                                                              \
     X(redis, password, STR, "", 0, 0)
 #define CONFIG_CDC(X)                                                                              \
