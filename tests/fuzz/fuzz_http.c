@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* How long the server may take, after our FIN, to answer and close. Database routes fail within
  * postgres.connect_timeout_ms + pool_wait_ms (100 + 100 ms here). */
-#define ANSWER_DEADLINE_MS 5000
+#define ANSWER_DEADLINE_MS 10000
 /* The part of an answer kept for the checks; the rest is read and dropped. */
 #define ANSWER_KEEP (256 * 1024)
 
@@ -79,6 +79,26 @@ static int free_port(void)
     return port;
 }
 
+extern char **environ;
+
+static void clear_cdcache_env(void)
+{
+    for (bool again = true; again;) {
+        again = false;
+        for (char **e = environ; *e; e++) {
+            const char *eq = strchr(*e, '=');
+            char name[256];
+            if (strncmp(*e, "CDCACHE_", 8) || !eq || (size_t)(eq - *e) >= sizeof(name))
+                continue;
+            memcpy(name, *e, (size_t)(eq - *e));
+            name[eq - *e] = '\0';
+            unsetenv(name); /* changes environ: start over */
+            again = true;
+            break;
+        }
+    }
+}
+
 static void print_answers(void)
 {
     fprintf(stderr,
@@ -98,8 +118,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     int port = free_port();
 
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-    /* The environment overrides every key that matters, so a CDCACHE_* variable left in the
-     * caller's shell cannot point the harness at a real database. */
+    /* Only the settings below: a CDCACHE_* variable left in the caller's shell (a stack.env) must
+     * not point the harness at a real database or change what it exercises. */
+    clear_cdcache_env();
     setenv("CDCACHE_HTTP_LISTEN", listen, 1);
     setenv("CDCACHE_HTTP_THREADS", "8", 1);
     setenv("CDCACHE_HTTP_MAX_BODY_BYTES", "4KiB", 1); /* 413 within -max_len */
@@ -112,6 +133,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     setenv("CDCACHE_POSTGRES_POOL_SIZE", "2", 1);
     setenv("CDCACHE_POSTGRES_POOL_WAIT_MS", "100", 1);
     setenv("CDCACHE_LOG_LEVEL", "error", 1);
+    /* Writes need a token (the seeds carry the first), so both the 401 path and the routes behind
+     * it are explored; reads stay open. */
+    setenv("CDCACHE_AUTH_WRITE_TOKENS", "fuzz-write-token, second-token", 1);
     if (config_load(NULL, &cfg, err, sizeof(err)))
         die("config", err);
     log_set_level(LOG_LEVEL_ERROR);

@@ -5,7 +5,7 @@
 #
 # Each harness starts from its corpus in BUILD_DIR/corpus-<h> (kept between runs), its seeds in
 # tests/fuzz/seeds/<h> and the inputs of past crashes in tests/fuzz/regressions/<h>, so a crash that
-# is not fixed yet fails again at once. Its output goes to BUILD_DIR/fuzz-<h>.log; a crash input to
+# is not fixed yet fails again at once; tests/fuzz/<h>.dict, when there is one, is its dictionary. Its output goes to BUILD_DIR/fuzz-<h>.log; a crash input to
 # BUILD_DIR/artifacts/<h>/. The summary line per harness gives libFuzzer's final figures: edges
 # ("cov", counted in the instrumented core library as well as the harness), features ("ft"),
 # corpus size and executions.
@@ -39,11 +39,13 @@ for h in "$@"; do
     mkdir -p "$corpus" "$artifacts"
     dirs=("$corpus" "$src/seeds/$h")
     [ -d "$src/regressions/$h" ] && dirs+=("$src/regressions/$h")
+    dict=()
+    [ -f "$src/$h.dict" ] && dict=(-dict="$src/$h.dict")
     before=$(ls "$artifacts" | wc -l)
-    # -timeout: an input that runs this long is a hang (fuzz_http gives up after 5 s on its own).
+    # -timeout: an input that runs this long is a hang (fuzz_http gives up after 10 s on its own).
     # -max_len: request bodies and config files larger than this add nothing but time.
     "$bin" -max_total_time="$seconds" -max_len=65536 -timeout=25 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "${dirs[@]}" >"$log" 2>&1
+        -artifact_prefix="$artifacts/" "${dict[@]}" "${dirs[@]}" >"$log" 2>&1
     rc=$?
     # The last status line: "#<runs> DONE cov: N ft: N corp: N/Nb ... exec/s: N rss: NMb" (or the
     # last "pulse"/"NEW" line when the run stopped on a crash).
