@@ -572,9 +572,16 @@ static bool authorized(struct request *rq, bool write)
     return false;
 }
 
-static bool is_write(const char *m)
+/* The class of an /items request for authorization: 1 write, 0 read, -1 a method no route takes
+ * (it gets 405 whatever the token, so it asks for none). */
+static int request_class(const char *m)
 {
-    return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0;
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+        return 0;
+    if (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 ||
+        strcmp(m, "DELETE") == 0)
+        return 1;
+    return -1;
 }
 
 static int dispatch(struct mg_connection *conn, void *cbdata)
@@ -596,7 +603,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
          * reaches the limit may have lost one (an If-Match), so it is refused, never run in part */
         send_problem(&rq, P_HEADERS, "too many header fields", NULL);
     } else if ((strncmp(uri, "/items", 6) == 0 && (uri[6] == '\0' || uri[6] == '/')) &&
-               !authorized(&rq, is_write(m))) {
+               request_class(m) >= 0 && !authorized(&rq, request_class(m) == 1)) {
         /* answered */
     } else if (strcmp(uri, "/items") == 0 || strcmp(uri, "/items/") == 0) {
         if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
