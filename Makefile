@@ -43,8 +43,9 @@ reset-source:
 	@scripts/stack.sh reset-source $(STACK_DIR)
 
 # Unit tests (plain and under ASan+UBSan and TSan), then integration tests against a throwaway
-# PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server.
-test: deps build clean-reports test-unit test-sanitize test-integration test-e2e check-consistency-short
+# PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server, a short
+# consistency-checker run, and a short instrumented pass of every fuzzer (fuzz-short).
+test: deps build clean-reports test-unit test-sanitize test-integration test-e2e check-consistency-short fuzz-short
 	@cat $(BUILD)/test-reports/*.txt 2>/dev/null || true
 
 clean-reports:
