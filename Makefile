@@ -20,13 +20,20 @@ $(BUILD)/build.ninja:
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-# (Re)starts the whole native stack under $(STACK_DIR), nginx on port 8080.
+# (Re)starts the whole native stack under $(STACK_DIR), nginx on port 8080, every part under supervisord
+# (a part that dies is started again by itself). AUTH=1: writes need the bearer token it prints (made once
+# per folder, kept in $(STACK_DIR)/secrets.env, CDCACHE_TOKEN in stack.env); without it writes are open.
 restart: deps build
-	@REPLICAS=$(REPLICAS) LB_PORT=$${LB_PORT:-8080} scripts/stack.sh up $(STACK_DIR)
+	@REPLICAS=$(REPLICAS) LB_PORT=$${LB_PORT:-8080} AUTH=$(AUTH) scripts/stack.sh up $(STACK_DIR)
 	@. $(STACK_DIR)/stack.env && echo && \
 	  echo "cdcache is up: $$CDCACHE_URL  (replicas: $$REPLICA_URLS)" && \
 	  echo "  try:  curl -s $$CDCACHE_URL/items/1" && \
-	  echo "  env:  . $(STACK_DIR)/stack.env    logs: make logs    stop: make stop"
+	  if [ -n "$${CDCACHE_TOKEN:-}" ]; then \
+	    echo "  writes need the token (AUTH=1): $$CDCACHE_TOKEN" && \
+	    echo "        curl -s -X POST $$CDCACHE_URL/items -H \"Authorization: Bearer \$$CDCACHE_TOKEN\" -d '{\"name\":\"a\",\"description\":\"b\",\"price\":1}'"; \
+	  fi && \
+	  echo "  env:  . $(STACK_DIR)/stack.env    logs: make logs    stop: make stop" && \
+	  echo "  supervisor: supervisorctl -c $$SUPERVISOR_CONF status"
 
 stop:
 	@scripts/stack.sh down $(STACK_DIR)

@@ -241,7 +241,8 @@ def apply_round(stack, n, rnd, upd):
     wait_until(lambda: done() - before >= n, 300, interval=0.01, what="apply")
     rate = n / (time.monotonic() - t0)
     r.stop()
-    out = sh([os.path.join(BUILD, "bench", "xread_ceiling"), stack.redis_port, stream, "ceiling", "1000"]).stdout
+    out = sh([os.path.join(BUILD, "bench", "xread_ceiling"), stack.redis_port, stream, "ceiling", "1000"],
+             env=dict(os.environ, REDISCLI_AUTH=stack.redis_password)).stdout
     ceiling = float(re.search(r"([\d.]+) entries/s", out).group(1))
     w.call("DEL", stream)
     w.close()

@@ -30,6 +30,12 @@ int main(int argc, char **argv)
     count = argv[4];
     if (!c || c->err)
         return 1;
+    if (getenv("REDISCLI_AUTH")) { /* the stack's Redis has ACL users: the admin's password */
+        redisReply *a = redisCommand(c, "AUTH %s", getenv("REDISCLI_AUTH"));
+        if (!a || a->type == REDIS_REPLY_ERROR)
+            return 1;
+        freeReplyObject(a);
+    }
     t0 = now();
     /* The consumer's pattern with nothing in between: the next XREADGROUP goes out before the
      * current batch's XACK, so Redis prepares the next batch while this side builds the ack. */

@@ -8,7 +8,7 @@ what=${1:-all}
 
 build_pkgs=(build-essential meson ninja-build pkg-config libpq-dev libhiredis-dev libcivetweb-dev
             libcjson-dev libcyaml-dev libcriterion-dev)
-stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl maven procps wrk gnuplot-nox)
+stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl maven procps wrk gnuplot-nox supervisor)
 tool_pkgs=(clang libclang-rt-14-dev clang-format)
 
 missing=()
@@ -25,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo_ apt-get update -q >/dev/null || true
     $sudo_ apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts the packaged services; the project runs its own on private ports instead.
-    for svc in redis-server nginx postgresql; do
+    for svc in redis-server nginx postgresql supervisor; do
         $sudo_ service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

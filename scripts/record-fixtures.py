@@ -27,7 +27,7 @@ def sql(q):
 
 
 def redis(*args):
-    out = subprocess.run(["redis-cli", "-p", env["REDIS_PORT"], "--json", *args], check=True,
+    out = subprocess.run(["redis-cli", "-u", env["REDIS_URL"], "--no-auth-warning", "--json", *args], check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out) if out.strip() else None
 

@@ -4,9 +4,9 @@
 # and by the tests (a throwaway folder, every port free-picked).
 #
 #   stack.sh up   DIR   start or restart everything (idempotent; also from a stopped or half-started state)
-#   stack.sh down DIR   stop everything
-#   stack.sh stop DIR   stop only the parts named in PARTS (fault tests)
-#   stack.sh logs DIR   show the recent logs of every component (FOLLOW=1 to follow)
+#   stack.sh down DIR   stop everything, supervisord included
+#   stack.sh stop DIR   stop only the parts named in PARTS (fault tests); supervisord keeps running
+#   stack.sh logs DIR   show the recent logs of every component and of supervisord (FOLLOW=1 to follow)
 #   stack.sh failover DIR       promote the streaming standby (STANDBY=1) to primary: stop Debezium, fence
 #                               the old primary (immediate stop, as a crash), promote the standby, delete
 #                               Debezium's offsets (they name the old primary's slot), start Debezium on the
@@ -37,12 +37,26 @@
 # needs a source reset).
 # Redis: every step that needs its data waits until it has loaded its AOF (REDIS_LOAD_TIMEOUT, default
 # 300 s); the offsets' DEL (FRESH=1, failover, reset-source) checks Redis's reply and that the keys are gone.
+#
+# Supervision: every part runs in the foreground under one supervisord per folder (Debian's `supervisor`):
+# DIR/supervisord.conf, its unix socket DIR/supervisor.sock (no TCP port), its log DIR/supervisord.log, one
+# program file a part in DIR/supervisor/programs/ (pg, pg-standby: by cluster folder; redis, debezium,
+# replica-N, nginx). autorestart=true: a part that dies (kill -9, crash) is started again by supervisord
+# with no command typed. `up` starts supervisord (or reuses it) and the parts in order, each waited for as
+# before; `stop` stops the PARTS' programs (supervisord does not restart a stopped program); `down` stops
+# them all and supervisord. Inspect with: supervisorctl -c DIR/supervisord.conf status
+#
+# Secrets: DIR/secrets.env (mode 0600, made once per folder, kept across restarts): the passwords of the
+# Redis ACL users (scripts/redis-users.acl.in, loaded from DIR/redis/users.acl): default (the operator and
+# this script; stack.env's REDIS_URL carries it), cdcache-debezium (Debezium's sink and offset store),
+# cdcache-replica (the replicas); and with AUTH=1 the write token CDCACHE_TOKEN, which the replicas then
+# require on POST/PUT/PATCH/DELETE (auth.write_tokens; stack.env has it). Without AUTH=1 writes are open.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 dir=${2:-}
-usage() { echo "usage: [STANDBY=1] stack.sh up|down|stop|logs|failover|reset-source DIR" >&2; exit 2; }
+usage() { echo "usage: [STANDBY=1] [AUTH=1] stack.sh up|down|stop|logs|failover|reset-source DIR" >&2; exit 2; }
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
@@ -54,6 +68,8 @@ CDCACHE=${CDCACHE:-$BUILD_DIR/cdcache}
 SLOT=${DEBEZIUM_SLOT:-cdcache}
 OFFSETS_KEY=metadata:debezium:offsets
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+SV_CONF=$dir/supervisord.conf
+SV_DIR=$dir/supervisor
 
 say() { printf 'stack: %s\n' "$*" >&2; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
@@ -116,13 +132,30 @@ bind_failed() { # bind_failed LOG OFFSET: the log, past OFFSET bytes, reports a 
     tail -c +"$(($2 + 1))" "$1" 2>/dev/null |
         grep -Eqi 'could not bind|could not create any TCP/IP sockets|Address already in use|already bound|seems to be in use|cannot listen on'
 }
-rcli() { # rcli PORT ARGS...: redis-cli on the stack's Redis (the one place to add credentials)
-    local port=$1
-    shift
-    redis-cli -h 127.0.0.1 -p "$port" "$@"
-}
 save_port() { touch "$dir/ports.env"; sed -i "/^$1=/d" "$dir/ports.env"; echo "$1=$2" >> "$dir/ports.env"; }
 saved_port() { grep -s "^$1=" "$dir/ports.env" | cut -d= -f2; }
+
+# ---------------------------------------------------------------- secrets
+secret() { sed -n "s/^$1=//p" "$dir/secrets.env" 2>/dev/null | tail -n 1; }
+ensure_secrets() { # makes DIR/secrets.env's missing entries (once per folder; later runs keep them)
+    local k
+    (
+        umask 077
+        touch "$dir/secrets.env"
+        for k in REDIS_ADMIN_PASSWORD REDIS_DEBEZIUM_PASSWORD REDIS_REPLICA_PASSWORD; do
+            [ -n "$(secret "$k")" ] || echo "$k=$(python3 -c 'import secrets; print(secrets.token_hex(24))')" >> "$dir/secrets.env"
+        done
+        if [ "${AUTH:-0}" = 1 ] && [ -z "$(secret CDCACHE_TOKEN)" ]; then
+            echo "CDCACHE_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" >> "$dir/secrets.env"
+        fi
+    )
+    chmod 600 "$dir/secrets.env"
+}
+rcli() { # rcli PORT ARGS...: redis-cli on the stack's Redis, as its administrator (user default)
+    local port=$1
+    shift
+    REDISCLI_AUTH=$(secret REDIS_ADMIN_PASSWORD) redis-cli --no-auth-warning -h 127.0.0.1 -p "$port" "$@"
+}
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
     local secs=$1 what=$2; shift 2
@@ -146,8 +179,8 @@ stop_pid() { # stop_pid PIDFILE: TERM, then KILL after 10 s
     rm -f "$f"
 }
 
-# Prefix for the pipeline's commands (PIPELINE_RT). An array, not a function, so that `$!` of a
-# backgrounded command is the command itself (what stop_pid kills). Children inherit the policy.
+# PIPELINE_RT: the pipeline's commands run under SCHED_RR (chrt execs the command: the pid stays the
+# part's own, the one supervisord watches). Children inherit the policy.
 PIPE_SCHED=()
 if [ "${PIPELINE_RT:-0}" = 1 ]; then PIPE_SCHED=(chrt --rr 1); fi
 
@@ -163,26 +196,245 @@ find_java() { # prints a java binary of version >= 21
     return 1
 }
 
+# ---------------------------------------------------------------- supervisor
+svctl() { supervisorctl -c "$SV_CONF" "$@"; }
+sv_alive() { # supervisord of this folder answers on its socket
+    [ -S "$dir/supervisor.sock" ] && [ -f "$SV_CONF" ] && [[ $(svctl pid 2>/dev/null) =~ ^[0-9]+$ ]]
+}
+sv_state() { # sv_state NAME: RUNNING, STARTING, BACKOFF, STOPPED, EXITED, FATAL, ... (empty: no such program)
+    sv_alive_cached || return 0
+    { svctl status "$1" 2>/dev/null || true; } | awk -v n="$1" '$1 == n { print $2 }'
+}
+SV_UP=0
+sv_alive_cached() { [ $SV_UP = 1 ] || { sv_alive && SV_UP=1; }; }
+sv_pid() { local p; p=$(svctl pid "$1" 2>/dev/null || true); [[ $p =~ ^[0-9]+$ ]] && echo "$p" || echo 0; }
+sv_quote() { # one argument of a program's command: quoted for supervisor's shlex, % doubled
+    local a=${1//%/%%}
+    printf "'%s'" "${a//\'/\'\"\'\"\'}"
+}
+
+sv_up() { # starts this folder's supervisord, unless it runs
+    mkdir -p "$SV_DIR/programs"
+    chmod 700 "$SV_DIR"
+    cat > "$SV_CONF.tmp" <<CONF
+; generated by scripts/stack.sh: this stack's supervisord (one per folder); programs in $SV_DIR/programs
+[unix_http_server]
+file=$dir/supervisor.sock
+chmod=0700
+
+[supervisord]
+logfile=$dir/supervisord.log
+logfile_maxbytes=10MB
+logfile_backups=2
+pidfile=$SV_DIR/supervisord.pid
+childlogdir=$SV_DIR
+identifier=cdcache-stack
+minfds=4096
+umask=022
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$dir/supervisor.sock
+
+[include]
+files = $SV_DIR/programs/*.conf
+CONF
+    mv "$SV_CONF.tmp" "$SV_CONF"
+    # the command of every program: ends what is left of the program's previous run (a killed nginx
+    # master leaves workers that keep its port: processes of the old process group with this part's
+    # working directory), records the pid, loads the part's environment and becomes the part's command
+    cat > "$SV_DIR/run-part" <<'SCRIPT'
+#!/bin/bash
+# generated by scripts/stack.sh; supervisord's command for each part: run-part NAME PIDFILE ENVFILE COMMAND...
+# PIDFILE, ENVFILE: - for none (PostgreSQL and nginx write their own pid files)
+name=$1 pidfile=$2 envfile=$3
+shift 3
+pgf="$(dirname "$0")/$name.pgid"
+cwd=$(pwd -P)
+if [ -s "$pgf" ] && [ "$(cat "$pgf")" != $$ ]; then
+    left=()
+    for p in $(pgrep -g "$(cat "$pgf")" 2>/dev/null); do
+        [ "$p" != $$ ] && [ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$cwd" ] && left+=("$p")
+    done
+    if [ ${#left[@]} -gt 0 ]; then
+        echo "run-part: $name: ending what is left of its previous run: pids ${left[*]}" >&2
+        # nginx workers get SIGQUIT: they close their listening sockets at once (the new master can bind)
+        # and finish their requests by themselves (worker_shutdown_timeout); anything else: SIGTERM, then
+        # SIGKILL after 5 s
+        workers=() others=()
+        for p in "${left[@]}"; do
+            if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = nginx ]; then workers+=("$p"); kill -QUIT "$p" 2>/dev/null
+            else others+=("$p"); kill -TERM "$p" 2>/dev/null; fi
+        done
+        holding() { # the leftovers that still run (others) or still listen (nginx workers)
+            local p
+            for p in "${others[@]}"; do kill -0 "$p" 2>/dev/null && echo "$p"; done
+            if [ ${#workers[@]} -gt 0 ]; then
+                ss -Hltnp 2>/dev/null | grep -oE "pid=($(IFS='|'; echo "${workers[*]}"))," | tr -dc '0-9\n'
+            fi
+        }
+        for _ in $(seq 1 250); do [ -n "$(holding)" ] || break; sleep 0.02; done
+        stuck=$(holding | sort -u)
+        [ -z "$stuck" ] || kill -KILL $stuck 2>/dev/null
+    fi
+fi
+echo $$ > "$pgf"
+[ "$pidfile" = - ] || echo $$ > "$pidfile"
+if [ "$envfile" != - ]; then . "$envfile"; fi
+exec "$@"
+SCRIPT
+    chmod 700 "$SV_DIR/run-part"
+    sv_alive && { SV_UP=1; return 0; }
+    rm -f "$dir/supervisor.sock"
+    # a clean environment: each part gets what it needs from its own environment file, so that a reused
+    # supervisord does not pass on the variables of the run that started it
+    env -i PATH="$PATH" LANG=C.UTF-8 HOME="${HOME:-/root}" supervisord -c "$SV_CONF" ||
+        die "supervisord did not start: see $dir/supervisord.log"
+    wait_for 20 "supervisord on $dir/supervisor.sock" sv_alive
+    SV_UP=1
+    say "supervisord on $dir/supervisor.sock (supervisorctl -c $SV_CONF status)"
+}
+
+sv_program() { # sv_program NAME DIRECTORY LOG STOPSIGNAL STOPWAITSECS STARTSECS PRIORITY PIDFILE ENVFILE COMMAND...
+    # writes NAME's program file and loads it into supervisord (a changed one is stopped and reloaded)
+    local name=$1 directory=$2 log=$3 sig=$4 wait=$5 startsecs=$6 prio=$7 pidfile=$8 envfile=$9 a cmdline
+    shift 9
+    cmdline="/bin/bash $(sv_quote "$SV_DIR/run-part") $(sv_quote "$name") $(sv_quote "$pidfile") $(sv_quote "$envfile")"
+    for a in "$@"; do cmdline+=" $(sv_quote "$a")"; done
+    cat > "$SV_DIR/programs/$name.conf.tmp" <<CONF
+; generated by scripts/stack.sh
+[program:$name]
+command=$cmdline
+directory=$directory
+autostart=false
+autorestart=true
+startsecs=$startsecs
+startretries=100
+stopsignal=$sig
+stopwaitsecs=$wait
+stopasgroup=true
+killasgroup=true
+priority=$prio
+redirect_stderr=true
+stdout_logfile=$log
+stdout_logfile_maxbytes=50MB
+stdout_logfile_backups=2
+CONF
+    mv "$SV_DIR/programs/$name.conf.tmp" "$SV_DIR/programs/$name.conf"
+    svctl update "$name" >/dev/null
+}
+sv_env() { # sv_env FILE NAME=VALUE...: an environment file for run-part (mode 0600: it may hold secrets),
+    # with every CDCACHE_* variable of this run first (the tests and operators tune parts that way)
+    local f=$1 kv
+    shift
+    (
+        umask 077
+        {
+            echo "# generated by scripts/stack.sh"
+            while IFS= read -r kv; do printf 'export %q\n' "$kv"; done < <(env | grep -E '^CDCACHE_[A-Za-z0-9_]*=' || true)
+            for kv in "$@"; do printf 'export %q\n' "$kv"; done
+        } > "$f.tmp"
+    )
+    mv "$f.tmp" "$f"
+}
+sv_start() { # sv_start NAME...: starts the programs, in parallel (returns once each is up, or failed, per
+    # supervisord: after its startsecs)
+    local n pids=()
+    for n in "$@"; do svctl start "$n" >/dev/null 2>&1 & pids+=($!); done
+    for n in "${pids[@]}"; do wait "$n" || true; done
+}
+sv_stop() { # sv_stop NAME...: stops the programs (supervisord does not restart a stopped program)
+    local n pids=()
+    for n in "$@"; do svctl stop "$n" >/dev/null 2>&1 & pids+=($!); done
+    for n in "${pids[@]}"; do wait "$n" || true; done
+}
+sv_wait_up() { # sv_wait_up NAME LOG OFFSET SECONDS WHAT CHECK...: after sv_start NAME, until CHECK passes.
+    # 0: up; 2: the part could not bind its port (its log says so past OFFSET; the program is stopped). Dies
+    # (and stops the program) if the part exits meanwhile (supervisord would start it again: `up` reports it
+    # instead) or does not pass CHECK in time.
+    local name=$1 log=$2 off=$3 secs=$4 what=$5 st pid pid0 n=0
+    shift 5
+    local end=$((SECONDS + secs))
+    pid0=$(sv_pid "$name")
+    while :; do
+        if bind_failed "$log" "$off"; then sv_stop "$name"; return 2; fi
+        if "$@" >/dev/null 2>&1; then
+            bind_failed "$log" "$off" && { sv_stop "$name"; return 2; }
+            return 0
+        fi
+        if [ $((n % 5)) = 0 ]; then
+            st=$(sv_state "$name") pid=$(sv_pid "$name")
+            case "$st" in
+                STARTING | RUNNING) ;;
+                *) bind_failed "$log" "$off" && { sv_stop "$name"; return 2; }
+                   sv_stop "$name"; tail -n 30 "$log" >&2; die "$what: it exited (supervisord: ${st:-no such program}): see $log" ;;
+            esac
+            if [ "$pid0" = 0 ]; then
+                pid0=$pid
+            elif [ "$pid" != "$pid0" ]; then
+                bind_failed "$log" "$off" && { sv_stop "$name"; return 2; }
+                sv_stop "$name"; tail -n 30 "$log" >&2; die "$what: it exited (supervisord started it again): see $log"
+            fi
+        fi
+        n=$((n + 1))
+        [ $SECONDS -lt $end ] || { sv_stop "$name"; tail -n 30 "$log" >&2; die "timed out after ${secs}s waiting for $what: see $log"; }
+        sleep 0.2
+    done
+}
+
 # ---------------------------------------------------------------- stop
-stop_replicas() { for f in "$dir"/replica-*/cdcache.pid; do [ -e "$f" ] && stop_pid "$f"; done; return 0; }
+# Under supervisord: its programs are stopped (replicas: SIGTERM, they drain; PostgreSQL: SIGINT, a fast
+# shutdown; Redis: SIGTERM, it syncs its AOF; nginx: SIGQUIT, graceful). Without it (a stack started by an
+# older stack.sh, or a supervisord that was killed): the pid files, as before.
+replica_programs() { # the replica-N programs supervisord knows, and those of this run
+    { { svctl avail 2>/dev/null || true; } | awk '$1 ~ /^replica-[0-9]+$/ { print $1 }'
+      for f in "$dir"/replica-*/; do [ -d "$f" ] && basename "$f"; done; } | sort -u
+}
+stop_replicas() {
+    local f
+    if sv_alive_cached; then
+        # shellcheck disable=SC2046
+        sv_stop $(replica_programs)
+        rm -f "$dir"/replica-*/cdcache.pid
+    else
+        for f in "$dir"/replica-*/cdcache.pid; do [ -e "$f" ] && stop_pid "$f"; done
+    fi
+    return 0
+}
 stop_nginx() {
-    if [ -f "$dir/nginx/nginx.pid" ]; then
+    if sv_alive_cached; then
+        sv_stop nginx
+        rm -f "$dir/nginx/nginx.pid"
+    elif [ -f "$dir/nginx/nginx.pid" ]; then
         nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -s quit 2>/dev/null || true
         for _ in $(seq 1 50); do pid_alive "$dir/nginx/nginx.pid" || break; sleep 0.1; done
         stop_pid "$dir/nginx/nginx.pid"
     fi
 }
-stop_debezium() { stop_pid "$dir/debezium/debezium.pid"; }
+stop_debezium() {
+    if sv_alive_cached; then
+        sv_stop debezium
+        rm -f "$dir/debezium/debezium.pid"
+    else
+        stop_pid "$dir/debezium/debezium.pid"
+    fi
+}
 stop_redis() {
-    if [ -f "$dir/redis/redis.pid" ]; then
+    if sv_alive_cached; then
+        sv_stop redis
+        rm -f "$dir/redis/redis.pid"
+    elif [ -f "$dir/redis/redis.pid" ]; then
         rcli "$(saved_port redis)" shutdown nosave >/dev/null 2>&1 || true
         stop_pid "$dir/redis/redis.pid"
     fi
 }
 stop_pg() { # both clusters: the primary and, if there is one, the standby (or a fenced old primary)
     local d
+    if sv_alive_cached; then sv_stop pg pg-standby; fi
     for d in "$dir/pg/data" "$dir/pg-standby/data"; do
-        if [ -f "$d/postmaster.pid" ]; then
+        if [ -f "$d/postmaster.pid" ] && kill -0 "$(head -n 1 "$d/postmaster.pid")" 2>/dev/null; then
             runuser -u postgres -- "$PGBIN/pg_ctl" -D "$d" -m fast -w stop >/dev/null 2>&1 || true
         fi
     done
@@ -192,12 +444,22 @@ down() { # stops the parts named in $PARTS (all by default), front to back
     for p in replicas nginx debezium redis pg; do has_part "$p" && "stop_$p"; done
     return 0
 }
+down_all() { # every part, then supervisord
+    PARTS="pg redis debezium replicas nginx" down
+    if sv_alive; then
+        local pid
+        pid=$(svctl pid 2>/dev/null || true)
+        svctl shutdown >/dev/null 2>&1 || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$dir/supervisor.sock"
+}
 
 # ---------------------------------------------------------------- start
-# Two cluster folders, DIR/pg and DIR/pg-standby. DIR/pg.primary names the one that is the primary ("pg"
-# unless a failover promoted the standby); the other is the standby, or the fenced old primary after a
-# failover (rebuilt as a standby by the next `STANDBY=1 up`). ports.env: `pg` is the primary's port,
-# `pg_standby` the other folder's.
+# Two cluster folders, DIR/pg and DIR/pg-standby (supervisord's programs pg and pg-standby). DIR/pg.primary
+# names the one that is the primary ("pg" unless a failover promoted the standby); the other is the standby,
+# or the fenced old primary after a failover (rebuilt as a standby by the next `STANDBY=1 up`). ports.env:
+# `pg` is the primary's port, `pg_standby` the other folder's.
 primary_name() { cat "$dir/pg.primary" 2>/dev/null || echo pg; }
 standby_name() { if [ "$(primary_name)" = pg ]; then echo pg-standby; else echo pg; fi; }
 pg_opts() { # pg_opts PORT FOLDER: the server options both clusters run with
@@ -216,9 +478,25 @@ replica_conninfo() { # with a standby: both hosts, libpq picks the one that acce
         db_url
     fi
 }
+pg_is_ours() { # pg_is_ours PORT DATADIR: the server on PORT accepts connections and runs from DATADIR
+    [ "$(psql -X -h 127.0.0.1 -p "$1" -U postgres -d postgres -tAc 'SHOW data_directory' 2>/dev/null)" = "$2" ]
+}
+run_pg() { # run_pg FOLDER PORT EXTRA_OPTION...: the cluster DIR/FOLDER/data as supervisord's program
+    # FOLDER (postgres in the foreground as user postgres; SIGINT: a fast shutdown). 0 once it accepts
+    # connections; 2 if it could not bind PORT
+    local folder=$1 port=$2 off opts
+    shift 2
+    local pd="$dir/$folder"
+    read -ra opts <<< "$(pg_opts "$port" "$pd")"
+    off=$(log_size "$pd/postgres.log")
+    sv_program "$folder" "$pd" "$pd/postgres.log" INT 60 2 100 - - "${PIPE_SCHED[@]}" \
+        setpriv --reuid=postgres --regid=postgres --init-groups -- "$PGBIN/postgres" -D "$pd/data" "${opts[@]}" "$@"
+    sv_start "$folder"
+    sv_wait_up "$folder" "$pd/postgres.log" "$off" 120 "PostgreSQL ($pd) on 127.0.0.1:$port" pg_is_ours "$port" "$pd/data"
+}
 
 start_pg() {
-    local port fresh=0 pd
+    local port fresh=0 pd rc
     if [ "${FRESH:-0}" = 1 ]; then # a new database: the standby and the roles go with the old one
         rm -rf "$dir/pg-standby/data" "$dir/pg.primary"
     fi
@@ -234,22 +512,19 @@ start_pg() {
             --locale=C.UTF-8 >"$pd/initdb.log" 2>&1 || die "initdb failed: see $pd/initdb.log"
         fresh=1
     fi
-    local extra=""
+    local extra=()
     # WAL kept for a standby that was stopped with the stack (a physical slot would pin WAL forever
     # for a standby that never comes back)
-    [ "${STANDBY:-0}" = 1 ] && extra="-c wal_keep_size=256MB"
-    local tries=0 off
+    [ "${STANDBY:-0}" = 1 ] && extra=(-c wal_keep_size=256MB)
+    local tries=0
     while :; do
-        off=$(log_size "$pd/postgres.log")
-        "${PIPE_SCHED[@]}" runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pd/data" -l "$pd/postgres.log" -w -t 60 start \
-            -o "$(pg_opts "$port" "$pd") $extra" >/dev/null && break
-        if [ $tries -lt "$BIND_RETRIES" ] && bind_failed "$pd/postgres.log" "$off"; then
-            tries=$((tries + 1))
-            say "PostgreSQL could not bind 127.0.0.1:$port (in use); retrying on the next free port"
-            port=$(pick_port pg "${PG_PORT_BASE:-15432}" "$port")
-            continue
-        fi
-        die "PostgreSQL did not start: see $pd/postgres.log"
+        rc=0
+        run_pg "$(primary_name)" "$port" "${extra[@]}" || rc=$?
+        [ $rc = 0 ] && break
+        [ $tries -lt "$BIND_RETRIES" ] || die "PostgreSQL could not bind 127.0.0.1:$port: see $pd/postgres.log"
+        tries=$((tries + 1))
+        say "PostgreSQL could not bind 127.0.0.1:$port (in use); retrying on the next free port"
+        port=$(pick_port pg "${PG_PORT_BASE:-15432}" "$port")
     done
     save_port pg "$port"
     psql_c() { psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
@@ -273,7 +548,7 @@ start_pg() {
 }
 
 start_standby() { # start_standby FRESH: a streaming standby of the primary (pg_basebackup -R)
-    local fresh=$1 pport sd port
+    local fresh=$1 pport sd port rc
     pport=$(saved_port pg)
     sd="$dir/$(standby_name)"
     # replication over 127.0.0.1 (initdb --auth=trust allows it; added if an older cluster lacks it)
@@ -294,19 +569,15 @@ start_standby() { # start_standby FRESH: a streaming standby of the primary (pg_
     fi
     echo 0 > "$sd/fresh" # a copy of the primary: no reset pending if a failover promotes it
     # primary_conninfo on the command line wins over the one pg_basebackup wrote: the primary's port may change
-    local tries=0 off
+    local tries=0
     while :; do
-        off=$(log_size "$sd/postgres.log")
-        "${PIPE_SCHED[@]}" runuser -u postgres -- "$PGBIN/pg_ctl" -D "$sd/data" -l "$sd/postgres.log" -w -t 60 start \
-            -o "$(pg_opts "$port" "$sd") -c primary_conninfo='host=127.0.0.1 port=$pport user=postgres application_name=standby'" \
-            >/dev/null && break
-        if [ $tries -lt "$BIND_RETRIES" ] && bind_failed "$sd/postgres.log" "$off"; then
-            tries=$((tries + 1))
-            say "the standby could not bind 127.0.0.1:$port (in use); retrying on the next free port"
-            port=$(pick_port pg_standby "${PG_STANDBY_PORT_BASE:-${PG_PORT_BASE:-15432}}" "$port")
-            continue
-        fi
-        die "the standby did not start: see $sd/postgres.log"
+        rc=0
+        run_pg "$(standby_name)" "$port" -c "primary_conninfo=host=127.0.0.1 port=$pport user=postgres application_name=standby" || rc=$?
+        [ $rc = 0 ] && break
+        [ $tries -lt "$BIND_RETRIES" ] || die "the standby could not bind 127.0.0.1:$port: see $sd/postgres.log"
+        tries=$((tries + 1))
+        say "the standby could not bind 127.0.0.1:$port (in use); retrying on the next free port"
+        port=$(pick_port pg_standby "${PG_STANDBY_PORT_BASE:-${PG_PORT_BASE:-15432}}" "$port")
     done
     save_port pg_standby "$port"
     wait_for 60 "the standby to stream from the primary" sh -c "psql -X -h 127.0.0.1 -p $pport -U postgres -d postgres -tAc \
@@ -314,55 +585,58 @@ start_standby() { # start_standby FRESH: a streaming standby of the primary (pg_
     say "PostgreSQL standby on 127.0.0.1:$port (streaming from 127.0.0.1:$pport)"
 }
 
+write_acl() { # DIR/redis/users.acl: scripts/redis-users.acl.in with this folder's passwords (comments dropped:
+    # Redis's aclfile takes user lines only)
+    (
+        umask 077
+        sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
+            -e "s/@ADMIN_PASSWORD@/$(secret REDIS_ADMIN_PASSWORD)/" \
+            -e "s/@DEBEZIUM_PASSWORD@/$(secret REDIS_DEBEZIUM_PASSWORD)/" \
+            -e "s/@REPLICA_PASSWORD@/$(secret REDIS_REPLICA_PASSWORD)/" \
+            "$here/scripts/redis-users.acl.in" > "$dir/redis/users.acl.tmp"
+    )
+    mv "$dir/redis/users.acl.tmp" "$dir/redis/users.acl"
+}
+redis_is_ours() { # redis_is_ours PORT: the server on PORT is supervisord's program redis (it may still be loading)
+    local pid
+    pid=$(sv_pid redis)
+    [ "$pid" != 0 ] && rcli "$1" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$pid"
+}
 start_redis() {
-    local port tries=0 off pid
+    local port tries=0 off rc
     mkdir -p "$dir/redis"
-    if pid_alive "$dir/redis/redis.pid" && [ -n "$(saved_port redis)" ]; then
-        port=$(saved_port redis)
-    else
-        port=$(pick_port redis "${REDIS_PORT_BASE:-16379}")
-        while :; do
-            cat > "$dir/redis/redis.conf" <<CONF
+    write_acl
+    port=$(pick_port redis "${REDIS_PORT_BASE:-16379}")
+    while :; do
+        cat > "$dir/redis/redis.conf" <<CONF
+# generated by scripts/stack.sh; runs under supervisord (program redis), in the foreground
 bind 127.0.0.1
 protected-mode yes
 port $port
 dir $dir/redis
 pidfile $dir/redis/redis.pid
-logfile $dir/redis/redis.log
-daemonize yes
+logfile ""
+daemonize no
 appendonly yes
 save ""
+# ACL users (scripts/redis-users.acl.in): default (administrator), cdcache-debezium, cdcache-replica
+aclfile $dir/redis/users.acl
 CONF
-            off=$(log_size "$dir/redis/redis.log")
-            rm -f "$dir/redis/redis.pid"
-            "${PIPE_SCHED[@]}" redis-server "$dir/redis/redis.conf" || die "redis-server failed: see $dir/redis/redis.log"
-            # daemonized: the child binds after the parent has returned. Up once the server on the port is
-            # ours (its process_id is our pidfile's: a foreign server may hold the port); it may still be loading.
-            local end=$((SECONDS + 20)) up=0
-            while :; do
-                pid=$(cat "$dir/redis/redis.pid" 2>/dev/null || true)
-                if [ -n "$pid" ] && rcli "$port" INFO server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$pid"; then
-                    up=1
-                    break
-                fi
-                bind_failed "$dir/redis/redis.log" "$off" && break
-                if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-                    tail -n 20 "$dir/redis/redis.log" >&2
-                    die "Redis exited: see $dir/redis/redis.log"
-                fi
-                [ $SECONDS -lt $end ] || die "timed out after 20s waiting for Redis on 127.0.0.1:$port: see $dir/redis/redis.log"
-                sleep 0.1
-            done
-            [ $up = 1 ] && break
-            [ $tries -lt "$BIND_RETRIES" ] || die "Redis could not bind 127.0.0.1:$port: see $dir/redis/redis.log"
-            tries=$((tries + 1))
-            say "Redis could not bind 127.0.0.1:$port (in use); retrying on the next free port"
-            port=$(pick_port redis "${REDIS_PORT_BASE:-16379}" "$port")
-        done
-    fi
+        off=$(log_size "$dir/redis/redis.log")
+        sv_program redis "$dir/redis" "$dir/redis/redis.log" TERM 60 1 200 - - "${PIPE_SCHED[@]}" \
+            redis-server "$dir/redis/redis.conf"
+        sv_start redis
+        rc=0
+        sv_wait_up redis "$dir/redis/redis.log" "$off" 20 "Redis on 127.0.0.1:$port" redis_is_ours "$port" || rc=$?
+        [ $rc = 0 ] && break
+        [ $tries -lt "$BIND_RETRIES" ] || die "Redis could not bind 127.0.0.1:$port: see $dir/redis/redis.log"
+        tries=$((tries + 1))
+        say "Redis could not bind 127.0.0.1:$port (in use); retrying on the next free port"
+        port=$(pick_port redis "${REDIS_PORT_BASE:-16379}" "$port")
+    done
     save_port redis "$port"
     redis_wait_loaded "$port"
-    say "Redis on 127.0.0.1:$port"
+    say "Redis on 127.0.0.1:$port (ACL users: default, cdcache-debezium, cdcache-replica)"
 }
 
 redis_wait_loaded() { # redis_wait_loaded PORT: until Redis has loaded its AOF (it answers LOADING before)
@@ -405,8 +679,13 @@ reset_offsets_if_fresh() {
     fi
 }
 
+debezium_streaming() { # debezium_streaming SINCE_MS: a heartbeat newer than SINCE_MS is in Redis
+    local last
+    last=$(rcli "$(saved_port redis)" XREVRANGE __debezium-heartbeat.cdcache + - COUNT 1 2>/dev/null | head -n 1)
+    [ -n "$last" ] && [[ ${last%%-*} =~ ^[0-9]+$ ]] && [ "${last%%-*}" -gt "$1" ]
+}
 start_debezium() {
-    local dist java port d="$dir/debezium" t0
+    local dist java port d="$dir/debezium" t0 rc off
     dist=$("$here/scripts/debezium-fetch.sh")
     java=$(find_java) || die "Debezium Server $(cat "$here/debezium/VERSION") needs Java 21 or newer: none found in JAVA_HOME or /usr/lib/jvm (install a JDK 21+, e.g. Temurin, and set JAVA_HOME)"
     mkdir -p "$d/config"
@@ -418,48 +697,43 @@ start_debezium() {
     local tries=0
     while :; do
         save_port debezium_http "$port"
+        # its environment (application.properties reads it): Redis as the ACL user cdcache-debezium. 127.0.0.1
+        # only: quarkus.http.host in application.properties; QUARKUS_HTTP_HOST would override it, and run.sh
+        # would open JMX and the JMX exporter on all interfaces if JMX_HOST, JMX_PORT or JMX_EXPORTER_PORT
+        # were set (supervisord's clean environment has none of them)
+        sv_env "$SV_DIR/debezium.env" "JAVA_HOME=${java%/bin/java}" \
+            "JAVA_OPTS=${JAVA_OPTS:-} -Xms256m -Xmx1g --add-opens=java.base/java.lang=ALL-UNNAMED" \
+            "CDCACHE_REDIS_ADDRESS=127.0.0.1:$(saved_port redis)" \
+            "CDCACHE_DEBEZIUM_REDIS_USER=cdcache-debezium" \
+            "CDCACHE_DEBEZIUM_REDIS_PASSWORD=$(secret REDIS_DEBEZIUM_PASSWORD)" \
+            "CDCACHE_PG_PORT=$(saved_port pg)" "CDCACHE_DEBEZIUM_HTTP_PORT=$port" \
+            "CDCACHE_DEBEZIUM_HTTP_HOST=127.0.0.1"
+        sv_program debezium "$d" "$d/debezium.log" TERM 30 10 300 "$d/debezium.pid" "$SV_DIR/debezium.env" \
+            "${PIPE_SCHED[@]}" ./run.sh
+        off=$(log_size "$d/debezium.log")
         t0=$(date +%s%N)
-        (
-            cd "$d"
-            export JAVA_HOME=${java%/bin/java}
-            export JAVA_OPTS="${JAVA_OPTS:-} -Xms256m -Xmx1g --add-opens=java.base/java.lang=ALL-UNNAMED"
-            export CDCACHE_REDIS_ADDRESS="127.0.0.1:$(saved_port redis)"
-            export CDCACHE_PG_PORT="$(saved_port pg)" CDCACHE_DEBEZIUM_HTTP_PORT="$port"
-            # 127.0.0.1 only: quarkus.http.host in application.properties; QUARKUS_HTTP_HOST would override
-            # it, and run.sh would open JMX and the JMX exporter on all interfaces if these were set
-            export CDCACHE_DEBEZIUM_HTTP_HOST=127.0.0.1
-            unset QUARKUS_HTTP_HOST JMX_HOST JMX_PORT JMX_EXPORTER_PORT
-            "${PIPE_SCHED[@]}" setsid ./run.sh >"$d/debezium.log" 2>&1 < /dev/null &
-            echo $! > "$d/debezium.pid"
-        )
-        # Streaming has begun once the first heartbeat lands in Redis.
-        local end=$((SECONDS + ${DEBEZIUM_START_TIMEOUT:-180}))
-        local t0_ms=$((t0 / 1000000)) last up=0
-        while :; do
-            last=$(rcli "$(saved_port redis)" XREVRANGE __debezium-heartbeat.cdcache + - COUNT 1 2>/dev/null | head -n 1)
-            if [ -n "$last" ] && [[ ${last%%-*} =~ ^[0-9]+$ ]] && [ "${last%%-*}" -gt "$t0_ms" ]; then up=1; break; fi
-            pid_alive "$d/debezium.pid" || break
-            [ $SECONDS -lt $end ] || { tail -n 30 "$d/debezium.log" >&2; die "Debezium Server did not stream within the timeout"; }
-            sleep 0.2
-        done
-        [ $up = 1 ] && break
-        if [ $tries -lt "$BIND_RETRIES" ] && bind_failed "$d/debezium.log" 0; then
-            tries=$((tries + 1))
-            say "Debezium Server could not bind its HTTP port 127.0.0.1:$port (in use); retrying on the next free port"
-            port=$(pick_port debezium_http "${DBZ_HTTP_PORT_BASE:-18088}" "$port")
-            continue
-        fi
-        tail -n 30 "$d/debezium.log" >&2
-        die "Debezium Server exited: see $d/debezium.log"
+        sv_start debezium
+        # streaming has begun once a heartbeat newer than the launch lands in Redis
+        rc=0
+        sv_wait_up debezium "$d/debezium.log" "$off" "${DEBEZIUM_START_TIMEOUT:-180}" "Debezium Server to stream" \
+            debezium_streaming $((t0 / 1000000)) || rc=$?
+        [ $rc = 0 ] && break
+        [ $tries -lt "$BIND_RETRIES" ] || die "Debezium Server could not bind its HTTP port 127.0.0.1:$port: see $d/debezium.log"
+        tries=$((tries + 1))
+        say "Debezium Server could not bind its HTTP port 127.0.0.1:$port (in use); retrying on the next free port"
+        port=$(pick_port debezium_http "${DBZ_HTTP_PORT_BASE:-18088}" "$port")
     done
     local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
     printf '%d.%d\n' $((ms / 1000)) $(((ms % 1000) / 100)) > "$d/startup_seconds"
-    say "Debezium Server $(cat "$here/debezium/VERSION") streaming after $(cat "$d/startup_seconds")s (java: $java)"
+    say "Debezium Server $(cat "$here/debezium/VERSION") streaming after $(cat "$d/startup_seconds")s (java: $java; Redis user cdcache-debezium)"
 }
 
-write_replica_config() { # write_replica_config I PORT
-    cat > "$dir/replica-$1/config.yaml" <<CONF
-# generated by scripts/stack.sh
+write_replica_config() { # write_replica_config I PORT (mode 0600: it holds the Redis password and the token)
+    local f="$dir/replica-$1/config.yaml"
+    (
+        umask 077
+        cat > "$f.tmp" <<CONF
+# generated by scripts/stack.sh; runs under supervisord (program replica-$1)
 http:
   listen: "127.0.0.1:$2"
   threads: ${REPLICA_THREADS:-16}
@@ -468,66 +742,89 @@ postgres:
   migrations_dir: "$here/migrations"
 redis:
   url: "redis://127.0.0.1:$(saved_port redis)"
+  username: "cdcache-replica"
+  password: "$(secret REDIS_REPLICA_PASSWORD)"
 cdc:
   replica_id: "replica-$1"
   max_staleness_ms: ${MAX_STALENESS_MS:-5000}
 log:
   level: ${LOG_LEVEL:-info}
 CONF
+        if [ "${AUTH:-0}" = 1 ]; then
+            printf 'auth:\n  write_tokens: "%s"\n' "$(secret CDCACHE_TOKEN)" >> "$f.tmp"
+        fi
+    )
+    mv "$f.tmp" "$f"
 }
-launch_replica() { # launch_replica I
-    setsid "$CDCACHE" serve --config "$dir/replica-$1/config.yaml" >"$dir/replica-$1/cdcache.log" 2>&1 < /dev/null &
-    echo $! > "$dir/replica-$1/cdcache.pid"
+replica_is_up() { # replica_is_up I PORT: answers /health, and is supervisord's program replica-I
+    curl -fsS --max-time 5 "http://127.0.0.1:$2/health" >/dev/null 2>&1 && [ "$(sv_state "replica-$1")" != BACKOFF ] &&
+        [ "$(sv_pid "replica-$1")" != 0 ]
+}
+replica_program() { # replica_program I: the program replica-I (not started)
+    sv_env "$SV_DIR/replica-$1.env"
+    sv_program "replica-$1" "$dir/replica-$1" "$dir/replica-$1/cdcache.log" TERM 30 2 400 \
+        "$dir/replica-$1/cdcache.pid" "$SV_DIR/replica-$1.env" "$CDCACHE" serve --config "$dir/replica-$1/config.yaml"
 }
 
 start_replicas() {
-    local i port urls=() tries end
+    local i port urls=() tries rc off n
+    # programs of replicas beyond REPLICAS (an earlier run had more) are removed
+    for n in $(replica_programs); do
+        i=${n#replica-}
+        if [ "$i" -gt "$REPLICAS" ]; then
+            rm -f "$SV_DIR/programs/$n.conf" "$SV_DIR/$n.env"
+            svctl update "$n" >/dev/null 2>&1 || true
+        fi
+    done
+    declare -A offs
+    local names=()
     for i in $(seq 1 "$REPLICAS"); do
         mkdir -p "$dir/replica-$i"
         port=$(pick_port "replica$i" "${REPLICA_PORT_BASE:-8081}")
         save_port "replica$i" "$port"
         write_replica_config "$i" "$port"
-        launch_replica "$i"
+        offs[$i]=$(log_size "$dir/replica-$i/cdcache.log")
+        replica_program "$i"
+        names+=("replica-$i")
     done
+    sv_start "${names[@]}"
     for i in $(seq 1 "$REPLICAS"); do
         port=$(saved_port "replica$i")
         tries=0
-        end=$((SECONDS + 30))
-        # up when it answers /health and is still running (a foreign server may answer on a port ours failed to bind)
-        until curl -fsS --max-time 5 "http://127.0.0.1:$port/health" >/dev/null 2>&1 && pid_alive "$dir/replica-$i/cdcache.pid"; do
-            if ! pid_alive "$dir/replica-$i/cdcache.pid"; then
-                if [ $tries -lt "$BIND_RETRIES" ] && bind_failed "$dir/replica-$i/cdcache.log" 0; then
-                    tries=$((tries + 1))
-                    say "replica $i could not bind 127.0.0.1:$port (in use); retrying on the next free port"
-                    port=$(pick_port "replica$i" "${REPLICA_PORT_BASE:-8081}" "$port")
-                    save_port "replica$i" "$port"
-                    write_replica_config "$i" "$port"
-                    launch_replica "$i"
-                    end=$((SECONDS + 30))
-                    continue
-                fi
-                tail -n 20 "$dir/replica-$i/cdcache.log" >&2
-                die "replica $i exited: see $dir/replica-$i/cdcache.log"
-            fi
-            [ $SECONDS -lt $end ] || die "timed out after 30s waiting for replica $i"
-            sleep 0.2
+        off=${offs[$i]}
+        while :; do
+            rc=0
+            sv_wait_up "replica-$i" "$dir/replica-$i/cdcache.log" "$off" 30 "replica $i on 127.0.0.1:$port" \
+                replica_is_up "$i" "$port" || rc=$?
+            [ $rc = 0 ] && break
+            [ $tries -lt "$BIND_RETRIES" ] || die "replica $i could not bind 127.0.0.1:$port: see $dir/replica-$i/cdcache.log"
+            tries=$((tries + 1))
+            say "replica $i could not bind 127.0.0.1:$port (in use); retrying on the next free port"
+            port=$(pick_port "replica$i" "${REPLICA_PORT_BASE:-8081}" "$port")
+            save_port "replica$i" "$port"
+            write_replica_config "$i" "$port"
+            off=$(log_size "$dir/replica-$i/cdcache.log")
+            replica_program "$i"
+            sv_start "replica-$i"
         done
         wait_for 60 "replica $i to be ready" curl -fsS --max-time 5 "http://127.0.0.1:$port/ready"
         urls+=("http://127.0.0.1:$port")
     done
     REPLICA_URLS=$(IFS=,; echo "${urls[*]}")
-    say "$REPLICAS replicas: $REPLICA_URLS"
+    say "$REPLICAS replicas: $REPLICA_URLS$([ "${AUTH:-0}" = 1 ] && echo ' (writes need the token: AUTH=1)')"
 }
 
 start_nginx() {
-    local port d="$dir/nginx" i
+    local port d="$dir/nginx" i rc off
     mkdir -p "$d/tmp" "$d/logs"
     if [ "$LB_PORT" = 0 ]; then port=$(pick_port lb 0); else port=$LB_PORT; port_free "$port" || die "port $port is in use: stop what holds it, or set LB_PORT"; fi
     local tries=0
     while :; do
         save_port lb "$port"
         {
+            echo "# generated by scripts/stack.sh; runs under supervisord (program nginx), in the foreground"
             echo "worker_processes ${NGINX_WORKERS:-2};"
+            echo "worker_shutdown_timeout 10s;"
             echo "pid $d/nginx.pid;"
             echo "error_log $d/logs/error.log warn;"
             echo "events { worker_connections 4096; }"
@@ -553,18 +850,24 @@ start_nginx() {
             echo "}"
         } > "$d/nginx.conf"
         chmod -R a+rwx "$d/tmp"
-        nginx -c "$d/nginx.conf" -p "$d" 2>"$d/logs/start.err" && break
-        cat "$d/logs/start.err" >&2
+        nginx -t -c "$d/nginx.conf" -p "$d" >"$d/logs/test.out" 2>&1 || { cat "$d/logs/test.out" >&2; die "nginx: bad configuration $d/nginx.conf"; }
+        off=$(log_size "$d/logs/nginx.out")
+        sv_program nginx "$d" "$d/logs/nginx.out" QUIT 30 2 500 - - nginx -c "$d/nginx.conf" -p "$d" -g "daemon off;"
+        sv_start nginx
+        rc=0
+        sv_wait_up nginx "$d/logs/nginx.out" "$off" 20 "nginx on 127.0.0.1:$port" \
+            curl -fsS --max-time 5 "http://127.0.0.1:$port/health" || rc=$?
+        [ $rc = 0 ] && break
         # a free-picked port (LB_PORT=0) taken meanwhile is retried; a fixed LB_PORT is the operator's choice
-        if [ "$LB_PORT" = 0 ] && [ $tries -lt "$BIND_RETRIES" ] && bind_failed "$d/logs/start.err" 0; then
+        if [ "$LB_PORT" = 0 ] && [ $tries -lt "$BIND_RETRIES" ]; then
             tries=$((tries + 1))
             say "nginx could not bind 127.0.0.1:$port (in use); retrying on another free port"
             port=$(pick_port lb 0 "$port")
             continue
         fi
-        die "nginx failed: see $d/logs/error.log"
+        tail -n 20 "$d/logs/nginx.out" >&2
+        die "nginx could not bind 127.0.0.1:$port: see $d/logs/nginx.out"
     done
-    wait_for 20 "nginx" curl -fsS --max-time 5 "http://127.0.0.1:$port/health"
     CDCACHE_URL="http://127.0.0.1:$port"
     say "nginx load balancer on $CDCACHE_URL"
 }
@@ -596,25 +899,36 @@ probe_pipeline() {
     say "pipeline carries changes end to end (PostgreSQL -> Debezium -> Redis -> ${#urls[@]} replicas)"
 }
 
-write_env() {
-    cat > "$dir/stack.env" <<ENV
+write_env() { # DIR/stack.env (mode 0600: REDIS_URL carries the Redis administrator's password)
+    local token=""
+    grep -qs '^  write_tokens:' "$dir/replica-1/config.yaml" && token=$(secret CDCACHE_TOKEN)
+    (
+        umask 077
+        cat > "$dir/stack.env.tmp" <<ENV
 # generated by scripts/stack.sh; source it: . $dir/stack.env
 CDCACHE_URL=${CDCACHE_URL:-}
 REPLICA_URLS=${REPLICA_URLS:-}
 DATABASE_URL=$(db_url)
-REDIS_URL=redis://127.0.0.1:$(saved_port redis)
+REDIS_URL=redis://default:$(secret REDIS_ADMIN_PASSWORD)@127.0.0.1:$(saved_port redis)
 STACK_DIR=$dir
 PG_PORT=$(saved_port pg)
 REDIS_PORT=$(saved_port redis)
 DEBEZIUM_STARTUP_SECONDS=$(cat "$dir/debezium/startup_seconds" 2>/dev/null || echo "")
+SUPERVISOR_CONF=$SV_CONF
 ENV
-    if [ -n "$(saved_port pg_standby)" ]; then echo "PG_STANDBY_PORT=$(saved_port pg_standby)" >> "$dir/stack.env"; fi
+        if [ -n "$(saved_port pg_standby)" ]; then echo "PG_STANDBY_PORT=$(saved_port pg_standby)" >> "$dir/stack.env.tmp"; fi
+        if [ -n "$token" ]; then echo "CDCACHE_TOKEN=$token" >> "$dir/stack.env.tmp"; fi
+    )
+    mv "$dir/stack.env.tmp" "$dir/stack.env"
     return 0
 }
 
 up() {
     [ -x "$CDCACHE" ] || die "$CDCACHE is missing: run make build"
-    down
+    command -v supervisord >/dev/null || die "supervisord is missing: run make deps (Debian package supervisor)"
+    ensure_secrets
+    down # under supervisord if it runs; else by pid files (a stack from before supervisord, or orphans)
+    sv_up
     keep_env_urls
     has_part pg && start_pg
     has_part redis && start_redis
@@ -643,6 +957,33 @@ pg_q() { # pg_q PORT SQL
     psql -X -q -h 127.0.0.1 -p "$1" -U postgres -d cdcache -v ON_ERROR_STOP=1 -tAc "$2"
 }
 
+fence_pg() { # fence_pg FOLDER: stops the cluster as a crash would (an immediate shutdown: no shutdown
+    # checkpoint, no last WAL sent) and so that supervisord does not start it again. supervisorctl stop
+    # sends the program's stopsignal (SIGINT, a fast shutdown): the postmaster is frozen first and given
+    # SIGQUIT too; both are pending when it resumes, and an immediate shutdown overrides a fast one.
+    local folder=$1 pm job st
+    local data="$dir/$folder/data"
+    pm=$(sv_pid "$folder")
+    if [ "$pm" != 0 ]; then
+        kill -STOP "$pm"
+        kill -QUIT "$pm"
+        svctl stop "$folder" >/dev/null 2>&1 &
+        job=$!
+        for _ in $(seq 1 100); do
+            st=$(sv_state "$folder")
+            [ "$st" = STOPPING ] || [ "$st" = STOPPED ] && break
+            sleep 0.1
+        done
+        kill -CONT "$pm" 2>/dev/null || true
+        wait "$job" || true
+    fi
+    sv_stop "$folder" # whatever its state (a crashed primary in BACKOFF)
+    # a postmaster not under supervisord (an older stack)
+    if [ -f "$data/postmaster.pid" ] && kill -0 "$(head -n 1 "$data/postmaster.pid")" 2>/dev/null; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+}
+
 failover() {
     local old new oldname newname
     old=$(saved_port pg) new=$(saved_port pg_standby)
@@ -652,8 +993,8 @@ failover() {
     keep_env_urls
     stop_debezium
     say "failover: Debezium stopped"
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/$oldname/data" -m immediate -w stop >/dev/null 2>&1 || true
-    say "failover: old primary fenced (immediate stop) on 127.0.0.1:$old ($dir/$oldname)"
+    fence_pg "$oldname"
+    say "failover: old primary fenced (immediate stop, as a crash; its supervisord program $oldname stopped) on 127.0.0.1:$old ($dir/$oldname)"
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/$newname/data" -w -t 60 promote >/dev/null ||
         die "pg_ctl promote failed: see $dir/$newname/postgres.log"
     wait_for 60 "the promoted standby to accept writes" sh -c \
@@ -697,7 +1038,7 @@ reset_source() {
 logs() {
     local files=()
     for f in "$dir"/pg/postgres.log "$dir"/pg-standby/postgres.log "$dir"/redis/redis.log "$dir"/debezium/debezium.log \
-             "$dir"/replica-*/cdcache.log "$dir"/nginx/logs/error.log; do
+             "$dir"/replica-*/cdcache.log "$dir"/nginx/logs/error.log "$dir"/nginx/logs/nginx.out "$dir"/supervisord.log; do
         [ -f "$f" ] && files+=("$f")
     done
     [ ${#files[@]} -gt 0 ] || { say "no logs in $dir"; return 0; }
@@ -706,10 +1047,13 @@ logs() {
 
 case "$cmd" in
     up) up ;;
-    down) PARTS="pg redis debezium replicas nginx" down; say "stopped ($dir)" ;;
+    down) down_all; say "stopped ($dir)" ;;
     stop) down ;;
     logs) logs ;;
-    failover) failover ;;
-    reset-source) reset_source ;;
+    failover | reset-source)
+        sv_alive || die "the stack in $dir is not running under supervisord: start it with stack.sh up"
+        SV_UP=1
+        if [ "$cmd" = failover ]; then failover; else reset_source; fi
+        ;;
     *) usage ;;
 esac

@@ -64,6 +64,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 import time
 import urllib.parse
 
@@ -103,6 +104,15 @@ def parse_faults(value):
                 f"unknown fault {part!r}: kills, all, or a comma list of {', '.join(ALL_FAULTS)}")
         kinds += [k for k in add if k not in kinds]
     return kinds
+
+
+def request_ok(url):
+    """True when GET url answers 200 within 2 s."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 class History:
@@ -593,7 +603,7 @@ class Checker:
         f["target"] = f" replica-{n}"
         self.restart_replica(n)
         w = self.fault_writes()
-        return f"SIGKILLed and started again, {w} fault-key writes"
+        return f"SIGKILLed, restarted by the supervisor, {w} fault-key writes"
 
     def fault_partition(self, f, rng):
         n = rng.randrange(len(self.replicas)) + 1
@@ -680,15 +690,24 @@ class Checker:
                 f"{w} fault-key writes, SIGCONT")
 
     def restart_replica(self, n):
+        """SIGKILL; the stack's supervisor starts it again by itself (scripts/stack.sh). Waits for the new
+        process's pid file and /health."""
         d = self.replica_dir(n)
-        os.kill(self.replica_pid(n), signal.SIGKILL)
-        time.sleep(0.5)
-        log = open(os.path.join(d, "cdcache.log"), "ab")
-        p = subprocess.Popen([os.path.join(self.args.build, "cdcache"), "serve",
-                              "--config", os.path.join(d, "config.yaml")], stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
-        with open(os.path.join(d, "cdcache.pid"), "w") as f:
-            f.write(str(p.pid))
+        old = self.replica_pid(n)
+        os.kill(old, signal.SIGKILL)
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            try:
+                pid = self.replica_pid(n)
+                if pid != old:
+                    os.kill(pid, 0)
+                    url = self.replicas[n - 1]
+                    if request_ok(url + "/health"):
+                        return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"replica-{n} did not come back within 60 s ({d})")
 
     # ----------------------------------------------------------------- quiescence
     def converge(self, deadline=60.0):

@@ -24,6 +24,25 @@ def report(name, text):
         f.write(text.rstrip() + "\n")
 
 
+# The Redis administrator's password of each stack this process started or loaded, by Redis port: Resp and
+# Replica use it when a test gives none (the native stack's Redis requires AUTH: scripts/redis-users.acl.in).
+REDIS_PASSWORDS = {}
+
+
+def read_env_file(path):
+    """NAME=VALUE lines of a file such as DIR/stack.env or DIR/secrets.env ({} if it is missing)."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if "=" in line and not line.startswith("#"):
+                    k, v = line.rstrip("\n").split("=", 1)
+                    out[k] = v
+    except FileNotFoundError:
+        pass
+    return out
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -120,6 +139,8 @@ class Stack:
                 if "=" in line and not line.startswith("#"):
                     k, v = line.rstrip("\n").split("=", 1)
                     self.vars[k] = v
+        if self.vars.get("REDIS_PORT") and self.redis_password:
+            REDIS_PASSWORDS[str(self.vars["REDIS_PORT"])] = self.redis_password
 
     def run_part(self, parts):
         """Runs `stack.sh up` for some parts only (e.g. restarting Debezium)."""
@@ -149,6 +170,28 @@ class Stack:
     def redis_port(self):
         return self.vars["REDIS_PORT"]
 
+    @property
+    def secrets(self):
+        """DIR/secrets.env: REDIS_ADMIN_PASSWORD, REDIS_DEBEZIUM_PASSWORD, REDIS_REPLICA_PASSWORD, and
+        CDCACHE_TOKEN once the folder was started with AUTH=1."""
+        return read_env_file(os.path.join(self.dir, "secrets.env"))
+
+    @property
+    def redis_password(self):
+        """The password of Redis's user default (the administrator), or None for a Redis without one."""
+        return self.secrets.get("REDIS_ADMIN_PASSWORD") or None
+
+    def supervisorctl(self, *args):
+        """supervisorctl on the stack's supervisord (scripts/stack.sh runs every part under it)."""
+        return subprocess.run(["supervisorctl", "-c", os.path.join(self.dir, "supervisord.conf"),
+                               *map(str, args)], capture_output=True, text=True).stdout
+
+    def program_pid(self, name):
+        """The pid supervisord has for a program (pg, pg-standby, redis, debezium, replica-N, nginx); 0
+        when it is not running."""
+        out = self.supervisorctl("pid", name).strip()
+        return int(out) if out.isdigit() else 0
+
     def psql(self, sql):
         r = subprocess.run(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
                             self.pg_port, "-U", "postgres", "-d", "cdcache", "-c", sql],
@@ -157,8 +200,12 @@ class Stack:
         return r.stdout.strip()
 
     def redis(self, *args):
-        r = subprocess.run(["redis-cli", "-p", self.redis_port, *map(str, args)], capture_output=True,
-                           text=True)
+        """redis-cli as the administrator (user default; REDISCLI_AUTH keeps the password off the command line)."""
+        env = dict(os.environ)
+        if self.redis_password:
+            env["REDISCLI_AUTH"] = self.redis_password
+        r = subprocess.run(["redis-cli", "--no-auth-warning", "-p", self.redis_port, *map(str, args)],
+                           capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()
 
@@ -170,9 +217,14 @@ class Stack:
 class Resp:
     """A minimal Redis client (RESP over one socket) for tests that write thousands of entries."""
 
-    def __init__(self, port):
+    def __init__(self, port, password=None, user="default"):
         self.sock = socket.create_connection(("127.0.0.1", int(port)))
         self.rfile = self.sock.makefile("rb")
+        password = password or REDIS_PASSWORDS.get(str(port))
+        if password:
+            reply = self.call("AUTH", user, password)
+            if reply != "OK":
+                raise RuntimeError(f"AUTH as {user} failed: {reply}")
 
     def send(self, *args):
         out = [b"*%d\r\n" % len(args)]
@@ -213,6 +265,10 @@ class Replica:
     def __init__(self, stack, replica_id="it-1", extra_yaml="", env=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # as the stack's Redis administrator (user default), as before Redis had ACL users; a test that
+        # wants another user sets CDCACHE_REDIS_URL / CDCACHE_REDIS_USERNAME / CDCACHE_REDIS_PASSWORD
+        password = stack.redis_password
+        redis_auth = f"default:{urllib.parse.quote(password, safe='')}@" if password else ""
         self.dir = tempfile.mkdtemp(prefix="cdcache-replica-")
         self.config = os.path.join(self.dir, "config.yaml")
         with open(self.config, "w") as f:
@@ -223,7 +279,7 @@ class Replica:
 postgres:
   conninfo: "postgresql://postgres@127.0.0.1:{stack.pg_port}/cdcache"
 redis:
-  url: "redis://127.0.0.1:{stack.redis_port}"
+  url: "redis://{redis_auth}127.0.0.1:{stack.redis_port}"
 cdc:
   replica_id: "{replica_id}"
   max_staleness_ms: 3000
