@@ -17,6 +17,8 @@
 #
 # Environment: REPLICAS (default 2), LB_PORT (default 8080; 0 = pick a free one), FRESH=1 (recreate the
 # database), PARTS (default "pg redis debezium replicas nginx": what `up` starts), BUILD_DIR (build),
+# NGINX_WORKERS (2), NGINX_KEEPALIVE (idle upstream connections per nginx worker; default REPLICA_THREADS
+# / (2 x NGINX_WORKERS), so idle balancer connections never hold more than half of a replica's threads),
 # STANDBY=1 (with pg: also a streaming standby of the primary, made with pg_basebackup -R under
 # DIR/pg-standby, port `pg_standby` in DIR/ports.env; the replicas then connect with a multi-host conninfo,
 # target_session_attrs=read-write, so that they follow a failover without a restart),
@@ -834,7 +836,13 @@ start_nginx() {
             echo "  fastcgi_temp_path $d/tmp/fcgi; uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;"
             echo "  upstream cdcache {"
             for i in $(seq 1 "$REPLICAS"); do echo "    server 127.0.0.1:$(saved_port "replica$i") max_fails=3 fail_timeout=5s;"; done
-            echo "    keepalive 64;"
+            # Each replica gives every connection a thread (civetweb): the idle connections nginx keeps
+            # (per worker, to any replica) must leave most of them free, or they hold every thread and
+            # nothing else gets in (issue 9: /health timed out for ~58 s after a burst). At most half of
+            # http.threads across the workers, and closed before the replica's keep-alive timeout (5 s)
+            # so nginx never sends on a connection the replica is closing.
+            echo "    keepalive ${NGINX_KEEPALIVE:-$(( ${REPLICA_THREADS:-16} / (2 * ${NGINX_WORKERS:-2}) > 0 ? ${REPLICA_THREADS:-16} / (2 * ${NGINX_WORKERS:-2}) : 1 ))};"
+            echo "    keepalive_timeout 4s;"
             echo "  }"
             echo "  server {"
             echo "    listen ${LB_HOST:-127.0.0.1}:$port;"

@@ -90,3 +90,19 @@ def test_stopped_debezium_means_bypass_within_the_bound_then_recovery(stack, rep
     for base in replicas:
         wait_until(lambda: (lambda r: r.header("x-cache") == "hit" and r.json()["name"] == "during outage")(
             request(base, "GET", f"/items/{item['id']}")), 60, what="caching resumes with the outage's write")
+
+
+def test_health_answers_directly_right_after_a_burst_through_the_balancer(stack, lb, replicas):
+    """nginx keeps idle upstream connections; with more of them than a replica has threads (civetweb: a
+    thread per connection), /health on the replica itself timed out for about a minute after a burst."""
+    import subprocess
+    item = create(lb)
+    subprocess.run(["wrk", "-t2", "-c128", "-d3s", f"{lb}/items/{item['id']}"], capture_output=True,
+                   timeout=60)
+    for base in replicas:
+        t0 = time.monotonic()
+        r = request(base, "GET", "/health", timeout=10)
+        took = time.monotonic() - t0
+        assert r.status == 200 and took < 2, f"{base}/health after the burst: {r.status} in {took:.1f}s"
+    report("e2e", "e2e: /health straight on each replica right after a 3 s burst of 128 connections "
+                  "through nginx: answered")
