@@ -964,6 +964,19 @@ replicas_running() {
 pg_q() { # pg_q PORT SQL
     psql -X -q -h 127.0.0.1 -p "$1" -U postgres -d cdcache -v ON_ERROR_STOP=1 -tAc "$2"
 }
+slot_lsn() { # slot_lsn PORT: the confirmed_flush_lsn of Debezium's slot (empty when there is none)
+    pg_q "$1" "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name='$SLOT'"
+}
+restart_debezium_clean() { # restart_debezium_clean WHAT PORT: the tail of failover and reset-source
+    # Debezium is stopped; its offsets name a slot that is gone, so they go too, and it starts without
+    # them (it creates the slot at the current WAL position). Replicas are not restarted.
+    redis_del "$1: deleting Debezium's offsets" "$OFFSETS_KEY" >/dev/null
+    say "$1: Debezium's offsets deleted ($OFFSETS_KEY; verified gone)"
+    start_debezium
+    say "$1: Debezium streaming, slot $SLOT at $(slot_lsn "$2")"
+    write_env
+    if replicas_running; then probe_pipeline; fi
+}
 
 fence_pg() { # fence_pg FOLDER: stops the cluster as a crash would (an immediate shutdown: no shutdown
     # checkpoint, no last WAL sent) and so that supervisord does not start it again. supervisorctl stop
@@ -1011,12 +1024,7 @@ failover() {
     save_port pg "$new"
     save_port pg_standby "$old"
     say "failover: standby promoted, now the primary on 127.0.0.1:$new ($dir/$newname); the old primary's folder is fenced (rebuilt as a standby by STANDBY=1 up)"
-    redis_del "failover: deleting Debezium's offsets" "$OFFSETS_KEY" >/dev/null
-    say "failover: Debezium's offsets deleted ($OFFSETS_KEY: they named the old primary's slot; verified gone)"
-    start_debezium
-    say "failover: Debezium streaming from the new primary (slot $SLOT: $(pg_q "$new" "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name='$SLOT'"))"
-    write_env
-    if replicas_running; then probe_pipeline; fi
+    restart_debezium_clean failover "$new" # its offsets named the old primary's slot
     say "failover done: DATABASE_URL=$(db_url); replicas not restarted (multi-host conninfo, target_session_attrs=read-write)"
 }
 
@@ -1029,17 +1037,12 @@ reset_source() {
     wait_for 30 "slot $SLOT to be released" sh -c \
         "psql -X -h 127.0.0.1 -p $port -U postgres -d cdcache -tAc \"SELECT count(*) FROM pg_replication_slots WHERE slot_name='$SLOT' AND active\" | grep -qx 0"
     if [ "$(pg_q "$port" "SELECT count(*) FROM pg_replication_slots WHERE slot_name='$SLOT'")" = 1 ]; then
-        say "reset-source: dropping slot $SLOT (confirmed_flush_lsn $(pg_q "$port" "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name='$SLOT'"))"
+        say "reset-source: dropping slot $SLOT (confirmed_flush_lsn $(slot_lsn "$port"))"
         pg_q "$port" "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null
     else
         say "reset-source: no slot $SLOT to drop"
     fi
-    redis_del "reset-source: deleting Debezium's offsets" "$OFFSETS_KEY" >/dev/null
-    say "reset-source: Debezium's offsets deleted ($OFFSETS_KEY; verified gone)"
-    start_debezium
-    say "reset-source: new slot $SLOT at $(pg_q "$port" "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name='$SLOT'")"
-    write_env
-    if replicas_running; then probe_pipeline; fi
+    restart_debezium_clean reset-source "$port"
     say "reset-source done; replicas not restarted"
 }
 

@@ -93,7 +93,7 @@ struct cdc {
     _Atomic int64_t heartbeat_mono_ms; /* last Debezium heartbeat (liveness only); 0 never */
     _Atomic bool vouch_logged;
     _Atomic uint64_t results[CDC_RESULT_COUNT];
-    _Atomic uint64_t heartbeats, watermarks, reconnects, gap_flushes, batches;
+    _Atomic uint64_t heartbeats, watermarks, reconnects, batches;
     _Atomic uint64_t trims, trimmed, groups_removed, consumers_removed;
     _Atomic uint64_t breaks[CDC_BREAK_COUNT];
     _Atomic int slot_state;        /* enum slot_state, written by the ticker */
@@ -221,7 +221,6 @@ static void continuity_break(struct cdc *cdc, enum cdc_break why, const char *de
     atomic_store(&cdc->chain_known_pub, false);
     cache_flush(cdc->cache);
     atomic_fetch_add(&cdc->breaks[why], 1);
-    atomic_fetch_add(&cdc->gap_flushes, 1);
     LOG_WARN("cdc: continuity broken (%s: %s): cache flushed; reads bypass until a watermark "
              "proves continuity again",
              cdc_break_name(why), detail);
@@ -916,15 +915,16 @@ void cdc_status(struct cdc *cdc, struct cdc_status *out)
                                 ? now_mono_ms() - atomic_load(&cdc->heartbeat_mono_ms)
                                 : -1;
     out->reconnects = atomic_load(&cdc->reconnects);
-    out->gap_flushes = atomic_load(&cdc->gap_flushes);
     out->batches = atomic_load(&cdc->batches);
     out->trims = atomic_load(&cdc->trims);
     out->trimmed = atomic_load(&cdc->trimmed);
     out->groups_removed = atomic_load(&cdc->groups_removed);
     out->consumers_removed = atomic_load(&cdc->consumers_removed);
     out->stream_length = atomic_load(&cdc->stream_length);
-    for (int i = 0; i < CDC_BREAK_COUNT; i++)
+    for (int i = 0; i < CDC_BREAK_COUNT; i++) {
         out->breaks[i] = atomic_load(&cdc->breaks[i]);
+        out->gap_flushes += out->breaks[i];
+    }
     out->chain_known = atomic_load(&cdc->chain_known_pub);
     out->chain_seq = atomic_load(&cdc->chain_seq_pub);
     out->slot_state = slot_state_names[atomic_load(&cdc->slot_state)];

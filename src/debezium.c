@@ -411,12 +411,3 @@ int dbz_decode_watermark(const struct dbz_field *fields, size_t n, struct dbz_wa
     }
     return 0;
 }
-
-int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_ms)
-{
-    struct dbz_watermark wm;
-    if (dbz_decode_watermark(fields, n, &wm))
-        return CDC_EDECODE;
-    *ts_ms = wm.ts_ms;
-    return 0;
-}

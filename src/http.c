@@ -584,26 +584,38 @@ static int request_class(const char *m)
     return -1;
 }
 
-static int dispatch(struct mg_connection *conn, void *cbdata)
+static bool is_ops_path(const char *uri)
+{
+    return strcmp(uri, "/health") == 0 || strcmp(uri, "/ready") == 0 ||
+           strcmp(uri, "/metrics") == 0;
+}
+
+/* Routes one request. admin: the admin listener, which serves the operations endpoints only. */
+static int route(struct mg_connection *conn, struct http_server *srv, bool admin)
 {
     struct request rq;
     const char *m, *uri;
     int64_t t0 = now_mono_ns();
+    int class;
 
     memset(&rq, 0, sizeof(rq));
     rq.conn = conn;
-    rq.srv = cbdata;
+    rq.srv = srv;
     rq.ri = mg_get_request_info(conn);
     rq.route = ROUTE_OTHER;
     m = rq.ri->request_method;
     uri = rq.ri->local_uri ? rq.ri->local_uri : "/";
+    class =
+        strncmp(uri, "/items", 6) == 0 && (uri[6] == '\0' || uri[6] == '/') ? request_class(m) : -1;
 
     if (rq.ri->num_headers >= MG_MAX_HEADERS) {
         /* civetweb keeps MG_MAX_HEADERS headers and drops the rest without a word: a request that
          * reaches the limit may have lost one (an If-Match), so it is refused, never run in part */
         send_problem(&rq, P_HEADERS, "too many header fields", NULL);
-    } else if ((strncmp(uri, "/items", 6) == 0 && (uri[6] == '\0' || uri[6] == '/')) &&
-               request_class(m) >= 0 && !authorized(&rq, request_class(m) == 1)) {
+    } else if (admin && !is_ops_path(uri)) {
+        send_problem(&rq, P_NO_ROUTE, "the admin listener serves /health, /ready and /metrics",
+                     NULL);
+    } else if (class >= 0 && !authorized(&rq, class == 1)) {
         /* answered */
     } else if (strcmp(uri, "/items") == 0 || strcmp(uri, "/items/") == 0) {
         if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
@@ -669,22 +681,20 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     return rq.status ? rq.status : 500;
 }
 
+static int dispatch(struct mg_connection *conn, void *cbdata)
+{
+    return route(conn, cbdata, false);
+}
+
+static int dispatch_admin(struct mg_connection *conn, void *cbdata)
+{
+    return route(conn, cbdata, true);
+}
+
 static int log_message(const struct mg_connection *conn, const char *message)
 {
     LOG_WARN("http: %s", message);
     return 1;
-}
-
-/* The admin listener answers the operations endpoints only. */
-static int dispatch_admin(struct mg_connection *conn, void *cbdata)
-{
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    const char *uri = ri->local_uri ? ri->local_uri : "/";
-
-    if (strcmp(uri, "/health") == 0 || strcmp(uri, "/ready") == 0 || strcmp(uri, "/metrics") == 0)
-        return dispatch(conn, cbdata);
-    mg_send_http_error(conn, 404, "%s", "the admin listener serves /health, /ready and /metrics");
-    return 404;
 }
 
 /* Starts one civetweb context on listen with nthreads workers. */

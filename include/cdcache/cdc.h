@@ -62,7 +62,8 @@ struct cdc_status {
     int64_t staleness_ms; /* since the pipeline was last heard from; -1 never */
     int64_t max_staleness_ms;
     uint64_t results[CDC_RESULT_COUNT];
-    uint64_t heartbeats, watermarks, reconnects, gap_flushes, batches;
+    uint64_t heartbeats, watermarks, reconnects, batches;
+    uint64_t gap_flushes;     /* continuity breaks, every reason (the sum of breaks[]) */
     int64_t heartbeat_age_ms; /* since Debezium's last heartbeat (liveness); -1 never */
     uint64_t trims, trimmed, groups_removed, consumers_removed; /* stream retention */
     int64_t stream_length;                                      /* -1 unknown */

@@ -67,11 +67,6 @@ struct dbz_watermark {
 /* Decodes a watermark or heartbeat entry. Returns 0, or CDC_EDECODE when it has no timestamp. */
 int dbz_decode_watermark(const struct dbz_field *fields, size_t n, struct dbz_watermark *wm);
 
-/* Decodes a Debezium heartbeat entry's value ({"ts_ms":...}) or a change event of any table (its
- * source.ts_ms, the commit time: used for watermark rows); writes the timestamp. Returns 0 or
- * CDC_EDECODE. */
-int dbz_decode_heartbeat(const struct dbz_field *fields, size_t n, int64_t *ts_ms);
-
 void dbz_event_clear(struct dbz_event *ev);
 
 /* Name of an op for logs and metrics ("c", "u", "d", "r", "t", "tombstone"). */

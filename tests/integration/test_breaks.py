@@ -1,6 +1,7 @@
 """Breaks in continuity against a real PostgreSQL and Redis (change entries and watermarks written in
 Debezium Server's format; tests/e2e does the same with the real Debezium). Each test leaves a replica
 holding a row whose change it can never see, and asserts it does not serve the old row as a hit."""
+import contextlib
 import json
 import os
 import signal
@@ -42,6 +43,22 @@ def assert_never_stale(r, item, version, seconds=3.0):
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def paused(r):
+    """The replica stopped (SIGSTOP) for the block: partitioned, it cannot react until it is back."""
+    r.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        r.proc.send_signal(signal.SIGCONT)
+
+
+def rename(stack, item, name):
+    """Changes the row with plain SQL (no replica sees it but through the stream); returns when."""
+    stack.psql(f"UPDATE inventory.items SET name = '{name}' WHERE id = {item}")
+    return time.monotonic()
+
+
 def breaks(r, reason):
     try:
         return r.metric(f'cdcache_cdc_continuity_breaks_total{{reason="{reason}"}}')
@@ -65,16 +82,12 @@ def test_group_removed_during_a_partition_flushes_on_reconnect(stack, heartbeats
     try:
         item = sql_insert(stack, "partition")
         cached(r, item)
-        r.proc.send_signal(signal.SIGSTOP)  # partitioned: it cannot react until it is back
-        try:
+        with paused(r):  # partitioned: it cannot react until it is back
             kill_clients(stack)
             for s in (STREAM, WATERMARK, HEARTBEAT):
                 stack.redis("XGROUP", "DESTROY", s, "cdcache-it-partition")
-            stack.psql(f"UPDATE inventory.items SET name = 'during the partition' WHERE id = {item}")
-            changed_at = time.monotonic()
+            changed_at = rename(stack, item, "during the partition")
             xadd_change(stack, item)
-        finally:
-            r.proc.send_signal(signal.SIGCONT)
         assert served_from_cache_again(r, item, changed_at).json()["name"] == "during the partition"
         wait_until(lambda: breaks(r, "group_missing") >= 1, 20, what="the break to be detected")
         assert_never_stale(r, item, 2)
@@ -89,10 +102,8 @@ def test_pending_entry_deleted_before_it_was_reread_flushes(stack, heartbeats):
     try:
         item = sql_insert(stack, "pending")
         cached(r, item)
-        r.proc.send_signal(signal.SIGSTOP)
-        try:
-            stack.psql(f"UPDATE inventory.items SET name = 'pending' WHERE id = {item}")
-            changed_at = time.monotonic()
+        with paused(r):
+            changed_at = rename(stack, item, "pending")
             entry = xadd_change(stack, item)
             # deliver it to the replica's own consumer (as if the reply was lost on the wire) ...
             stack.redis("XREADGROUP", "GROUP", "cdcache-it-pending", "it-pending", "COUNT", "100",
@@ -100,8 +111,6 @@ def test_pending_entry_deleted_before_it_was_reread_flushes(stack, heartbeats):
             # ... then delete it and break the replica's connection
             stack.redis("XDEL", STREAM, entry)
             kill_clients(stack)
-        finally:
-            r.proc.send_signal(signal.SIGCONT)
         assert served_from_cache_again(r, item, changed_at).json()["version"] == 2
         wait_until(lambda: breaks(r, "pending_gone") >= 1, 20, what="the break to be detected")
         assert_never_stale(r, item, 2)
@@ -118,8 +127,7 @@ def test_watermark_chain_gap_flushes(replica, stack, heartbeats):
     heartbeats.paused.set()
     try:
         time.sleep(0.5)
-        stack.psql(f"UPDATE inventory.items SET name = 'skipped' WHERE id = {item}")  # never streamed
-        changed_at = time.monotonic()
+        changed_at = rename(stack, item, "skipped")  # never streamed
         heartbeats.seq += 5  # links written meanwhile, lost with the reset
     finally:
         heartbeats.paused.clear()
@@ -150,8 +158,7 @@ def test_new_origin_flushes(replica, stack, heartbeats):
     before = breaks(replica, "source_origin")
     heartbeats.paused.set()
     time.sleep(0.5)
-    stack.psql(f"UPDATE inventory.items SET name = 'on the new primary' WHERE id = {item}")
-    changed_at = time.monotonic()
+    changed_at = rename(stack, item, "on the new primary")
     heartbeats.origin += 1
     heartbeats.paused.clear()
     assert served_from_cache_again(replica, item, changed_at).json()["name"] == "on the new primary"
@@ -163,8 +170,7 @@ def test_fresh_source_flushes(replica, stack, heartbeats):
     item = sql_insert(stack, "fresh")
     cached(replica, item)
     before = breaks(replica, "source_fresh")
-    stack.psql(f"UPDATE inventory.items SET name = 'after a fresh start' WHERE id = {item}")
-    changed_at = time.monotonic()
+    changed_at = rename(stack, item, "after a fresh start")
     other = sql_insert(stack, "other")
     now = int(time.time() * 1000)
     value = {"before": None, "after": None, "source": {"ts_ms": now, "sequence": '[null,"123"]'},
@@ -180,14 +186,10 @@ def test_xtrim_maxlen_0_while_paused_flushes(stack, heartbeats):
     try:
         item = sql_insert(stack, "xtrim")
         cached(r, item)
-        r.proc.send_signal(signal.SIGSTOP)
-        try:
-            stack.psql(f"UPDATE inventory.items SET name = 'trimmed away' WHERE id = {item}")
-            changed_at = time.monotonic()
+        with paused(r):
+            changed_at = rename(stack, item, "trimmed away")
             xadd_change(stack, item)
             stack.redis("XTRIM", STREAM, "MAXLEN", "0")
-        finally:
-            r.proc.send_signal(signal.SIGCONT)
         assert served_from_cache_again(r, item, changed_at).json()["name"] == "trimmed away"
         wait_until(lambda: breaks(r, "entries_removed") >= 1, 20, what="the trim to be seen")
         assert_never_stale(r, item, 2)
