@@ -4,7 +4,7 @@ STACK_DIR ?= .stack
 BUILD ?= build
 PYTEST ?= python3 -m pytest
 
-.PHONY: all build deps restart stop logs failover reset-source test test-unit test-sanitize test-integration test-e2e \
+.PHONY: all build deps restart stop logs failover reset-source rolling-restart test test-unit test-sanitize test-integration test-e2e \
         clean-reports check-consistency check-consistency-short bench \
         check-config fuzz fuzz-build fuzz-short format format-check clean
 
@@ -48,6 +48,11 @@ failover:
 
 reset-source:
 	@scripts/stack.sh reset-source $(STACK_DIR)
+
+# Restarts every replica of the running stack, one at a time, with no failed request through nginx
+# (README, "Operations").
+rolling-restart:
+	@scripts/stack.sh rolling-restart $(STACK_DIR)
 
 # Unit tests (plain and under ASan+UBSan and TSan), then integration tests against a throwaway
 # PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server, a short

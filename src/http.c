@@ -9,12 +9,18 @@
 #include "cdcache/reads.h"
 #include "cdcache/util.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,7 +30,10 @@ struct http_server {
         *admin; /* http.admin_listen: /health, /ready, /metrics on their own threads */
     struct reads *reads;
     struct auth *auth;
-    _Atomic bool draining; /* SIGTERM: /ready answers 503 while in-flight requests finish */
+    _Atomic bool draining; /* SIGTERM: /ready answers 503 and every answer closes its connection
+                            * while in-flight requests finish */
+    _Atomic int open_conns; /* connections of the main listener civetweb has open (http_stop waits
+                             * for them to end) */
     const struct config *cfg;
     struct cache *cache;
     struct db *db;
@@ -103,6 +112,10 @@ static void send_response(struct request *rq, int status, const char *ctype, con
         mg_response_header_add(rq->conn, "Content-Type", ctype, -1);
     snprintf(clen, sizeof(clen), "%zu", len);
     mg_response_header_add(rq->conn, "Content-Length", clen, -1);
+    /* A draining replica lets no connection go idle: a client (nginx) that reused one just as the
+     * replica stops would lose a request it cannot safely retry (a POST) */
+    if (atomic_load_explicit(&rq->srv->draining, memory_order_relaxed))
+        mg_response_header_add(rq->conn, "Connection", "close", -1);
     if (rq->extra_len)
         mg_response_header_add_lines(rq->conn, rq->extra);
     mg_response_header_send(rq->conn);
@@ -223,13 +236,15 @@ static const char *http_date(void)
 
 /* A cache hit's 200: the stored body behind headers built in one buffer and sent with one write, so
  * the hit path costs a lookup, a copy and a send. HTTP/1.1 only (keep-alive is its default);
- * anything else goes through civetweb's header functions. */
+ * anything else, and every answer of a draining replica (Connection: close), goes through
+ * civetweb's header functions. */
 static void send_hit(struct request *rq, const char *body, size_t len, int64_t version)
 {
     char buf[8192];
     int n;
 
-    if (strcmp(rq->ri->http_version, "1.1") != 0 || strcmp(rq->ri->request_method, "GET") != 0) {
+    if (strcmp(rq->ri->http_version, "1.1") != 0 || strcmp(rq->ri->request_method, "GET") != 0 ||
+        atomic_load_explicit(&rq->srv->draining, memory_order_relaxed)) {
         add_header(rq, "X-Cache", "hit");
         send_item(rq, 200, body, len, version, NULL);
         return;
@@ -697,6 +712,21 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* The main listener's open connections, counted for http_stop(). */
+static int conn_opened(const struct mg_connection *conn, void **conn_data)
+{
+    struct http_server *srv = mg_get_user_data(mg_get_context(conn));
+    (void)conn_data;
+    atomic_fetch_add(&srv->open_conns, 1);
+    return 0;
+}
+
+static void conn_closed(const struct mg_connection *conn)
+{
+    struct http_server *srv = mg_get_user_data(mg_get_context(conn));
+    atomic_fetch_sub(&srv->open_conns, 1);
+}
+
 /* Starts one civetweb context on listen with nthreads workers. */
 static struct mg_context *listen_on(const struct config *cfg, const char *listen, int64_t nthreads,
                                     mg_request_handler handler, struct http_server *srv)
@@ -723,6 +753,10 @@ static struct mg_context *listen_on(const struct config *cfg, const char *listen
     snprintf(keepalive, sizeof(keepalive), "%lld", (long long)cfg->http_keep_alive_timeout_ms);
     memset(&cb, 0, sizeof(cb));
     cb.log_message = log_message;
+    if (handler == dispatch) {
+        cb.init_connection = conn_opened;
+        cb.connection_closed = conn_closed;
+    }
     ctx = mg_start(&cb, srv, options);
     if (ctx)
         mg_set_request_handler(ctx, "/", handler, srv);
@@ -777,11 +811,88 @@ void http_drain(struct http_server *srv)
         atomic_store(&srv->draining, true);
 }
 
+/* Whether fd is a listening socket on one of ports. */
+static bool listens_on(int fd, const struct mg_server_port *ports, int n)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    int accepting = 0, port = -1;
+    socklen_t olen = sizeof(accepting);
+    struct stat st;
+
+    if (fstat(fd, &st) || !S_ISSOCK(st.st_mode) ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &olen) || !accepting ||
+        getsockname(fd, (struct sockaddr *)&sa, &len))
+        return false;
+    if (sa.ss_family == AF_INET)
+        port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    else if (sa.ss_family == AF_INET6)
+        port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    for (int i = 0; i < n; i++)
+        if (ports[i].port == port)
+            return true;
+    return false;
+}
+
+/* Stops the main listener accepting while its connections are still served. civetweb has no call for
+ * it short of mg_stop(), which also cuts the idle keep-alive connections a balancer may be sending
+ * a request on at that moment (one it may not pass to another replica, a POST). So each listening
+ * socket's descriptor is pointed (dup2) at a non-blocking placeholder nobody connects to, and the
+ * socket itself is shut down through a copy: from then on a connect is refused, which a balancer
+ * safely retries elsewhere (nothing was sent). civetweb's accept loop, woken by the shutdown, finds
+ * nothing to accept on the placeholder, polls it until mg_stop() and closes it there. Returns how
+ * many listening sockets were stopped. */
+static int stop_accepting(struct http_server *srv)
+{
+    struct mg_server_port ports[8];
+    int n = mg_get_server_ports(srv->ctx, 8, ports), stopped = 0;
+    DIR *d;
+    struct dirent *e;
+
+    if (n <= 0 || !(d = opendir("/proc/self/fd")))
+        return 0;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name), ph, keep = -1;
+        struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+        if (fd <= 2 || fd == dirfd(d) || !listens_on(fd, ports, n))
+            continue;
+        ph = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (ph < 0 || bind(ph, (struct sockaddr *)&lo, sizeof(lo)) || listen(ph, 1) ||
+            (keep = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0 || dup2(ph, fd) < 0) {
+            LOG_WARN("drain: cannot stop accepting on fd %d; stopping outright", fd);
+        } else {
+            shutdown(keep, SHUT_RDWR);
+            stopped++;
+        }
+        if (keep >= 0)
+            close(keep);
+        if (ph >= 0)
+            close(ph);
+    }
+    closedir(d);
+    return stopped;
+}
+
 void http_stop(struct http_server *srv)
 {
+    int64_t deadline;
+
     if (!srv)
         return;
+    /* Refuse new connections, then let the open ones end: a balancer that was sent Connection: close
+     * drops them, idle ones time out at its own idle timeout (shorter than http.keep_alive_timeout_ms
+     * by the rule in the README). Whatever is left then is cut by mg_stop(). */
+    atomic_store(&srv->draining, true);
+    if (stop_accepting(srv) > 0) {
+        deadline = now_mono_ns() + (srv->cfg->http_keep_alive_timeout_ms + 1000) * 1000000;
+        while (atomic_load(&srv->open_conns) > 0 && now_mono_ns() < deadline)
+            usleep(10000);
+        LOG_INFO("drain: stopped accepting; %d connection(s) still open",
+                 atomic_load(&srv->open_conns));
+    }
     mg_stop(srv->ctx);
+    LOG_INFO("http: stopped");
     if (srv->admin)
         mg_stop(srv->admin);
     reads_destroy(srv->reads);

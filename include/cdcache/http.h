@@ -19,10 +19,12 @@ struct http_server;
  * http_stop()) or NULL with the reason in err. */
 struct http_server *http_start(const struct config *cfg, struct cache *cache, struct db *db,
                                struct cdc *cdc, struct metrics *metrics, char *err, size_t errlen);
-/* Marks the server as draining: /ready answers 503 from now on, everything else is still served.
- * Thread-safe. NULL-safe. */
+/* Marks the server as draining: /ready answers 503 from now on, everything else is still served,
+ * each answer closing its connection. Thread-safe. NULL-safe. */
 void http_drain(struct http_server *srv);
-/* Stops accepting, waits for in-flight requests, and frees the server. NULL-safe. */
+/* Drains (http_drain), stops accepting (connects are refused), waits up to
+ * http.keep_alive_timeout_ms + 1 s for the open connections to end, stops (in-flight requests
+ * finish) and frees the server. NULL-safe. */
 void http_stop(struct http_server *srv);
 
 #endif

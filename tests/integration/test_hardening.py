@@ -158,7 +158,7 @@ def test_pages_are_bounded_in_bytes(stack, heartbeats):
 
 
 def test_bypassing_is_ready_and_draining_is_not(stack, heartbeats):
-    r = Replica(stack, "it-drain", env={"CDCACHE_HTTP_SHUTDOWN_DELAY_MS": "3000"}).start()
+    r = Replica(stack, "it-drain", env={"CDCACHE_HTTP_SHUTDOWN_DELAY_MS": "5000"}).start()
     try:
         heartbeats.paused.set()  # the pipeline falls silent: reads bypass, still correct
         try:
@@ -167,10 +167,19 @@ def test_bypassing_is_ready_and_draining_is_not(stack, heartbeats):
             assert r.get("/ready").status == 200
         finally:
             heartbeats.paused.clear()
+        item = sql_insert(stack, "drain")
+        wait_until(lambda: r.get(f"/items/{item}").header("X-Cache") == "hit", 15, what="a cache hit")
         r.proc.send_signal(signal.SIGTERM)
         wait_until(lambda: r.get("/ready").status == 503, 3, what="not ready once draining")
         assert r.get("/ready").json()["draining"] is True
         assert r.get("/health").status == 200, "still answering while it drains"
+        # a draining replica lets no connection go idle (a balancer reusing one as it stops could lose a
+        # POST): every answer closes its connection, cache hits included
+        for path in ("/health", f"/items/{item}", "/items/0", "/items?limit=1"):
+            got = raw(r, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert got.startswith(b"HTTP/1.1 ") and b"\r\nConnection: close\r\n" in got, (path, got[:300])
+            if path == f"/items/{item}":
+                assert b"\r\nX-Cache: hit\r\n" in got, got[:300]
         assert r.proc.wait(15) == 0, "exits 0 after the drain"
     finally:
         r.stop()
