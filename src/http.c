@@ -30,8 +30,8 @@ struct http_server {
         *admin; /* http.admin_listen: /health, /ready, /metrics on their own threads */
     struct reads *reads;
     struct auth *auth;
-    _Atomic bool draining; /* SIGTERM: /ready answers 503 and every answer closes its connection
-                            * while in-flight requests finish */
+    _Atomic bool draining;  /* SIGTERM: /ready answers 503 and every answer closes its connection
+                             * while in-flight requests finish */
     _Atomic int open_conns; /* connections of the main listener civetweb has open (http_stop waits
                              * for them to end) */
     const struct config *cfg;
@@ -834,14 +834,14 @@ static bool listens_on(int fd, const struct mg_server_port *ports, int n)
     return false;
 }
 
-/* Stops the main listener accepting while its connections are still served. civetweb has no call for
- * it short of mg_stop(), which also cuts the idle keep-alive connections a balancer may be sending
- * a request on at that moment (one it may not pass to another replica, a POST). So each listening
- * socket's descriptor is pointed (dup2) at a non-blocking placeholder nobody connects to, and the
- * socket itself is shut down through a copy: from then on a connect is refused, which a balancer
- * safely retries elsewhere (nothing was sent). civetweb's accept loop, woken by the shutdown, finds
- * nothing to accept on the placeholder, polls it until mg_stop() and closes it there. Returns how
- * many listening sockets were stopped. */
+/* Stops the main listener accepting while its connections are still served. civetweb has no call
+ * for it short of mg_stop(), which also cuts the idle keep-alive connections a balancer may be
+ * sending a request on at that moment (one it may not pass to another replica, a POST). So each
+ * listening socket's descriptor is pointed (dup2) at a non-blocking placeholder nobody connects to,
+ * and the socket itself is shut down through a copy: from then on a connect is refused, which a
+ * balancer safely retries elsewhere (nothing was sent). civetweb's accept loop, woken by the
+ * shutdown, finds nothing to accept on the placeholder, polls it until mg_stop() and closes it
+ * there. Returns how many listening sockets were stopped. */
 static int stop_accepting(struct http_server *srv)
 {
     struct mg_server_port ports[8];
@@ -880,9 +880,10 @@ void http_stop(struct http_server *srv)
 
     if (!srv)
         return;
-    /* Refuse new connections, then let the open ones end: a balancer that was sent Connection: close
-     * drops them, idle ones time out at its own idle timeout (shorter than http.keep_alive_timeout_ms
-     * by the rule in the README). Whatever is left then is cut by mg_stop(). */
+    /* Refuse new connections, then let the open ones end: a balancer that was sent Connection:
+     * close drops them, idle ones time out at its own idle timeout (shorter than
+     * http.keep_alive_timeout_ms by the rule in the README). Whatever is left then is cut by
+     * mg_stop(). */
     atomic_store(&srv->draining, true);
     if (stop_accepting(srv) > 0) {
         deadline = now_mono_ns() + (srv->cfg->http_keep_alive_timeout_ms + 1000) * 1000000;
