@@ -124,8 +124,11 @@ def test_unknown_figures_are_absent(stack):
         names = series_names(text)
         assert "cdcache_stream_length" not in names
         assert "cdcache_cdc_lag_seconds" not in names
+        assert "cdcache_stream_group_lag" not in names
+        # this stack has no Debezium, so no slot: its status is known (missing), its WAL is not
         assert "cdcache_slot_retained_wal_bytes" not in names
-        assert "cdcache_slot_wal_status" not in names
+        wait_until(lambda: 'cdcache_slot_wal_status{status="missing"} 1' in metrics_text(r.url), 30,
+                   what="the slot to be looked up")
         # what is known is still there
         assert "cdcache_cdc_vouching" in names and "cdcache_cdc_attached" in names
         p = promtool("check", "metrics", stdin=text)
@@ -140,9 +143,12 @@ def test_known_figures_appear_once_known(stack, replica):
                what="the lag to be rendered")
     wait_until(lambda: "cdcache_stream_length" in series_names(metrics_text(replica.url)), 60,
                what="the stream length to be rendered")
+    wait_until(lambda: "cdcache_stream_group_lag" in series_names(metrics_text(replica.url)), 60,
+               what="the group's lag to be rendered")
     values = dict(samples(metrics_text(replica.url)))
     assert values["cdcache_cdc_lag_seconds"] >= 0
     assert values["cdcache_stream_length"] >= 0
+    assert values["cdcache_stream_group_lag"] >= 0
 
 
 # ------------------------------------------------------------------ the consumer's Redis connection
