@@ -4,7 +4,7 @@ STACK_DIR ?= .stack
 BUILD ?= build
 PYTEST ?= python3 -m pytest
 
-.PHONY: all build deps restart stop logs failover reset-source rolling-restart test test-unit test-sanitize test-integration test-e2e \
+.PHONY: all build deps restart stop logs observe failover reset-source rolling-restart test test-unit test-sanitize test-integration test-e2e \
         clean-reports check-consistency check-consistency-short bench \
         check-config fuzz fuzz-build fuzz-short format format-check clean
 
@@ -36,10 +36,17 @@ restart: deps build
 	  echo "  supervisor: supervisorctl -c $$SUPERVISOR_CONF status"
 
 stop:
+	@scripts/observe.sh down $(STACK_DIR)
 	@scripts/stack.sh down $(STACK_DIR)
 
 logs:
 	@scripts/stack.sh logs $(STACK_DIR)
+
+# Prometheus (Debian's binary, our own process) scraping every replica of the running stack and loading
+# deploy/prometheus/alerts.yaml; prints its URL. Run again after make restart; make stop stops it. See
+# scripts/observe.sh (PROMETHEUS_PORT_BASE, default 19090).
+observe: deps
+	@scripts/observe.sh up $(STACK_DIR)
 
 # Operations on the running native stack (README, "Consistency guarantees"): promote the streaming standby
 # that STANDBY=1 make restart started, or reset Debezium's source (new slot, offsets cleared).

@@ -9,7 +9,8 @@ what=${1:-all}
 build_pkgs=(build-essential meson ninja-build pkg-config libpq-dev libhiredis-dev libcivetweb-dev
             libcjson-dev libcyaml-dev libcriterion-dev)
 stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl maven procps wrk gnuplot-nox supervisor)
-tool_pkgs=(clang libclang-rt-14-dev clang-format)
+# prometheus: promtool checks /metrics and the alert rules; `make observe` runs the binary itself
+tool_pkgs=(clang libclang-rt-14-dev clang-format prometheus)
 
 missing=()
 want=("${build_pkgs[@]}")
@@ -25,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo_ apt-get update -q >/dev/null || true
     $sudo_ apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts the packaged services; the project runs its own on private ports instead.
-    for svc in redis-server nginx postgresql supervisor; do
+    for svc in redis-server nginx postgresql supervisor prometheus prometheus-node-exporter; do
         $sudo_ service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

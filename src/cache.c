@@ -670,25 +670,37 @@ void cache_metrics_render(struct cache *c, struct metrics_page *p)
     char lab[64];
 
     cache_stats(c, &cs);
-    metrics_scalar(p, "cdcache_cache_hits_total", "counter", NULL, (double)cs.hits);
-    metrics_scalar(p, "cdcache_cache_negative_hits_total", "counter", NULL,
+    metrics_scalar(p, "cdcache_cache_hits_total", "counter", "Reads answered from a cached item.",
+                   (double)cs.hits);
+    metrics_scalar(p, "cdcache_cache_negative_hits_total", "counter",
+                   "Reads answered 404 from a cached absence (negative entry).",
                    (double)cs.negative_hits);
-    metrics_scalar(p, "cdcache_cache_misses_total", "counter", NULL, (double)cs.misses);
+    metrics_scalar(p, "cdcache_cache_misses_total", "counter",
+                   "Reads the cache could not answer (filled from PostgreSQL).", (double)cs.misses);
     metrics_scalar(p, "cdcache_cache_evictions_total", "counter",
                    "Entries evicted to stay within the byte bound.", (double)cs.evictions);
     metrics_scalar(p, "cdcache_cache_invalidations_total", "counter",
                    "Entries removed by change events, deletes and writes.",
                    (double)cs.invalidations);
-    metrics_scalar(p, "cdcache_cache_flushes_total", "counter", NULL, (double)cs.flushes);
-    metrics_scalar(p, "cdcache_cache_fills_total", "counter", NULL, (double)cs.fills);
-    metrics_scalar(p, "cdcache_cache_refreshes_total", "counter", NULL, (double)cs.refreshes);
+    metrics_scalar(p, "cdcache_cache_flushes_total", "counter",
+                   "Whole-cache flushes (truncates and continuity breaks).", (double)cs.flushes);
+    metrics_scalar(p, "cdcache_cache_fills_total", "counter",
+                   "Entries installed from PostgreSQL after a miss.", (double)cs.fills);
+    metrics_scalar(p, "cdcache_cache_refreshes_total", "counter",
+                   "Entries replaced by a newer after-image from the change stream.",
+                   (double)cs.refreshes);
     metrics_scalar(p, "cdcache_cache_fill_waits_total", "counter",
                    "Misses that waited for another fill of the same key.", (double)cs.fill_waits);
-    metrics_scalar(p, "cdcache_cache_fill_wait_timeouts_total", "counter", NULL,
+    metrics_scalar(p, "cdcache_cache_fill_wait_timeouts_total", "counter",
+                   "Misses that gave up waiting for another fill and read PostgreSQL.",
                    (double)cs.fill_wait_timeouts);
-    metrics_scalar(p, "cdcache_cache_entries", "gauge", NULL, (double)cs.entries);
-    metrics_scalar(p, "cdcache_cache_bytes", "gauge", NULL, (double)cs.bytes);
-    metrics_scalar(p, "cdcache_cache_max_bytes", "gauge", NULL, (double)cs.max_bytes);
+    metrics_scalar(p, "cdcache_cache_entries", "gauge",
+                   "Entries in the cache, negative ones included.", (double)cs.entries);
+    metrics_scalar(p, "cdcache_cache_bytes", "gauge",
+                   "Bytes the cache's entries take (counted against cache.max_bytes).",
+                   (double)cs.bytes);
+    metrics_scalar(p, "cdcache_cache_max_bytes", "gauge",
+                   "The cache's byte bound (cache.max_bytes).", (double)cs.max_bytes);
     metrics_family(p, "cdcache_cache_fill_rejections_total", "counter",
                    "Fills not installed, by reason.");
     for (int k = 0; k < CACHE_REJECT_COUNT; k++) {

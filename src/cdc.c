@@ -101,6 +101,7 @@ struct cdc {
     _Atomic bool chain_known_pub;  /* copies of the chain state for /ready */
     _Atomic int64_t chain_seq_pub;
     _Atomic int64_t stream_length;
+    _Atomic int64_t group_lag; /* XINFO GROUPS lag of our group; -1 unknown (never rendered) */
 
     pthread_mutex_t status_lock; /* guards last_error */
     char last_error[200];
@@ -192,6 +193,7 @@ struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct db 
     pthread_mutex_init(&cdc->status_lock, NULL);
     atomic_store(&cdc->vouch_logged, true);
     atomic_store(&cdc->stream_length, -1);
+    atomic_store(&cdc->group_lag, -1);
     atomic_store(&cdc->slot_retained, -1);
     cdc->test_gate = getenv("CDCACHE_TEST_CDC_GATE");
     if (getenv("CDCACHE_TEST_CDC_DELAY_MS"))
@@ -281,6 +283,26 @@ static int ensure_groups(struct cdc *cdc, redisContext *ctx, bool reposition, bo
     return 0;
 }
 
+/* CLIENT SETNAME cdcache-<replica_id>, so CLIENT LIST, the slow log and ACL LOG name the replica
+ * whose consumer (and, on the same connection, retention) a command came from. config.c limits
+ * replica ids to letters, digits, '-', '_' and '.', all valid in a client name. The name is only
+ * a label: a Redis that refuses it (an ACL without +client|setname) gets a warning, and the
+ * consumer carries on. */
+static void name_connection(struct cdc *cdc, redisContext *ctx)
+{
+    char name[sizeof(cdc->consumer) + 16];
+    const char *argv[3] = {"CLIENT", "SETNAME", name};
+    redisReply *r;
+    int n = snprintf(name, sizeof(name), "cdcache-%s", cdc->cfg->cdc_replica_id);
+
+    assert(n > 0 && (size_t)n < sizeof(name)); /* replica ids fit cdc->consumer (cdc_create) */
+    (void)n;
+    r = redisCommandArgv(ctx, 3, argv, NULL);
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        LOG_WARN("cdc: CLIENT SETNAME %s failed: %s", name, r ? r->str : ctx->errstr);
+    freeReplyObject(r);
+}
+
 static redisContext *connect_redis(struct cdc *cdc)
 {
     int64_t t = cdc->cfg->redis_timeout_ms;
@@ -311,6 +333,7 @@ static redisContext *connect_redis(struct cdc *cdc)
         }
         freeReplyObject(r);
     }
+    name_connection(cdc, ctx);
     /* The read timeout must outlast XREADGROUP's BLOCK. */
     t += cdc->cfg->cdc_block_ms;
     rtv.tv_sec = (time_t)(t / 1000);
@@ -356,13 +379,19 @@ static void check_gap(struct cdc *cdc, redisContext *ctx)
     struct stream_id last = {0, 0}, probe = {0, 0}, zero = {0, 0};
     bool found = false, gap = false;
 
+    atomic_store(&cdc->group_lag, -1); /* until this check reads it */
     if (!info || info->type != REDIS_REPLY_ARRAY || !groups || groups->type != REDIS_REPLY_ARRAY)
         goto out;
     for (size_t i = 0; i < groups->elements && !found; i++) {
         const redisReply *name = stream_map_get(groups->element[i], "name");
         const redisReply *ld = stream_map_get(groups->element[i], "last-delivered-id");
+        const redisReply *lag = stream_map_get(groups->element[i], "lag");
         found = name && name->type == REDIS_REPLY_STRING && strcmp(name->str, cdc->group) == 0 &&
                 ld && ld->type == REDIS_REPLY_STRING && stream_id_parse(ld->str, &last);
+        /* lag is nil when Redis cannot tell (entries deleted past the group): unknown, not 0 */
+        if (found)
+            atomic_store(&cdc->group_lag,
+                         lag && lag->type == REDIS_REPLY_INTEGER ? lag->integer : -1);
     }
     if (!found)
         goto out;
@@ -786,6 +815,7 @@ static void *consumer_main(void *arg)
         prefetched = false;
         acks_owed = 0;
         atomic_store(&cdc->attached, false);
+        atomic_store(&cdc->group_lag, -1); /* read again once attached */
         atomic_fetch_add(&cdc->reconnects, 1);
     }
     redisFree(ctx);
@@ -921,6 +951,7 @@ void cdc_status(struct cdc *cdc, struct cdc_status *out)
     out->groups_removed = atomic_load(&cdc->groups_removed);
     out->consumers_removed = atomic_load(&cdc->consumers_removed);
     out->stream_length = atomic_load(&cdc->stream_length);
+    out->group_lag = atomic_load(&cdc->group_lag);
     for (int i = 0; i < CDC_BREAK_COUNT; i++) {
         out->breaks[i] = atomic_load(&cdc->breaks[i]);
         out->gap_flushes += out->breaks[i];
@@ -948,17 +979,25 @@ void cdc_metrics_render(struct cdc *cdc, struct metrics_page *p)
         snprintf(lab, sizeof(lab), "result=\"%s\"", cdc_result_name((enum cdc_result)k));
         metrics_sample(p, "cdcache_cdc_events_total", lab, (double)r[k]);
     }
-    metrics_scalar(p, "cdcache_cdc_events_applied_total", "counter", NULL,
+    metrics_scalar(p, "cdcache_cdc_events_applied_total", "counter",
+                   "Change events that refreshed or evicted entries (refreshed, evicted, absent, "
+                   "incomplete, truncate).",
                    (double)(r[CDC_RESULT_REFRESHED] + r[CDC_RESULT_EVICTED] + r[CDC_RESULT_ABSENT] +
                             r[CDC_RESULT_INCOMPLETE] + r[CDC_RESULT_TRUNCATE]));
-    metrics_scalar(p, "cdcache_cdc_events_ignored_total", "counter", NULL,
+    metrics_scalar(p, "cdcache_cdc_events_ignored_total", "counter",
+                   "Change events ignored: no newer than the cache, or tombstones.",
                    (double)(r[CDC_RESULT_STALE] + r[CDC_RESULT_TOMBSTONE]));
-    metrics_scalar(p, "cdcache_cdc_events_poison_total", "counter", NULL,
-                   (double)r[CDC_RESULT_POISON]);
-    metrics_scalar(p, "cdcache_cdc_heartbeats_total", "counter", NULL, (double)st.heartbeats);
+    metrics_scalar(
+        p, "cdcache_cdc_events_poison_total", "counter",
+        "Stream entries that could not be decoded (acknowledged, logged, their key evicted).",
+        (double)r[CDC_RESULT_POISON]);
+    metrics_scalar(p, "cdcache_cdc_heartbeats_total", "counter",
+                   "Debezium heartbeats read (liveness only).", (double)st.heartbeats);
     metrics_scalar(p, "cdcache_cdc_watermarks_total", "counter",
                    "Watermark-row changes read (they vouch for freshness).", (double)st.watermarks);
-    metrics_scalar(p, "cdcache_cdc_reconnects_total", "counter", NULL, (double)st.reconnects);
+    metrics_scalar(p, "cdcache_cdc_reconnects_total", "counter",
+                   "Times the consumer lost its Redis connection and started over.",
+                   (double)st.reconnects);
     metrics_scalar(p, "cdcache_cdc_gap_flushes_total", "counter",
                    "Cache flushes because continuity was broken (every reason).",
                    (double)st.gap_flushes);
@@ -968,25 +1007,41 @@ void cdc_metrics_render(struct cdc *cdc, struct metrics_page *p)
         snprintf(lab, sizeof(lab), "reason=\"%s\"", cdc_break_name((enum cdc_break)k));
         metrics_sample(p, "cdcache_cdc_continuity_breaks_total", lab, (double)st.breaks[k]);
     }
-    metrics_scalar(p, "cdcache_cdc_attached", "gauge", NULL, st.attached ? 1 : 0);
+    metrics_scalar(p, "cdcache_cdc_attached", "gauge",
+                   "1 while the consumer is connected to Redis with its group in place.",
+                   st.attached ? 1 : 0);
     metrics_scalar(p, "cdcache_cdc_vouching", "gauge",
                    "1 when reads may be served from the cache, 0 while bypassing.",
                    st.vouching ? 1 : 0);
-    metrics_scalar(p, "cdcache_cdc_lag_seconds", "gauge",
-                   "Time since the pipeline last vouched for freshness (-1: never).",
-                   st.staleness_ms < 0 ? -1.0 : (double)st.staleness_ms / 1000.0);
-    metrics_scalar(p, "cdcache_cdc_max_staleness_seconds", "gauge", NULL,
+    /* Unknown figures are absent, not -1: a sentinel would read as a real value in any rate(),
+     * max() or alert threshold. */
+    if (st.staleness_ms >= 0)
+        metrics_scalar(p, "cdcache_cdc_lag_seconds", "gauge",
+                       "Time since the pipeline last vouched for freshness (absent: never since "
+                       "start or the last continuity break).",
+                       (double)st.staleness_ms / 1000.0);
+    metrics_scalar(p, "cdcache_cdc_max_staleness_seconds", "gauge",
+                   "The longest the replica serves from its cache without being vouched for "
+                   "(cdc.max_staleness_ms).",
                    (double)st.max_staleness_ms / 1000.0);
     metrics_scalar(p, "cdcache_stream_trims_total", "counter",
                    "Retention passes this replica ran holding the trim lock.", (double)st.trims);
-    metrics_scalar(p, "cdcache_stream_trimmed_entries_total", "counter", NULL, (double)st.trimmed);
+    metrics_scalar(p, "cdcache_stream_trimmed_entries_total", "counter",
+                   "Entries removed from the streams by this replica's retention passes.",
+                   (double)st.trimmed);
     metrics_scalar(p, "cdcache_stream_groups_removed_total", "counter",
                    "Consumer groups of gone replicas deleted.", (double)st.groups_removed);
-    metrics_scalar(p, "cdcache_stream_consumers_removed_total", "counter", NULL,
-                   (double)st.consumers_removed);
-    metrics_scalar(p, "cdcache_stream_length", "gauge",
-                   "Entries in the change stream (-1: unknown).", (double)st.stream_length);
-    /* the slot's figures are absent, not -1, until they are known */
+    metrics_scalar(p, "cdcache_stream_consumers_removed_total", "counter",
+                   "Idle consumers of gone replicas deleted.", (double)st.consumers_removed);
+    if (st.stream_length >= 0)
+        metrics_scalar(p, "cdcache_stream_length", "gauge",
+                       "Entries in the change stream (absent until a retention pass read it).",
+                       (double)st.stream_length);
+    if (st.group_lag >= 0)
+        metrics_scalar(p, "cdcache_stream_group_lag", "gauge",
+                       "Entries of the change stream not yet delivered to this replica's consumer "
+                       "group (XINFO GROUPS lag; absent when Redis cannot tell).",
+                       (double)st.group_lag);
     if (st.slot_retained_bytes >= 0)
         metrics_scalar(p, "cdcache_slot_retained_wal_bytes", "gauge",
                        "WAL PostgreSQL keeps for Debezium's replication slot (cdc.slot_name).",

@@ -568,12 +568,17 @@ void db_metrics_render(struct db *db, struct metrics_page *p)
         snprintf(lab, sizeof(lab), "statement=\"%s\"", db_statement_name((enum db_statement)k));
         metrics_sample(p, "cdcache_db_queries_total", lab, (double)ds.queries[k]);
     }
-    metrics_scalar(p, "cdcache_db_errors_total", "counter", NULL, (double)ds.errors);
+    metrics_scalar(p, "cdcache_db_errors_total", "counter",
+                   "Statements that failed (connection or query errors).", (double)ds.errors);
     metrics_scalar(p, "cdcache_db_pool_waits_total", "counter",
                    "Statements that waited for a pooled connection.", (double)ds.pool_waits);
-    metrics_scalar(p, "cdcache_db_pool_timeouts_total", "counter", NULL, (double)ds.pool_timeouts);
-    metrics_scalar(p, "cdcache_db_pool_connections", "gauge", NULL, (double)ds.pool_open);
-    metrics_scalar(p, "cdcache_db_pool_idle", "gauge", NULL, (double)ds.pool_idle);
+    metrics_scalar(p, "cdcache_db_pool_timeouts_total", "counter",
+                   "Statements that gave up waiting for a pooled connection.",
+                   (double)ds.pool_timeouts);
+    metrics_scalar(p, "cdcache_db_pool_connections", "gauge",
+                   "Open PostgreSQL connections in the pool.", (double)ds.pool_open);
+    metrics_scalar(p, "cdcache_db_pool_idle", "gauge", "Idle PostgreSQL connections in the pool.",
+                   (double)ds.pool_idle);
 }
 
 int db_watermark_tick(struct db *db, int64_t min_gap_ms)

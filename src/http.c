@@ -6,6 +6,7 @@
 #include "cdcache/body.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
+#include "cdcache/process.h"
 #include "cdcache/reads.h"
 #include "cdcache/util.h"
 
@@ -562,6 +563,7 @@ static void metrics_page(struct request *rq)
     if (rq->srv->cdc)
         cdc_metrics_render(rq->srv->cdc, &p);
     db_metrics_render(rq->srv->db, &p);
+    process_metrics_render(&p);
     if (p.rc == 0)
         send_response(rq, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     else

@@ -67,6 +67,7 @@ struct cdc_status {
     int64_t heartbeat_age_ms; /* since Debezium's last heartbeat (liveness); -1 never */
     uint64_t trims, trimmed, groups_removed, consumers_removed; /* stream retention */
     int64_t stream_length;                                      /* -1 unknown */
+    int64_t group_lag;                /* entries not yet delivered to our group; -1 unknown */
     uint64_t breaks[CDC_BREAK_COUNT]; /* continuity breaks by reason (each flushed the cache) */
     bool chain_known;                 /* a watermark since the last break set the chain's base */
     int64_t chain_seq;                /* the watermark chain's last sequence number */

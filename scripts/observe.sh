@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# `make observe`: a Prometheus of our own for a running native stack (scripts/stack.sh), scraping every
+# replica listed in the stack folder's stack.env (REPLICA_URLS) and loading deploy/prometheus/alerts.yaml.
+#
+#   observe.sh up   DIR   start it, or, when it runs, rewrite its targets and config from DIR/stack.env and
+#                         reload it (run it again after `make restart` changed the replicas)
+#   observe.sh down DIR   stop it
+#
+# Everything lives in DIR/prometheus: prometheus.yml, targets.json (file service discovery, job
+# "cdcache", one target a replica, labelled replica="replica-N"), data/ (the TSDB, 7 days), prometheus.log,
+# prometheus.pid. It is Debian's `prometheus` binary (make deps installs it) run as a plain process of
+# ours, not the packaged service, listening on 127.0.0.1 only.
+#
+# Environment: PROMETHEUS_PORT_BASE (default 19090, below the kernel's ephemeral range; 0 = let the
+# kernel pick, as the tests do): the port saved in DIR/ports.env (prometheus=PORT) if it is free, else the
+# first free one from the base, skipping the ephemeral range. SCRAPE_INTERVAL (default 5s).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cmd=${1:-}
+dir=${2:-}
+usage() { echo "usage: observe.sh up|down DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || usage
+say() { printf 'observe: %s\n' "$*" >&2; }
+die() { printf 'observe: error: %s\n' "$*" >&2; exit 1; }
+
+if [ ! -d "$dir" ]; then
+    [ "$cmd" = down ] && exit 0 # nothing was started there
+    die "no stack folder $dir: start the stack first (make restart)"
+fi
+dir=$(cd "$dir" && pwd)
+pdir=$dir/prometheus
+pidfile=$pdir/prometheus.pid
+RULES=$here/deploy/prometheus/alerts.yaml
+PROMETHEUS=${PROMETHEUS:-prometheus}
+
+running_pid() { # the pid of our Prometheus for this folder, or nothing
+    local pid
+    pid=$(cat "$pidfile" 2>/dev/null) || return 0
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    # a recycled pid is someone else's: ours names our config on its command line
+    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--config.file=$pdir/prometheus.yml" || return 0
+    echo "$pid"
+}
+
+saved_port() { grep -s '^prometheus=' "$dir/ports.env" | cut -d= -f2 || true; }
+save_port() { touch "$dir/ports.env"; sed -i '/^prometheus=/d' "$dir/ports.env"; echo "prometheus=$1" >> "$dir/ports.env"; }
+
+pick_port() { # pick_port [FAILED]: the saved port if free, else a free one (see PROMETHEUS_PORT_BASE)
+    python3 - "${PROMETHEUS_PORT_BASE:-19090}" "$(saved_port)" "${1:-}" "$dir/ports.env" <<'PY'
+import socket, sys
+base, saved, failed, ports_env = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+try:
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except OSError:
+    lo, hi = 32768, 60999
+others = set()
+try:
+    for line in open(ports_env):
+        name, _, port = line.strip().partition("=")
+        if name != "prometheus" and port.isdigit():
+            others.add(int(port))  # the stack's parts, running or not
+except OSError:
+    pass
+def free(p):
+    if p in others or str(p) == failed:
+        return False
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+if saved.isdigit() and not failed and free(int(saved)):
+    print(saved); sys.exit(0)
+if base == 0:
+    while True:
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+        if free(p):
+            print(p); sys.exit(0)
+p = base
+while p <= 65535:
+    if lo <= p <= hi:
+        p = hi + 1
+        continue
+    if free(p):
+        print(p); sys.exit(0)
+    p += 1
+sys.exit("no free port from %d up outside the ephemeral range %d-%d" % (base, lo, hi))
+PY
+}
+
+write_config() { # DIR/prometheus/{targets.json,prometheus.yml} from DIR/stack.env
+    local urls scheme
+    [ -f "$dir/stack.env" ] || die "$dir/stack.env is missing: start the stack first (make restart)"
+    urls=$(sed -n 's/^REPLICA_URLS=//p' "$dir/stack.env")
+    [ -n "$urls" ] || die "no replicas in $dir/stack.env (REPLICA_URLS): start them (make restart)"
+    mkdir -p "$pdir/data"
+    scheme=$(python3 - "$urls" "$pdir/targets.json" <<'PY'
+import json, sys, urllib.parse
+urls = [u for u in sys.argv[1].split(",") if u]
+schemes = {urllib.parse.urlsplit(u).scheme for u in urls}
+if len(schemes) != 1 or not schemes <= {"http", "https"}:
+    sys.exit("REPLICA_URLS mixes or lacks http/https schemes: %s" % sys.argv[1])
+groups = [{"targets": [urllib.parse.urlsplit(u).netloc], "labels": {"replica": "replica-%d" % (i + 1)}}
+          for i, u in enumerate(urls)]
+with open(sys.argv[2] + ".tmp", "w") as f:
+    json.dump(groups, f, indent=2)
+print(schemes.pop())
+PY
+    ) || die "cannot read REPLICA_URLS from $dir/stack.env"
+    mv "$pdir/targets.json.tmp" "$pdir/targets.json"
+    {
+        echo "# generated by scripts/observe.sh from $dir/stack.env; rewritten by every 'observe.sh up'"
+        echo "global:"
+        echo "  scrape_interval: ${SCRAPE_INTERVAL:-5s}"
+        echo "  evaluation_interval: ${SCRAPE_INTERVAL:-5s}"
+        echo "rule_files:"
+        echo "  - $RULES"
+        echo "scrape_configs:"
+        echo "  - job_name: cdcache"
+        echo "    scheme: $scheme"
+        if [ "$scheme" = https ]; then
+            # the local stack's replicas listen on 127.0.0.1 with the stack's own certificate
+            echo "    tls_config:"
+            echo "      insecure_skip_verify: true"
+        fi
+        echo "    file_sd_configs:"
+        echo "      - files: ['$pdir/targets.json']"
+        echo "        refresh_interval: 5s"
+    } > "$pdir/prometheus.yml"
+    command -v promtool >/dev/null && { promtool check config "$pdir/prometheus.yml" >/dev/null 2>&1 ||
+        die "promtool check config $pdir/prometheus.yml failed: $(promtool check config "$pdir/prometheus.yml" 2>&1 | tail -n 3)"; }
+    return 0
+}
+
+ready() { curl -fsS --max-time 2 "http://127.0.0.1:$1/-/ready" >/dev/null 2>&1; }
+
+start() {
+    local port tries=0 pid off end
+    port=$(pick_port) || die "no free port for Prometheus"
+    while :; do
+        save_port "$port"
+        off=$(stat -c %s "$pdir/prometheus.log" 2>/dev/null || echo 0)
+        setsid "$PROMETHEUS" --config.file="$pdir/prometheus.yml" --storage.tsdb.path="$pdir/data" \
+            --storage.tsdb.retention.time=7d --web.listen-address="127.0.0.1:$port" \
+            >> "$pdir/prometheus.log" 2>&1 < /dev/null &
+        pid=$!
+        echo "$pid" > "$pidfile"
+        end=$((SECONDS + 60))
+        until ready "$port"; do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                if tail -c +"$((off + 1))" "$pdir/prometheus.log" | grep -qi 'address already in use' && [ $tries -lt 2 ]; then
+                    tries=$((tries + 1))
+                    say "port $port was taken meanwhile; retrying on another"
+                    port=$(pick_port "$port") || die "no free port for Prometheus"
+                    continue 2
+                fi
+                die "Prometheus exited: see $pdir/prometheus.log ($(tail -n 3 "$pdir/prometheus.log"))"
+            fi
+            [ $SECONDS -lt $end ] || die "Prometheus did not become ready on 127.0.0.1:$port within 60s: see $pdir/prometheus.log"
+            sleep 0.2
+        done
+        break
+    done
+}
+
+up() {
+    local pid port
+    command -v "$PROMETHEUS" >/dev/null || die "$PROMETHEUS is missing: run make deps (Debian package prometheus)"
+    write_config
+    pid=$(running_pid)
+    if [ -n "$pid" ]; then
+        port=$(saved_port)
+        kill -HUP "$pid" # reloads prometheus.yml and the rules; targets.json is re-read by itself
+        say "Prometheus (pid $pid) reloaded with the replicas of $dir/stack.env"
+    else
+        start
+        port=$(saved_port)
+        say "Prometheus started (pid $(cat "$pidfile"), data in $pdir)"
+    fi
+    echo "Prometheus: http://127.0.0.1:$port"
+    echo "  targets:  http://127.0.0.1:$port/targets    alerts: http://127.0.0.1:$port/alerts"
+    echo "  query:    http://127.0.0.1:$port/graph?g0.expr=sum%20by%20(instance)(rate(cdcache_http_requests_total%5B1m%5D))"
+    echo "  Grafana:  import deploy/grafana/cdcache.json with http://127.0.0.1:$port as its Prometheus data source"
+    echo "  stop:     scripts/observe.sh down $dir   (make stop stops it too)"
+}
+
+down() {
+    local pid
+    pid=$(running_pid)
+    if [ -z "$pid" ]; then
+        rm -f "$pidfile"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$pidfile"
+    say "Prometheus stopped ($pdir)"
+}
+
+case "$cmd" in
+    up) up ;;
+    down) down ;;
+    *) usage ;;
+esac
