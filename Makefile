@@ -4,7 +4,7 @@ STACK_DIR ?= .stack
 BUILD ?= build
 PYTEST ?= python3 -m pytest
 
-.PHONY: all build deps restart stop logs failover reset-source test test-unit test-sanitize test-integration test-e2e \
+.PHONY: all build deps restart stop logs failover reset-source test test-unit test-sanitize test-integration test-e2e test-deploy \
         clean-reports check-consistency check-consistency-short bench \
         check-config fuzz fuzz-build fuzz-short format format-check clean
 
@@ -52,7 +52,7 @@ reset-source:
 # Unit tests (plain and under ASan+UBSan and TSan), then integration tests against a throwaway
 # PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server, a short
 # consistency-checker run, and a short instrumented pass of every fuzzer (fuzz-short).
-test: deps build clean-reports test-unit test-sanitize test-integration test-e2e check-consistency-short fuzz-short
+test: deps build clean-reports test-unit test-sanitize test-integration test-e2e test-deploy check-consistency-short fuzz-short
 	@cat $(BUILD)/test-reports/*.txt 2>/dev/null || true
 
 clean-reports:
@@ -75,6 +75,13 @@ test-integration: build
 
 test-e2e: build
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/e2e
+
+# deploy/k8s (kubeconform -strict against Kubernetes' schemas) and compose.yaml (the Compose
+# Specification's JSON schema), each with invalid inputs that must be rejected; the replica's ConfigMap
+# through `cdcache check-config`. Tools and schemas: scripts/deploy-tools.sh, cached in ~/.cache/cdcache.
+test-deploy: build
+	@scripts/deps.sh deploy
+	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/deploy
 
 # The consistency checker (tests/consistency/checker.py) on its own throwaway stack with 3 replicas.
 # READS=1000000 FAULTS=all for the long run (FAULTS=kills or 1: only kills; or a comma list of
