@@ -5,7 +5,7 @@ BUILD ?= build
 PYTEST ?= python3 -m pytest
 
 .PHONY: all build deps restart stop logs failover reset-source test test-unit test-sanitize test-integration test-e2e test-deploy \
-        clean-reports check-consistency check-consistency-short bench \
+        clean-reports check-consistency check-consistency-short bench bench-scaling \
         check-config fuzz fuzz-build fuzz-short format format-check clean
 
 all: build
@@ -98,6 +98,15 @@ bench: deps
 	[ -f $(BUILD)-bench/build.ninja ] || meson setup $(BUILD)-bench --buildtype=release
 	ninja -C $(BUILD)-bench
 	BENCH_BUILD=$(BUILD)-bench python3 bench/run.py
+
+# docs/scaling.md's figures: stream fan-out to N consumer groups, Debezium's write rate, live replicas
+# (bench/fanout.py, ~6 min), and a replica's RSS at its cache bound with deploy/k8s's config (bench/rss.py,
+# ~3 min). Writes bench/results/fanout-<date>.json; prints the RSS figures.
+bench-scaling: deps
+	[ -f $(BUILD)-bench/build.ninja ] || meson setup $(BUILD)-bench --buildtype=release
+	ninja -C $(BUILD)-bench
+	BENCH_BUILD=$(BUILD)-bench python3 bench/fanout.py
+	BENCH_BUILD=$(BUILD)-bench python3 bench/rss.py
 
 # libFuzzer harnesses (needs clang) for the untrusted-input parsers and whole HTTP requests, one after
 # the other, FUZZ_SECONDS each; prints the edges ("cov") each explored. -Dfuzz=true builds the core

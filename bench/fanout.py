@@ -240,7 +240,7 @@ def main():
     finally:
         stack.down()
     res["load_average_end"] = os.getloadavg()
-    path = os.path.join(HERE, "results", f"fanout-{datetime.date.today()}.json")
+    path = os.path.join(HERE, "results", f"fanout-{datetime.date.today()}{'-quick' if QUICK else ''}.json")
     with open(path, "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps(res, indent=1))

@@ -23,22 +23,24 @@ compose_schema=$cache/compose-spec/$COMPOSE_GO_VERSION/compose-spec.json
 mkdir -p "$bin" "$schemas" "$(dirname "$compose_schema")"
 
 say() { echo "deploy-tools: $*" >&2; }
+sudo_=""
+[ "$(id -u)" = 0 ] || sudo_=sudo
 
 # --- Python: jsonschema, PyYAML ---
 if ! python3 -c 'import jsonschema, yaml' 2>/dev/null; then
     say "installing python3 jsonschema and PyYAML"
     python3 -m pip install -q jsonschema pyyaml >/dev/null 2>&1 ||
         python3 -m pip install -q --break-system-packages jsonschema pyyaml >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null || true
-          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-jsonschema python3-yaml >/dev/null; }
+        { $sudo_ apt-get update -q >/dev/null || true
+          $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-jsonschema python3-yaml >/dev/null; }
 fi
 
 # --- Go toolchain ---
 PATH=$PATH:/usr/local/go/bin
 if ! command -v go >/dev/null; then
     say "installing Debian's Go toolchain"
-    apt-get update -q >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go >/dev/null
+    $sudo_ apt-get update -q >/dev/null || true
+    $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go >/dev/null
 fi
 # A module asking for a newer Go than the installed one gets it from the module proxy (golang.org/toolchain).
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
