@@ -4,8 +4,8 @@ STACK_DIR ?= .stack
 BUILD ?= build
 PYTEST ?= python3 -m pytest
 
-.PHONY: all build deps restart stop logs observe failover reset-source rolling-restart test test-unit test-sanitize test-integration test-e2e \
-        clean-reports check-consistency check-consistency-short bench \
+.PHONY: all build deps restart stop logs observe failover reset-source rolling-restart test test-unit test-sanitize test-integration \
+        test-e2e test-deploy clean-reports check-consistency check-consistency-short bench bench-scaling \
         check-config fuzz fuzz-build fuzz-short format format-check clean
 
 all: build
@@ -64,7 +64,7 @@ rolling-restart:
 # Unit tests (plain and under ASan+UBSan and TSan), then integration tests against a throwaway
 # PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server, a short
 # consistency-checker run, and a short instrumented pass of every fuzzer (fuzz-short).
-test: deps build clean-reports test-unit test-sanitize test-integration test-e2e check-consistency-short fuzz-short
+test: deps build clean-reports test-unit test-sanitize test-integration test-e2e test-deploy check-consistency-short fuzz-short
 	@cat $(BUILD)/test-reports/*.txt 2>/dev/null || true
 
 clean-reports:
@@ -88,6 +88,13 @@ test-integration: build
 test-e2e: build
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/e2e
 
+# deploy/k8s (kubeconform -strict against Kubernetes' schemas) and compose.yaml (the Compose
+# Specification's JSON schema), each with invalid inputs that must be rejected; the replica's ConfigMap
+# through `cdcache check-config`. Tools and schemas: scripts/deploy-tools.sh, cached in ~/.cache/cdcache.
+test-deploy: build
+	@scripts/deps.sh deploy
+	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/deploy
+
 # The consistency checker (tests/consistency/checker.py) on its own throwaway stack with 3 replicas.
 # READS=1000000 FAULTS=all for the long run (FAULTS=kills or 1: only kills; or a comma list of
 # redis,partition,debezium,source-reset,replica,pg-restart,pause); the short run is part of make test.
@@ -103,6 +110,15 @@ bench: deps
 	[ -f $(BUILD)-bench/build.ninja ] || meson setup $(BUILD)-bench --buildtype=release
 	ninja -C $(BUILD)-bench
 	BENCH_BUILD=$(BUILD)-bench python3 bench/run.py
+
+# docs/scaling.md's figures: stream fan-out to N consumer groups, Debezium's write rate, live replicas
+# (bench/fanout.py, ~6 min), and a replica's RSS at its cache bound with deploy/k8s's config (bench/rss.py,
+# ~3 min). Writes bench/results/fanout-<date>.json; prints the RSS figures.
+bench-scaling: deps
+	[ -f $(BUILD)-bench/build.ninja ] || meson setup $(BUILD)-bench --buildtype=release
+	ninja -C $(BUILD)-bench
+	BENCH_BUILD=$(BUILD)-bench python3 bench/fanout.py
+	BENCH_BUILD=$(BUILD)-bench python3 bench/rss.py
 
 # libFuzzer harnesses (needs clang) for the untrusted-input parsers and whole HTTP requests, one after
 # the other, FUZZ_SECONDS each; prints the edges ("cov") each explored. -Dfuzz=true builds the core

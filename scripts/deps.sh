@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the project needs and the machine lacks: Debian packages (build, stack, tests), pytest,
-# and the Debezium Server distribution (through scripts/debezium-fetch.sh). Idempotent and quiet when
-# everything is present. `deps.sh build` installs only what compiling needs.
+# the Debezium Server distribution (through scripts/debezium-fetch.sh), and the deployment checks' tools
+# and schemas (through scripts/deploy-tools.sh). Idempotent and quiet when everything is present.
+# `deps.sh build` installs only what compiling needs; `deps.sh deploy` only the deployment checks'.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
+if [ "$what" = deploy ]; then exec "$here/scripts/deploy-tools.sh"; fi
 
 build_pkgs=(build-essential meson ninja-build pkg-config libpq-dev libhiredis-dev libcivetweb-dev
             libcjson-dev libcyaml-dev libcriterion-dev)
@@ -37,3 +39,4 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     python3 -m pip install -q pytest >/dev/null 2>&1 || apt-get install -y -q python3-pytest >/dev/null
 fi
 "$here/scripts/debezium-fetch.sh" >/dev/null
+"$here/scripts/deploy-tools.sh"
