@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs and the machine lacks: Debian packages (build, stack, tests), pytest,
-# and the Debezium Server distribution (through scripts/debezium-fetch.sh). Idempotent and quiet when
-# everything is present. `deps.sh build` installs only what compiling needs.
+# the Debezium Server distribution (through scripts/debezium-fetch.sh), and newman, pinned, for the
+# Postman collection (through scripts/newman-fetch.sh; node and npm from Debian when the machine has
+# neither). Idempotent and quiet when everything is present. `deps.sh build` installs only what compiling needs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
@@ -14,6 +15,10 @@ tool_pkgs=(clang libclang-rt-14-dev clang-format)
 missing=()
 want=("${build_pkgs[@]}")
 [ "$what" = build ] || want+=("${stack_pkgs[@]}" "${tool_pkgs[@]}")
+# node and npm run newman; a machine may have them from elsewhere than Debian's packages
+if [ "$what" != build ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+    want+=(nodejs npm)
+fi
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -36,3 +41,4 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     python3 -m pip install -q pytest >/dev/null 2>&1 || apt-get install -y -q python3-pytest >/dev/null
 fi
 "$here/scripts/debezium-fetch.sh" >/dev/null
+"$here/scripts/newman-fetch.sh" >/dev/null
