@@ -5,7 +5,7 @@ BUILD ?= build
 PYTEST ?= python3 -m pytest
 
 .PHONY: all build deps restart stop logs observe failover reset-source rolling-restart test test-unit test-sanitize test-integration \
-        test-e2e test-deploy clean-reports check-consistency check-consistency-short bench bench-scaling \
+        test-e2e test-deploy test-postman postman clean-reports check-consistency check-consistency-short bench bench-scaling \
         check-config fuzz fuzz-build fuzz-short format format-check clean
 
 all: build
@@ -62,7 +62,9 @@ rolling-restart:
 	@scripts/stack.sh rolling-restart $(STACK_DIR)
 
 # Unit tests (plain and under ASan+UBSan and TSan), then integration tests against a throwaway
-# PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server, a short
+# PostgreSQL and Redis, then the end-to-end test on a throwaway full stack with Debezium Server (which
+# includes the Postman collection run by newman, tests/e2e/test_postman.py: on that same stack, so make
+# test starts no second one for it; test-postman is that test alone), the deployment checks, a short
 # consistency-checker run, and a short instrumented pass of every fuzzer (fuzz-short).
 test: deps build clean-reports test-unit test-sanitize test-integration test-e2e test-deploy check-consistency-short fuzz-short
 	@cat $(BUILD)/test-reports/*.txt 2>/dev/null || true
@@ -94,6 +96,17 @@ test-e2e: build
 test-deploy: build
 	@scripts/deps.sh deploy
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/deploy
+
+# The Postman collection (postman/) run by newman (pinned, installed by scripts/deps.sh): test-postman on
+# a throwaway full stack with Debezium Server and 2 replicas behind nginx, free ports, torn down after;
+# postman against the stack `make restart` runs ($(STACK_DIR)/stack.env: CDCACHE_URL, and CDCACHE_TOKEN
+# with AUTH=1). Both fail on any failed assertion.
+test-postman: build
+	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/e2e/test_postman.py
+
+postman:
+	@[ -f $(STACK_DIR)/stack.env ] || { echo "postman: no stack in $(STACK_DIR) (make restart first)" >&2; exit 1; }
+	@. $(STACK_DIR)/stack.env && CDCACHE_TOKEN="$${CDCACHE_TOKEN:-}" scripts/postman.sh "$$CDCACHE_URL"
 
 # The consistency checker (tests/consistency/checker.py) on its own throwaway stack with 3 replicas.
 # READS=1000000 FAULTS=all for the long run (FAULTS=kills or 1: only kills; or a comma list of

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the project needs and the machine lacks: Debian packages (build, stack, tests), pytest,
-# the Debezium Server distribution (through scripts/debezium-fetch.sh), and the deployment checks' tools
-# and schemas (through scripts/deploy-tools.sh). Idempotent and quiet when everything is present.
-# `deps.sh build` installs only what compiling needs; `deps.sh deploy` only the deployment checks'.
+# the Debezium Server distribution (through scripts/debezium-fetch.sh), newman, pinned, for the Postman
+# collection (through scripts/newman-fetch.sh; node and npm from Debian when the machine has neither), and
+# the deployment checks' tools and schemas (through scripts/deploy-tools.sh). Idempotent and quiet when
+# everything is present. `deps.sh build` installs only what compiling needs; `deps.sh deploy` only the
+# deployment checks'.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
@@ -17,6 +19,10 @@ tool_pkgs=(clang libclang-rt-14-dev clang-format prometheus)
 missing=()
 want=("${build_pkgs[@]}")
 [ "$what" = build ] || want+=("${stack_pkgs[@]}" "${tool_pkgs[@]}")
+# node and npm run newman; a machine may have them from elsewhere than Debian's packages
+if [ "$what" != build ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+    want+=(nodejs npm)
+fi
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -39,4 +45,5 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     python3 -m pip install -q pytest >/dev/null 2>&1 || apt-get install -y -q python3-pytest >/dev/null
 fi
 "$here/scripts/debezium-fetch.sh" >/dev/null
+"$here/scripts/newman-fetch.sh" >/dev/null
 "$here/scripts/deploy-tools.sh"
