@@ -10,9 +10,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
 if [ "$what" = deploy ]; then exec "$here/scripts/deploy-tools.sh"; fi
 
-build_pkgs=(build-essential meson ninja-build pkg-config libpq-dev libhiredis-dev libcivetweb-dev
+build_pkgs=(build-essential meson ninja-build pkg-config libpq-dev libssl-dev libhiredis-dev libcivetweb-dev
             libcjson-dev libcyaml-dev libcriterion-dev)
-stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl maven procps wrk gnuplot-nox supervisor)
+stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl openssl maven procps wrk gnuplot-nox supervisor)
 # prometheus: promtool checks /metrics and the alert rules; `make observe` runs the binary itself
 tool_pkgs=(clang libclang-rt-14-dev clang-format prometheus)
 

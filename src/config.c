@@ -6,6 +6,7 @@
 #include "cdcache/auth.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
+#include "cdcache/tls.h"
 #include "cdcache/util.h"
 
 #include <ctype.h>
@@ -251,6 +252,33 @@ static bool valid_ports(const char *v)
     return true;
 }
 
+/* http.tls_*: the certificate and key are read and matched now, so a bad file is named before
+ * anything listens; a TLS port suffix without a certificate is a mistake, not plain HTTP. */
+static int validate_tls(const struct config *cfg, char *err, size_t errlen)
+{
+    enum tls_min_version v;
+
+    if (!tls_parse_min_version(cfg->http_tls_min_version, &v)) {
+        snprintf(err, errlen, "config: http.tls_min_version: must be 1.2 or 1.3 (got \"%s\")",
+                 cfg->http_tls_min_version);
+        return CDC_ECONFIG;
+    }
+    if (cfg->http_tls_certificate[0])
+        return tls_check_files(cfg->http_tls_certificate, cfg->http_tls_key, err, errlen);
+    if (cfg->http_tls_key[0]) {
+        snprintf(err, errlen, "config: http.tls_key: set without http.tls_certificate");
+        return CDC_ECONFIG;
+    }
+    if (tls_listen_wants_tls(cfg->http_listen) || tls_listen_wants_tls(cfg->http_admin_listen)) {
+        snprintf(err, errlen,
+                 "config: %s: a port with the \"s\" (TLS) or \"r\" (redirect) suffix "
+                 "needs http.tls_certificate",
+                 tls_listen_wants_tls(cfg->http_listen) ? "http.listen" : "http.admin_listen");
+        return CDC_ECONFIG;
+    }
+    return 0;
+}
+
 static int validate(struct config *cfg, char *err, size_t errlen)
 {
     enum log_level lvl;
@@ -304,6 +332,8 @@ static int validate(struct config *cfg, char *err, size_t errlen)
             return CDC_ECONFIG;
         auth_destroy(a);
     }
+    if (validate_tls(cfg, err, errlen))
+        return CDC_ECONFIG;
     /* The group is "<group_prefix>-<replica_id>": both are bounded so it is never cut (two cut
      * names could share one group, and each replica would see only part of the changes). */
     if (check_name("cdc.replica_id", cfg->cdc_replica_id, err, errlen) ||

@@ -8,9 +8,11 @@
 #include "cdcache/log.h"
 #include "cdcache/process.h"
 #include "cdcache/reads.h"
+#include "cdcache/tls.h"
 #include "cdcache/util.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <civetweb.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -40,6 +42,9 @@ struct http_server {
     struct db *db;
     struct cdc *cdc;
     struct metrics *metrics;
+    /* Why the last init_ssl callback failed; written and read in the thread that runs http_start()
+     * (civetweb calls init_ssl from mg_start()). */
+    char tls_err[512];
 };
 
 /* Problem types: stable identifiers clients can switch on. */
@@ -714,22 +719,43 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-/* The main listener's open connections, counted for http_stop(). */
+/* The main listener's open connections, counted for http_stop(). A connection civetweb closes
+ * without having opened it for us (a failed TLS handshake) carries no mark and is not counted. */
 static int conn_opened(const struct mg_connection *conn, void **conn_data)
 {
     struct http_server *srv = mg_get_user_data(mg_get_context(conn));
-    (void)conn_data;
     atomic_fetch_add(&srv->open_conns, 1);
+    *conn_data = srv;
     return 0;
 }
 
-static void conn_closed(const struct mg_connection *conn)
+static void conn_closing(const struct mg_connection *conn)
 {
-    struct http_server *srv = mg_get_user_data(mg_get_context(conn));
-    atomic_fetch_sub(&srv->open_conns, 1);
+    struct http_server *srv = mg_get_user_connection_data(conn);
+    if (srv)
+        atomic_fetch_sub(&srv->open_conns, 1);
 }
 
-/* Starts one civetweb context on listen with nthreads workers. */
+/* civetweb's init_ssl: called from mg_start() for a context with a TLS port, with the SSL_CTX it
+ * made. Returns 1 (set up, civetweb loads no certificate of its own) or -1 (mg_start fails; the
+ * reason is in srv->tls_err). */
+static int init_ssl(void *ssl_ctx, void *user_data)
+{
+    struct http_server *srv = user_data;
+    const struct config *cfg = srv->cfg;
+    enum tls_min_version min = TLS_MIN_1_2;
+    bool parsed = tls_parse_min_version(cfg->http_tls_min_version, &min);
+
+    assert(parsed); /* config_load() validated it */
+    (void)parsed;
+    if (tls_setup_server_ctx(ssl_ctx, cfg->http_tls_certificate, cfg->http_tls_key, min,
+                             srv->tls_err, sizeof(srv->tls_err)))
+        return -1;
+    return 1;
+}
+
+/* Starts one civetweb context on listen (civetweb listening_ports form, TLS ports with "s") with
+ * nthreads workers. */
 static struct mg_context *listen_on(const struct config *cfg, const char *listen, int64_t nthreads,
                                     mg_request_handler handler, struct http_server *srv)
 {
@@ -757,8 +783,11 @@ static struct mg_context *listen_on(const struct config *cfg, const char *listen
     cb.log_message = log_message;
     if (handler == dispatch) {
         cb.init_connection = conn_opened;
-        cb.connection_closed = conn_closed;
+        cb.connection_close = conn_closing;
     }
+    if (tls_listen_wants_tls(listen))
+        cb.init_ssl = init_ssl;
+    srv->tls_err[0] = '\0';
     ctx = mg_start(&cb, srv, options);
     if (ctx)
         mg_set_request_handler(ctx, "/", handler, srv);
@@ -769,6 +798,10 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
                                struct cdc *cdc, struct metrics *metrics, char *err, size_t errlen)
 {
     struct http_server *srv = xcalloc(1, sizeof(*srv));
+    char *listen = NULL;
+    size_t cap;
+    bool tls;
+    int rc;
 
     srv->cfg = cfg;
     srv->cache = cache;
@@ -779,27 +812,48 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
     if (!srv->auth)
         goto fail_auth;
     srv->reads = reads_create_default(db, cdc, cache);
-    mg_init_library(0);
-    srv->ctx = listen_on(cfg, cfg->http_listen, cfg->http_threads, dispatch, srv);
+    /* With a certificate every port of http.listen is TLS (tls_listen_spec); http.admin_listen is
+     * taken as written. civetweb must not initialise itself before tls_library_init(). */
+    tls = cfg->http_tls_certificate[0] != '\0';
+    cap = 2 * strlen(cfg->http_listen) + 2; /* each port gains at most one "s" */
+    listen = xmalloc(cap);
+    rc = tls ? tls_listen_spec(cfg->http_listen, listen, cap)
+             : (snprintf(listen, cap, "%s", cfg->http_listen), 0);
+    assert(rc == 0);
+    if (tls && tls_library_init(err, errlen))
+        goto fail_tls;
+    mg_init_library(0); /* after tls_library_init(), which must be civetweb's first */
+    srv->ctx = listen_on(cfg, listen, cfg->http_threads, dispatch, srv);
     if (!srv->ctx) {
-        snprintf(err, errlen, "cannot listen on %s (http.listen): port in use or bad address",
-                 cfg->http_listen);
+        if (srv->tls_err[0])
+            snprintf(err, errlen, "%s", srv->tls_err);
+        else
+            snprintf(err, errlen, "cannot listen on %s (http.listen): port in use or bad address",
+                     listen);
         goto fail_listen;
     }
     if (cfg->http_admin_listen[0]) {
         srv->admin =
             listen_on(cfg, cfg->http_admin_listen, cfg->http_admin_threads, dispatch_admin, srv);
         if (!srv->admin) {
-            snprintf(err, errlen,
-                     "cannot listen on %s (http.admin_listen): port in use or bad address",
-                     cfg->http_admin_listen);
+            if (srv->tls_err[0])
+                snprintf(err, errlen, "%s", srv->tls_err);
+            else
+                snprintf(err, errlen,
+                         "cannot listen on %s (http.admin_listen): port in use or bad address",
+                         cfg->http_admin_listen);
             goto fail_admin;
         }
     }
+    if (tls)
+        LOG_INFO("http: TLS on %s (TLS %s and up)", listen, cfg->http_tls_min_version);
+    free(listen);
     return srv;
 fail_admin:
     mg_stop(srv->ctx);
 fail_listen:
+fail_tls:
+    free(listen);
     reads_destroy(srv->reads);
     auth_destroy(srv->auth);
 fail_auth:

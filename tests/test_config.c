@@ -26,6 +26,7 @@ static void cleanup(void)
     unlink(path);
     unsetenv("CDCACHE_HTTP_THREADS");
     unsetenv("CDCACHE_CACHE_MAX_BYTES");
+    unsetenv("CDCACHE_HTTP_TLS_CERTIFICATE");
 }
 TestSuite(config, .fini = cleanup);
 
@@ -82,6 +83,28 @@ Test(config, bad_values_name_the_key)
     setenv("CDCACHE_HTTP_THREADS", "0", 1);
     cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), CDC_ECONFIG);
     cr_assert(strstr(err, "http.threads") && strstr(err, "CDCACHE_HTTP_THREADS"), "%s", err);
+}
+
+Test(config, tls_keys_are_checked_before_anything_starts)
+{
+    struct config *c = NULL;
+    write_yaml("http:\n  tls_min_version: \"1.0\"\n");
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "http.tls_min_version"), "%s", err);
+    write_yaml("http:\n  tls_key: /etc/key.pem\n");
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "http.tls_key") && strstr(err, "without http.tls_certificate"), "%s",
+              err);
+    write_yaml("http:\n  listen: \"127.0.0.1:8443s\"\n");
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "http.listen") && strstr(err, "http.tls_certificate"), "%s", err);
+    write_yaml("http:\n  admin_listen: \"127.0.0.1:9443s\"\n");
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "http.admin_listen"), "%s", err);
+    setenv("CDCACHE_HTTP_TLS_CERTIFICATE", "/nonexistent/server.pem", 1);
+    cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "http.tls_certificate") && strstr(err, "cannot read"), "%s", err);
+    cr_assert_null(c);
 }
 
 Test(config, example_file_documents_every_key_and_loads)

@@ -79,9 +79,13 @@ class Response:
         return f"<{self.status} {self.headers} {self.body[:300]!r}>"
 
 
-def request(base, method, path, body=None, headers=None, timeout=30):
+def request(base, method, path, body=None, headers=None, timeout=30, context=None):
+    """One request on a new connection. An https:// base uses context (an ssl.SSLContext)."""
     u = urllib.parse.urlsplit(base)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    if u.scheme == "https":
+        conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
     hdrs = dict(headers or {})
     if isinstance(body, (dict, list)):
         body = json.dumps(body)
@@ -97,8 +101,8 @@ def request(base, method, path, body=None, headers=None, timeout=30):
         conn.close()
 
 
-def metric(base, name):
-    text = request(base, "GET", "/metrics").body.decode()
+def metric(base, name, context=None):
+    text = request(base, "GET", "/metrics", context=context).body.decode()
     for line in text.splitlines():
         if line.rsplit(" ", 1)[0] == name:
             return float(line.rsplit(" ", 1)[1])
@@ -262,9 +266,12 @@ class Resp:
 class Replica:
     """A cdcache process started by a test, with its own YAML config."""
 
-    def __init__(self, stack, replica_id="it-1", extra_yaml="", env=None):
+    def __init__(self, stack, replica_id="it-1", extra_yaml="", env=None, ssl_context=None):
+        """ssl_context: the replica serves TLS (the test sets CDCACHE_HTTP_TLS_* in env); requests
+        go over https:// with this client context."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ssl_context = ssl_context
+        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
         # as the stack's Redis administrator (user default), as before Redis had ACL users; a test that
         # wants another user sets CDCACHE_REDIS_URL / CDCACHE_REDIS_USERNAME / CDCACHE_REDIS_PASSWORD
         password = stack.redis_password
@@ -304,7 +311,7 @@ log:
 
     def _serving(self):
         try:
-            r = request(self.url, "GET", "/ready", timeout=2)
+            r = request(self.url, "GET", "/ready", timeout=2, context=self.ssl_context)
             cdc = r.json()["checks"]["cdc"]
             return r.status == 200 and (cdc.get("enabled") is False or cdc.get("serving_from_cache"))
         except (OSError, ValueError, KeyError):
@@ -312,7 +319,7 @@ log:
 
     def _get_ok(self, path):
         try:
-            return request(self.url, "GET", path, timeout=2).status == 200
+            return request(self.url, "GET", path, timeout=2, context=self.ssl_context).status == 200
         except OSError:
             return False
 
@@ -327,15 +334,15 @@ log:
             self.proc = None
 
     def get(self, path, headers=None):
-        return request(self.url, "GET", path, headers=headers)
+        return request(self.url, "GET", path, headers=headers, context=self.ssl_context)
 
     def call(self, method, path, body=None, headers=None):
-        return request(self.url, method, path, body, headers)
+        return request(self.url, method, path, body, headers, context=self.ssl_context)
 
     def metric(self, name):
         """The value of one sample, e.g. 'cdcache_cache_hits_total' or
         'cdcache_cdc_events_total{result="poison"}'."""
-        return metric(self.url, name)
+        return metric(self.url, name, context=self.ssl_context)
 
     def read_log(self):
         with open(self.log_path, "rb") as f:
