@@ -282,10 +282,16 @@ static int validate_tls(const struct config *cfg, char *err, size_t errlen)
 static int validate(struct config *cfg, char *err, size_t errlen)
 {
     enum log_level lvl;
+    enum log_format fmt;
 
     if (log_parse_level(cfg->log_level, &lvl)) {
         snprintf(err, errlen, "config: log.level: must be debug, info, warn or error (got \"%s\")",
                  cfg->log_level);
+        return CDC_ECONFIG;
+    }
+    if (log_parse_format(cfg->log_format, &fmt)) {
+        snprintf(err, errlen, "config: log.format: must be auto, json or text (got \"%s\")",
+                 cfg->log_format);
         return CDC_ECONFIG;
     }
     if (cfg->cdc_reconnect_max_ms < cfg->cdc_reconnect_min_ms) {

@@ -82,12 +82,18 @@ static const struct {
 
 #define EXTRA_HEADERS_MAX 512
 
+/* X-Request-Id: a client's own, when it is 1..REQUEST_ID_MAX characters of [A-Za-z0-9._~:/+=@-],
+ * else one made here (16 hex digits from a per-thread generator). */
+#define REQUEST_ID_MAX 128
+
 struct request {
     struct mg_connection *conn;
     struct http_server *srv;
     const struct mg_request_info *ri;
     enum metrics_route route;
     int status;
+    const char *xcache; /* the X-Cache answered, for the access log; NULL: none */
+    char id[REQUEST_ID_MAX + 1];
     char extra[EXTRA_HEADERS_MAX]; /* response header lines, each ending in \r\n */
     size_t extra_len;
 };
@@ -219,8 +225,10 @@ static bool header_has_token(const char *h, const char *token)
 static void send_item(struct request *rq, int status, const char *body, size_t len, int64_t version,
                       const char *xcache)
 {
-    if (xcache)
+    if (xcache) {
         add_header(rq, "X-Cache", xcache);
+        rq->xcache = xcache;
+    }
     add_etag(rq, version);
     send_response(rq, status, "application/json", body, len);
 }
@@ -251,15 +259,16 @@ static void send_hit(struct request *rq, const char *body, size_t len, int64_t v
 
     if (strcmp(rq->ri->http_version, "1.1") != 0 || strcmp(rq->ri->request_method, "GET") != 0 ||
         atomic_load_explicit(&rq->srv->draining, memory_order_relaxed)) {
-        add_header(rq, "X-Cache", "hit");
-        send_item(rq, 200, body, len, version, NULL);
+        send_item(rq, 200, body, len, version, "hit");
         return;
     }
     rq->status = 200;
-    n = snprintf(buf, sizeof(buf),
-                 "HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Type: application/json\r\n"
-                 "Content-Length: %zu\r\nX-Cache: hit\r\nETag: \"%lld\"\r\n\r\n",
-                 http_date(), len, (long long)version);
+    rq->xcache = "hit";
+    n = snprintf(
+        buf, sizeof(buf),
+        "HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Type: application/json\r\n"
+        "Content-Length: %zu\r\nX-Cache: hit\r\nETag: \"%lld\"\r\nX-Request-Id: %s\r\n\r\n",
+        http_date(), len, (long long)version, rq->id);
     if (n > 0 && (size_t)n + len <= sizeof(buf)) {
         memcpy(buf + n, body, len);
         mg_write(rq->conn, buf, (size_t)n + len);
@@ -297,6 +306,7 @@ static void item_get(struct request *rq, int64_t id)
         return;
     }
     add_header(rq, "X-Cache", xcache[res.source]);
+    rq->xcache = xcache[res.source];
     if (res.rc == CDC_ENOTFOUND)
         send_problem(rq, P_NOT_FOUND, "no item with this id", NULL);
     else if (res.rc)
@@ -612,6 +622,65 @@ static bool is_ops_path(const char *uri)
            strcmp(uri, "/metrics") == 0;
 }
 
+/* A per-thread xorshift64* generator, seeded from the clock, the thread and an address: request ids
+ * and access-log sampling, nothing that needs to be secret. */
+static uint64_t thread_random(void)
+{
+    static _Thread_local uint64_t x;
+    if (x == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&x ^
+            ((uint64_t)getpid() << 40);
+        x |= 1;
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return x * 2685821657736338717ULL;
+}
+
+static bool request_id_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= REQUEST_ID_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                     (c >= '0' && c <= '9') || strchr("._~:/+=@-", c)))
+            return false;
+    }
+    return n > 0;
+}
+
+/* The request's id: the client's X-Request-Id when valid, else a new one. */
+static void request_id(struct request *rq)
+{
+    const char *h = mg_get_header(rq->conn, "X-Request-Id");
+    if (h && request_id_valid(h))
+        snprintf(rq->id, sizeof(rq->id), "%s", h);
+    else
+        snprintf(rq->id, sizeof(rq->id), "%016llx", (unsigned long long)thread_random());
+}
+
+/* The access log: a sample of log.access_sample_percent of the requests, and every 5xx. */
+static void access_log(const struct request *rq, int64_t ns)
+{
+    int64_t pct = rq->srv->cfg->log_access_sample_percent;
+    if (rq->status < 500 && (pct <= 0 || (pct < 100 && (int64_t)(thread_random() % 100) >= pct)))
+        return;
+    struct log_field f[] = {
+        {"method", rq->ri->request_method, 0},
+        {"route", metrics_route_label(rq->route), 0},
+        {"path", rq->ri->local_uri ? rq->ri->local_uri : "/", 0},
+        {"status", NULL, rq->status},
+        {"duration_us", NULL, ns / 1000},
+        {"cache", rq->xcache ? rq->xcache : "", 0},
+        {"request_id", rq->id, 0},
+    };
+    log_fields(rq->status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "access", f,
+               (int)(sizeof(f) / sizeof(f[0])));
+}
+
 /* Routes one request. admin: the admin listener, which serves the operations endpoints only. */
 static int route(struct mg_connection *conn, struct http_server *srv, bool admin)
 {
@@ -625,6 +694,8 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
     rq.srv = srv;
     rq.ri = mg_get_request_info(conn);
     rq.route = ROUTE_OTHER;
+    request_id(&rq);
+    add_header(&rq, "X-Request-Id", rq.id);
     m = rq.ri->request_method;
     uri = rq.ri->local_uri ? rq.ri->local_uri : "/";
     class =
@@ -699,7 +770,9 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
         send_problem(&rq, P_NO_ROUTE, "no such resource; see /items, /health, /ready, /metrics",
                      NULL);
     }
-    metrics_request(rq.srv->metrics, rq.route, rq.status, now_mono_ns() - t0);
+    int64_t ns = now_mono_ns() - t0;
+    metrics_request(rq.srv->metrics, rq.route, rq.status, ns);
+    access_log(&rq, ns);
     return rq.status ? rq.status : 500;
 }
 

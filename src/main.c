@@ -25,8 +25,33 @@ static void usage(FILE *f)
                "       cdcache migrate up|down [N|all]|status [--config FILE] [--dir DIR]\n"
                "       cdcache check-config --config FILE\n"
                "       cdcache --version\n"
+               "       cdcache [COMMAND] --help\n"
                "Every config key can be overridden with CDCACHE_<SECTION>_<KEY>; see "
                "config.example.yaml.\n");
+}
+
+/* `cdcache COMMAND --help`: what the command does; starts nothing. */
+static int command_help(const char *cmd)
+{
+    if (strcmp(cmd, "serve") == 0)
+        printf(
+            "usage: cdcache serve --config FILE\n"
+            "Serves the HTTP API (http.listen; http.admin_listen for /health, /ready, /metrics)\n"
+            "from a cache kept fresh by the change stream in Redis. SIGTERM or SIGINT drains\n"
+            "(http.shutdown_delay_ms) and exits 0.\n");
+    else if (strcmp(cmd, "migrate") == 0)
+        printf("usage: cdcache migrate up|down [N|all]|status [--config FILE] [--dir DIR]\n"
+               "Applies (up), reverts (down: 1, N or all steps) or lists (status) the schema\n"
+               "migrations in --dir (default postgres.migrations_dir) on postgres.conninfo.\n");
+    else if (strcmp(cmd, "check-config") == 0)
+        printf("usage: cdcache check-config --config FILE\n"
+               "Checks a configuration file and the CDCACHE_<SECTION>_<KEY> overrides without\n"
+               "starting anything; prints \"config ok\" or the key at fault (never a value).\n");
+    else {
+        usage(stderr);
+        return 2;
+    }
+    return 0;
 }
 
 static const char *opt_value(int argc, char **argv, const char *name)
@@ -42,6 +67,7 @@ static struct config *load_config(int argc, char **argv)
     char err[512];
     struct config *cfg = NULL;
     enum log_level lvl;
+    enum log_format fmt;
 
     if (config_load(opt_value(argc, argv, "--config"), &cfg, err, sizeof(err))) {
         fprintf(stderr, "cdcache: %s\n", err);
@@ -49,6 +75,8 @@ static struct config *load_config(int argc, char **argv)
     }
     if (log_parse_level(cfg->log_level, &lvl) == 0)
         log_set_level(lvl);
+    if (log_parse_format(cfg->log_format, &fmt) == 0)
+        log_set_format(fmt);
     if (cfg->cdc_replica_id[0] == '\0') {
         /* A stable id: the same host and port give the same group across restarts. */
         char host[64] = "replica";
@@ -71,6 +99,7 @@ static struct config *load_config(int argc, char **argv)
         free(cfg->cdc_replica_id);
         cfg->cdc_replica_id = xstrdup(id);
     }
+    log_set_replica(cfg->cdc_replica_id);
     return cfg;
 }
 
@@ -183,10 +212,16 @@ int main(int argc, char **argv)
         printf("cdcache %s\n", CDCACHE_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        if (argc > 2)
+            return command_help(argv[2]);
         usage(stdout);
         return 0;
     }
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return command_help(argv[1]);
     if (strcmp(argv[1], "serve") == 0)
         return serve(argc, argv);
     if (strcmp(argv[1], "migrate") == 0)

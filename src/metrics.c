@@ -24,6 +24,12 @@ static const char *const route_labels[] = {
 #undef METRICS_ROUTE_LABEL
 };
 
+const char *metrics_route_label(enum metrics_route route)
+{
+    return (unsigned)route < sizeof(route_labels) / sizeof(route_labels[0]) ? route_labels[route]
+                                                                            : "other";
+}
+
 /* A histogram: per-bucket counts (not cumulative; the last is +Inf) and the sum in nanoseconds. */
 struct histogram {
     _Atomic uint64_t counts[NPROP > NLAT ? NPROP + 1 : NLAT + 1];

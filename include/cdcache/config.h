@@ -62,7 +62,10 @@
     X(cache, shards, INT, "64", 1, 4096)                                                           \
     X(cache, negative_entries, BOOL, "true", 0, 0)                                                 \
     X(cache, fill_wait_ms, INT, "2000", 1, 60000)
-#define CONFIG_LOG(X) X(log, level, STR, "info", 1, 0)
+#define CONFIG_LOG(X)                                                                              \
+    X(log, level, STR, "info", 1, 0)                                                               \
+    X(log, format, STR, "auto", 1, 0)                                                              \
+    X(log, access_sample_percent, INT, "1", 0, 100)
 /* Secrets: never echoed (errors name the key only; check-config prints no values). */
 #define CONFIG_AUTH(X)                                                                             \
     X(auth, write_tokens, STR, "", 0, 0)                                                           \

@@ -41,6 +41,8 @@ void metrics_destroy(struct metrics *m);
 
 /* Records one request: route, status and duration. Thread-safe, lock-free. */
 void metrics_request(struct metrics *m, enum metrics_route route, int status, int64_t ns);
+/* The route's label ("GET /items/{id}"), as in the metrics. */
+const char *metrics_route_label(enum metrics_route route);
 /* Records how an item read was served. */
 void metrics_xcache(struct metrics *m, enum metrics_xcache kind);
 /* Records commit-to-applied time of a change event (CDC thread). Any value is safe: negative
