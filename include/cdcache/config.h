@@ -21,7 +21,8 @@
     X(http, keep_alive_timeout_ms, INT, "5000", 0, 600000)                                         \
     X(http, admin_listen, STR, "", 0, 0)                                                           \
     X(http, admin_threads, INT, "2", 1, 64)                                                        \
-    X(http, shutdown_delay_ms, INT, "0", 0, 600000)
+    X(http, shutdown_delay_ms, INT, "0", 0, 600000)                                                \
+    X(http, cors_origins, STR, "", 0, 0)
 #define CONFIG_POSTGRES(X)                                                                         \
     X(postgres, conninfo, STR, "postgresql://postgres@127.0.0.1:5432/cdcache", 1, 0)               \
     X(postgres, migrations_dir, STR, "migrations", 1, 0)                                           \
