@@ -25,10 +25,27 @@ if [ "$("$redocly" --version 2>/dev/null)" != "$REDOCLY_VERSION" ]; then
     npm install --prefix "$tools/node" --no-audit --no-fund --loglevel=error --no-save \
         "@redocly/cli@$REDOCLY_VERSION" >/dev/null
 fi
+# The newest Python 3.12+ at hand, else python3. CPython 3.11 before 3.11.8 (this machine's 3.11.7,
+# Debian 12's 3.11.2) can fail ast.parse with "SystemError: AST constructor recursion depth mismatch"
+# after an earlier parse error in the same thread; Hypothesis parses lambdas' source while
+# Schemathesis builds its coverage cases, so the coverage phase dies with it.
+pick_python() {
+    local c v
+    for c in python3.13 python3.12; do
+        "$c" -c 'import sys' >/dev/null 2>&1 && { echo "$c"; return; }
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        v=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[2-9]\.[0-9]+$' | sort -V | tail -1)
+        [ -n "$v" ] && [ -x "$(pyenv root)/versions/$v/bin/python3" ] &&
+            { echo "$(pyenv root)/versions/$v/bin/python3"; return; }
+    fi
+    echo python3
+}
+
 if ! "$st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     echo "deps: installing schemathesis $SCHEMATHESIS_VERSION into $tools/venv-schemathesis" >&2
     rm -rf "$tools/venv-schemathesis"
-    python3 -m venv "$tools/venv-schemathesis"
+    "$(pick_python)" -m venv "$tools/venv-schemathesis"
     "$tools/venv-schemathesis/bin/pip" install -q --disable-pip-version-check \
         "schemathesis==$SCHEMATHESIS_VERSION" >/dev/null
 fi

@@ -218,24 +218,34 @@ static bool parse_id(const char *s, int64_t *id)
     return parse_i64(s, n, id) && *id > 0;
 }
 
-/* Parses `"<n>"`, `W/"<n>"` or `*` (as -1). Returns false when malformed. */
+/* Parses `"<n>"`, `W/"<n>"` or `*` (as -1), with spaces around. Returns false when malformed. */
 static bool parse_etag(const char *s, int64_t *v)
 {
     size_t n;
     while (*s == ' ')
         s++;
-    if (strcmp(s, "*") == 0) {
+    n = strlen(s);
+    while (n > 0 &&
+           s[n - 1] == ' ') /* optional whitespace around a field value is not part of it */
+        n--;
+    if (n == 1 && s[0] == '*') {
         *v = -1;
         return true;
     }
-    if (strncmp(s, "W/", 2) == 0)
+    if (n >= 2 && strncmp(s, "W/", 2) == 0) {
         s += 2;
-    n = strlen(s);
-    while (n > 0 && s[n - 1] == ' ')
-        n--;
+        n -= 2;
+    }
     if (n < 3 || s[0] != '"' || s[n - 1] != '"')
         return false;
-    return parse_i64(s + 1, n - 2, v) && *v >= 0;
+    for (size_t i = 1; i + 1 < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    /* a well-formed tag beyond int64 names no version an item has (one per update): it never
+     * matches, so If-Match with it fails with 412 like any other stale tag, never 400 */
+    if (!parse_i64(s + 1, n - 2, v))
+        *v = INT64_MAX;
+    return true;
 }
 
 /* True when If-None-Match (a list of ETags or *) matches version. */

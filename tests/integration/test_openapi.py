@@ -8,6 +8,7 @@ import subprocess
 from harness import BUILD, ROOT, report
 
 SPEC = os.path.join(ROOT, "openapi.yaml")
+HERE = os.path.dirname(os.path.abspath(__file__))
 # Examples per operation and phase: enough to reach every documented status of every route, bounded so
 # the run stays well under two minutes on two shared cores.
 MAX_EXAMPLES = int(os.environ.get("OPENAPI_MAX_EXAMPLES", "25"))
@@ -36,12 +37,13 @@ def test_a_live_replica_conforms_to_the_description(replica):
     st = tools()["SCHEMATHESIS"]
     junit = os.path.join(BUILD, "test-reports", "schemathesis.xml")
     os.makedirs(os.path.dirname(junit), exist_ok=True)
-    cmd = [st, "run", SPEC, "--url", replica.url, "--checks", "all",
+    cmd = [st, "--config-file", os.path.join(HERE, "schemathesis.toml"), "run", SPEC, "--url", replica.url, "--checks", "all",
            "--max-examples", str(MAX_EXAMPLES), "--seed", os.environ.get("OPENAPI_SEED", "20261122"),
            "--workers", "2", "--generation-database", "none", "--request-timeout", "10",
            "--max-time", "90", "--no-color", "--report", "junit", "--report-junit-path", junit]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=170,
-                       env=dict(os.environ, SCHEMATHESIS_TELEMETRY="false"))
+                       env=dict(os.environ, SCHEMATHESIS_TELEMETRY="false",
+                                SCHEMATHESIS_HOOKS=os.path.join(HERE, "schemathesis_hooks.py")))
     out = r.stdout + r.stderr
     tail = [line for line in out.splitlines() if line.strip()][-3:]
     report("openapi", "schemathesis: " + " / ".join(tail))
