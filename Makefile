@@ -4,7 +4,7 @@ STACK_DIR ?= .stack
 BUILD ?= build
 PYTEST ?= python3 -m pytest
 
-.PHONY: all build deps restart stop logs failover reset-source test test-unit test-sanitize test-integration test-e2e \
+.PHONY: all build deps restart stop logs failover reset-source test test-unit test-sanitize test-integration test-e2e api-check \
         clean-reports check-consistency check-consistency-short bench \
         check-config fuzz fuzz-build fuzz-short format format-check clean
 
@@ -72,6 +72,11 @@ test-sanitize:
 
 test-integration: build
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/integration
+
+# openapi.yaml: Redocly's lint and Schemathesis against a throwaway replica (tests/integration/test_openapi.py,
+# also part of test-integration). The tools are pinned in scripts/api-tools.sh.
+api-check: build
+	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/integration/test_openapi.py
 
 test-e2e: build
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/e2e

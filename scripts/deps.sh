@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the project needs and the machine lacks: Debian packages (build, stack, tests), pytest,
-# and the Debezium Server distribution (through scripts/debezium-fetch.sh). Idempotent and quiet when
+# the Debezium Server distribution (through scripts/debezium-fetch.sh), and the OpenAPI linter and
+# conformance tester (through scripts/api-tools.sh, into ~/.cache/cdcache). Idempotent and quiet when
 # everything is present. `deps.sh build` installs only what compiling needs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
 
 build_pkgs=(build-essential meson ninja-build pkg-config libpq-dev libhiredis-dev libcivetweb-dev
-            libcjson-dev libcyaml-dev libcriterion-dev)
+            libcjson-dev libcyaml-dev libcriterion-dev python3-yaml)
 stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl maven procps wrk gnuplot-nox supervisor)
-tool_pkgs=(clang libclang-rt-14-dev clang-format)
+tool_pkgs=(clang libclang-rt-14-dev clang-format python3-venv)
 
 missing=()
 want=("${build_pkgs[@]}")
@@ -29,6 +30,12 @@ if [ ${#missing[@]} -gt 0 ]; then
         $sudo_ service "$svc" stop >/dev/null 2>&1 || true
     done
 fi
+# The build embeds openapi.yaml with the Python meson runs, which needs PyYAML (Debian's python3-yaml
+# covers Debian's python3; another python3 first on PATH gets it from pip).
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+    echo "deps: installing PyYAML" >&2
+    python3 -m pip install -q pyyaml >/dev/null 2>&1 || true
+fi
 [ "$what" = build ] && exit 0
 
 if ! python3 -m pytest --version >/dev/null 2>&1; then
@@ -36,3 +43,4 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
     python3 -m pip install -q pytest >/dev/null 2>&1 || apt-get install -y -q python3-pytest >/dev/null
 fi
 "$here/scripts/debezium-fetch.sh" >/dev/null
+"$here/scripts/api-tools.sh"
