@@ -869,7 +869,7 @@ static int civetweb_error(struct mg_connection *conn, int status, const char *er
     const char *allow = NULL;
     char detail[160], head[512];
     struct buf b;
-    int n;
+    int n, code;
 
     if (status == 400 && ri && ri->request_method && ri->request_uri &&
         !civetweb_knows_method(ri->request_method)) {
@@ -883,35 +883,39 @@ static int civetweb_error(struct mg_connection *conn, int status, const char *er
         else
             snprintf(detail, sizeof(detail), "no such resource");
     } else {
+        /* civetweb's status stays (411, 417, 505...); the type gives its class */
         if (status == 413 || status == 431)
-            p = P_HEADERS;
+            p = P_HEADERS; /* a head larger than civetweb's buffer */
         else if (status == 408)
             p = P_TIMEOUT;
-        else if (status == 400)
+        else if (status >= 400 && status < 500)
             p = P_BAD_REQUEST;
         snprintf(detail, sizeof(detail),
                  "the request could not be read (%s); header values may hold visible ASCII, "
                  "spaces and UTF-8 only",
                  errmsg && errmsg[0] ? errmsg : "malformed");
     }
+    code = p == P_BAD_REQUEST || (p == P_INTERNAL && status >= 500 && status < 600)
+               ? status
+               : problems[p].status;
     buf_init(&b, 4096);
     buf_printf(&b,
                "{\"type\":\"urn:cdcache:problem:%s\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
-               problems[p].slug, problems[p].title, problems[p].status);
+               problems[p].slug, problems[p].title, code);
     buf_json_escape(&b, detail, strlen(detail));
     buf_puts(&b, "\"}");
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
                  "Content-Length: %zu\r\n%s%s%sConnection: close\r\n\r\n",
-                 problems[p].status, mg_get_response_code_text(conn, problems[p].status), b.len,
-                 allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "");
+                 code, mg_get_response_code_text(conn, code), b.len, allow ? "Allow: " : "",
+                 allow ? allow : "", allow ? "\r\n" : "");
     if (n > 0 && (size_t)n < sizeof(head)) {
         mg_write(conn, head, (size_t)n);
         mg_write(conn, b.data, b.len);
     }
     buf_free(&b);
     if (srv)
-        metrics_request(srv->metrics, ROUTE_OTHER, problems[p].status, 0);
+        metrics_request(srv->metrics, ROUTE_OTHER, code, 0);
     return 0;
 }
 
