@@ -5,7 +5,7 @@ BUILD ?= build
 PYTEST ?= python3 -m pytest
 
 .PHONY: all build deps restart stop logs observe failover reset-source rolling-restart test test-unit test-sanitize test-integration \
-        test-e2e test-deploy test-postman postman clean-reports check-consistency check-consistency-short bench bench-scaling \
+        test-e2e test-deploy test-postman postman api-check clean-reports check-consistency check-consistency-short bench bench-scaling \
         check-config fuzz fuzz-build fuzz-short format format-check clean
 
 all: build
@@ -86,6 +86,11 @@ test-sanitize:
 
 test-integration: build
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/integration
+
+# openapi.yaml: Redocly's lint and Schemathesis against a throwaway replica (tests/integration/test_openapi.py,
+# also part of test-integration). The tools are pinned in scripts/api-tools.sh.
+api-check: build
+	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/integration/test_openapi.py
 
 test-e2e: build
 	CDCACHE_BUILD=$(BUILD) $(PYTEST) -q -p no:cacheprovider tests/e2e

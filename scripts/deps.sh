@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the project needs and the machine lacks: Debian packages (build, stack, tests), pytest,
 # the Debezium Server distribution (through scripts/debezium-fetch.sh), newman, pinned, for the Postman
-# collection (through scripts/newman-fetch.sh; node and npm from Debian when the machine has neither), and
-# the deployment checks' tools and schemas (through scripts/deploy-tools.sh). Idempotent and quiet when
+# collection (through scripts/newman-fetch.sh; node and npm from Debian when the machine has neither), the
+# OpenAPI linter and conformance tester (through scripts/api-tools.sh), and the deployment checks' tools
+# and schemas (through scripts/deploy-tools.sh), all cached in ~/.cache/cdcache. Idempotent and quiet when
 # everything is present. `deps.sh build` installs only what compiling needs; `deps.sh deploy` only the
 # deployment checks'.
 set -euo pipefail
@@ -11,10 +12,10 @@ what=${1:-all}
 if [ "$what" = deploy ]; then exec "$here/scripts/deploy-tools.sh"; fi
 
 build_pkgs=(build-essential meson ninja-build pkg-config libpq-dev libssl-dev libhiredis-dev libcivetweb-dev
-            libcjson-dev libcyaml-dev libcriterion-dev)
+            libcjson-dev libcyaml-dev libcriterion-dev python3-yaml)
 stack_pkgs=(postgresql postgresql-contrib redis-server redis-tools nginx-light curl openssl maven procps wrk gnuplot-nox supervisor)
 # prometheus: promtool checks /metrics and the alert rules; `make observe` runs the binary itself
-tool_pkgs=(clang libclang-rt-14-dev clang-format prometheus)
+tool_pkgs=(clang libclang-rt-14-dev clang-format prometheus python3-venv)
 
 missing=()
 want=("${build_pkgs[@]}")
@@ -38,6 +39,12 @@ if [ ${#missing[@]} -gt 0 ]; then
         $sudo_ service "$svc" stop >/dev/null 2>&1 || true
     done
 fi
+# The build embeds openapi.yaml with the Python meson runs, which needs PyYAML (Debian's python3-yaml
+# covers Debian's python3; another python3 first on PATH gets it from pip).
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+    echo "deps: installing PyYAML" >&2
+    python3 -m pip install -q pyyaml >/dev/null 2>&1 || true
+fi
 [ "$what" = build ] && exit 0
 
 if ! python3 -m pytest --version >/dev/null 2>&1; then
@@ -46,4 +53,5 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
 fi
 "$here/scripts/debezium-fetch.sh" >/dev/null
 "$here/scripts/newman-fetch.sh" >/dev/null
+"$here/scripts/api-tools.sh"
 "$here/scripts/deploy-tools.sh"

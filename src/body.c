@@ -84,6 +84,20 @@ static int fail_field(char *err, size_t errlen, char *field, size_t fieldlen, co
 
 static const char *const known_fields[] = {"id", "name", "description", "price"};
 
+/* The length of a number's integer part when its fraction is only zeros ("42.0" and "42" are the
+ * same integer to JSON, and to JSON Schema's "integer"); len otherwise, so anything else stays
+ * malformed. An exponent is not taken. */
+static size_t integral_len(const char *p, size_t len)
+{
+    const char *dot = memchr(p, '.', len);
+    if (!dot || dot == p + len - 1)
+        return len;
+    for (const char *q = dot + 1; q < p + len; q++)
+        if (*q != '0')
+            return len;
+    return (size_t)(dot - p);
+}
+
 /* A string value as a new NUL-terminated string (release with free()). */
 static char *string_copy(const struct json_span *v, size_t *len)
 {
@@ -151,8 +165,9 @@ int body_parse_item(const char *body, size_t len, enum body_mode mode, struct it
                                                     : "must be an integer");
                 goto out;
             }
-            if (!(val.kind == JSON_STRING ? json_span_i64(&val, &in.id)
-                                          : parse_i64(val.p, val.len, &in.id)) ||
+            if (!(val.kind == JSON_STRING
+                      ? json_span_i64(&val, &in.id)
+                      : parse_i64(val.p, integral_len(val.p, val.len), &in.id)) ||
                 in.id <= 0) {
                 rc = fail_field(err, errlen, field, fieldlen, "id",
                                 "must be a positive 64-bit integer");

@@ -4,6 +4,7 @@
  * key. */
 #include "cdcache/config.h"
 #include "cdcache/auth.h"
+#include "cdcache/cors.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
 #include "cdcache/tls.h"
@@ -340,6 +341,12 @@ static int validate(struct config *cfg, char *err, size_t errlen)
     }
     if (validate_tls(cfg, err, errlen))
         return CDC_ECONFIG;
+    {
+        struct cors *c = cors_create(cfg->http_cors_origins, err, errlen);
+        if (!c)
+            return CDC_ECONFIG;
+        cors_destroy(c);
+    }
     /* The group is "<group_prefix>-<replica_id>": both are bounded so it is never cut (two cut
      * names could share one group, and each replica would see only part of the changes). */
     if (check_name("cdc.replica_id", cfg->cdc_replica_id, err, errlen) ||

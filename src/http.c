@@ -1,12 +1,19 @@
 /* HTTP handlers. One catch-all civetweb handler routes by path and method, parses the request,
  * calls the read protocol (reads.c: cache, leases, vouching, read-your-writes) or the database, and
- * writes the answer. No cache rule lives here. */
+ * writes the answer. No cache rule lives here. The resources and the methods each takes are one
+ * table (resources[]): it gives 405's Allow, preflights' allowed methods and the admin listener's
+ * paths. Requests civetweb refuses before routing (a malformed head, a method it does not know) are
+ * answered by civetweb_error(), so every error is application/problem+json. openapi.yaml describes
+ * all of it. */
 #include "cdcache/http.h"
 #include "cdcache/auth.h"
 #include "cdcache/body.h"
+#include "cdcache/cors.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
+#include "cdcache/openapi.h"
 #include "cdcache/process.h"
+#include "cdcache/query.h"
 #include "cdcache/reads.h"
 #include "cdcache/tls.h"
 #include "cdcache/util.h"
@@ -33,6 +40,7 @@ struct http_server {
         *admin; /* http.admin_listen: /health, /ready, /metrics on their own threads */
     struct reads *reads;
     struct auth *auth;
+    struct cors *cors;
     _Atomic bool draining;  /* SIGTERM: /ready answers 503 and every answer closes its connection
                              * while in-flight requests finish */
     _Atomic int open_conns; /* connections of the main listener civetweb has open (http_stop waits
@@ -53,6 +61,7 @@ struct http_server {
     X(INVALID_BODY, 400, "invalid-body", "Invalid request body")                                   \
     X(INVALID_QUERY, 400, "invalid-query", "Invalid query parameter")                              \
     X(INVALID_HEADER, 400, "invalid-header", "Invalid header")                                     \
+    X(BAD_REQUEST, 400, "bad-request", "Malformed request")                                        \
     X(NOT_FOUND, 404, "not-found", "Item not found")                                               \
     X(NO_ROUTE, 404, "no-route", "No such resource")                                               \
     X(UNAUTHORIZED, 401, "unauthorized", "Unauthorized")                                           \
@@ -80,7 +89,64 @@ static const struct {
 #undef PROBLEM_ROW
 };
 
-#define EXTRA_HEADERS_MAX 512
+#define EXTRA_HEADERS_MAX 2048
+
+/* The resources, each with the methods it takes (the Allow header; OPTIONS is answered everywhere
+ * for CORS preflights). ops: also served on the admin listener. */
+#define RESOURCES(X)                                                                               \
+    X(NONE, NULL, NULL, false)                                                                     \
+    X(INDEX, "/", "GET, HEAD, OPTIONS", false)                                                     \
+    X(OPENAPI_YAML, "/openapi.yaml", "GET, HEAD, OPTIONS", false)                                  \
+    X(OPENAPI_JSON, "/openapi.json", "GET, HEAD, OPTIONS", false)                                  \
+    X(ITEMS, "/items", "GET, HEAD, POST, PUT, OPTIONS", false)                                     \
+    X(ITEM, "/items/{id}", "GET, HEAD, PUT, PATCH, DELETE, OPTIONS", false)                        \
+    X(HEALTH, "/health", "GET, HEAD, OPTIONS", true)                                               \
+    X(READY, "/ready", "GET, HEAD, OPTIONS", true)                                                 \
+    X(METRICS, "/metrics", "GET, HEAD, OPTIONS", true)
+
+enum resource {
+#define RESOURCE_ENUM(name, path, allow, ops) RES_##name,
+    RESOURCES(RESOURCE_ENUM)
+#undef RESOURCE_ENUM
+};
+
+static const struct {
+    const char *path;
+    const char *allow;
+    bool ops;
+} resources[] = {
+#define RESOURCE_ROW(name, path, allow, ops) {path, allow, ops},
+    RESOURCES(RESOURCE_ROW)
+#undef RESOURCE_ROW
+};
+
+/* The resource of a decoded path (without its query). "/items/" is the list, as it always was. */
+static enum resource resource_of(const char *path, size_t n)
+{
+    if (n > 7 && strncmp(path, "/items/", 7) == 0)
+        return RES_ITEM;
+    if (n == 7 && strncmp(path, "/items/", 7) == 0)
+        return RES_ITEMS;
+    for (size_t r = RES_INDEX; r < sizeof(resources) / sizeof(resources[0]); r++)
+        if (r != RES_ITEM && strlen(resources[r].path) == n &&
+            strncmp(resources[r].path, path, n) == 0)
+            return (enum resource)r;
+    return RES_NONE;
+}
+
+/* True when method m is one of allow's (exact, case-sensitive: methods are). */
+static bool method_in(const char *allow, const char *m)
+{
+    size_t n = strlen(m);
+    for (const char *p = allow; p && *p;) {
+        if (strncmp(p, m, n) == 0 && (p[n] == '\0' || p[n] == ','))
+            return true;
+        p = strchr(p, ',');
+        if (p)
+            p += 2;
+    }
+    return false;
+}
 
 /* X-Request-Id: a client's own, when it is 1..REQUEST_ID_MAX characters of [A-Za-z0-9._~:/+=@-],
  * else one made here (16 hex digits from a per-thread generator). */
@@ -91,6 +157,7 @@ struct request {
     struct http_server *srv;
     const struct mg_request_info *ri;
     enum metrics_route route;
+    const char *allow; /* the resource's methods (405's Allow), NULL for no resource */
     int status;
     const char *xcache; /* the X-Cache answered, for the access log; NULL: none */
     char id[REQUEST_ID_MAX + 1];
@@ -102,6 +169,8 @@ static void add_header(struct request *rq, const char *name, const char *value)
 {
     int n = snprintf(rq->extra + rq->extra_len, sizeof(rq->extra) - rq->extra_len, "%s: %s\r\n",
                      name, value);
+    /* every value is bounded (the longest, an origin, by CORS_ORIGIN_MAX): the sum fits */
+    assert(n > 0 && (size_t)n < sizeof(rq->extra) - rq->extra_len);
     if (n > 0 && (size_t)n < sizeof(rq->extra) - rq->extra_len)
         rq->extra_len += (size_t)n;
 }
@@ -156,9 +225,8 @@ static void send_problem(struct request *rq, enum problem p, const char *detail,
         buf_puts(&b, "\"");
     }
     buf_puts(&b, "}");
-    if (p == P_METHOD)
-        add_header(rq, "Allow",
-                   rq->route == ROUTE_ITEM_LIST ? "GET, POST, PUT" : "GET, PUT, PATCH, DELETE");
+    if (p == P_METHOD && rq->allow)
+        add_header(rq, "Allow", rq->allow);
     if (problems[p].status == 503)
         add_header(rq, "Retry-After", "1");
     send_response(rq, problems[p].status, "application/problem+json", b.data, b.len);
@@ -174,24 +242,34 @@ static bool parse_id(const char *s, int64_t *id)
     return parse_i64(s, n, id) && *id > 0;
 }
 
-/* Parses `"<n>"`, `W/"<n>"` or `*` (as -1). Returns false when malformed. */
+/* Parses `"<n>"`, `W/"<n>"` or `*` (as -1), with spaces around. Returns false when malformed. */
 static bool parse_etag(const char *s, int64_t *v)
 {
     size_t n;
     while (*s == ' ')
         s++;
-    if (strcmp(s, "*") == 0) {
+    n = strlen(s);
+    while (n > 0 &&
+           s[n - 1] == ' ') /* optional whitespace around a field value is not part of it */
+        n--;
+    if (n == 1 && s[0] == '*') {
         *v = -1;
         return true;
     }
-    if (strncmp(s, "W/", 2) == 0)
+    if (n >= 2 && strncmp(s, "W/", 2) == 0) {
         s += 2;
-    n = strlen(s);
-    while (n > 0 && s[n - 1] == ' ')
-        n--;
+        n -= 2;
+    }
     if (n < 3 || s[0] != '"' || s[n - 1] != '"')
         return false;
-    return parse_i64(s + 1, n - 2, v) && *v >= 0;
+    for (size_t i = 1; i + 1 < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    /* a well-formed tag beyond int64 names no version an item has (one per update): it never
+     * matches, so If-Match with it fails with 412 like any other stale tag, never 400 */
+    if (!parse_i64(s + 1, n - 2, v))
+        *v = INT64_MAX;
+    return true;
 }
 
 /* True when If-None-Match (a list of ETags or *) matches version. */
@@ -264,11 +342,10 @@ static void send_hit(struct request *rq, const char *body, size_t len, int64_t v
     }
     rq->status = 200;
     rq->xcache = "hit";
-    n = snprintf(
-        buf, sizeof(buf),
-        "HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Type: application/json\r\n"
-        "Content-Length: %zu\r\nX-Cache: hit\r\nETag: \"%lld\"\r\nX-Request-Id: %s\r\n\r\n",
-        http_date(), len, (long long)version, rq->id);
+    n = snprintf(buf, sizeof(buf),
+                 "HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\nX-Cache: hit\r\nETag: \"%lld\"\r\n%.*s\r\n",
+                 http_date(), len, (long long)version, (int)rq->extra_len, rq->extra);
     if (n > 0 && (size_t)n + len <= sizeof(buf)) {
         memcpy(buf + n, body, len);
         mg_write(rq->conn, buf, (size_t)n + len);
@@ -452,42 +529,55 @@ static void item_delete(struct request *rq, int64_t id)
         send_response(rq, 204, NULL, NULL, 0);
 }
 
-/* Reads query parameter name into an integer. Returns 1 found, 0 absent, -1 malformed (sent 400).
- */
-static int query_int(struct request *rq, const char *name, int64_t *out)
+/* Checks the query string against the parameters the route takes (names[0..count); none: count
+ * 0). Returns true with the values in *qv, or sends 400 invalid-query naming the parameter. */
+static bool query_check(struct request *rq, const char *const *names, size_t count,
+                        struct query_values *qv)
 {
     const char *qs = rq->ri->query_string;
-    char v[32];
-    int n;
+    char err[200], field[64];
 
-    if (!qs)
-        return 0;
-    n = mg_get_var(qs, strlen(qs), name, v, sizeof(v));
-    if (n == -1)
-        return 0;
-    if (n < 0 || !parse_i64_str(v, out) || *out < 0) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "%s must be a non-negative integer", name);
-        send_problem(rq, P_INVALID_QUERY, msg, name);
-        return -1;
-    }
-    return 1;
+    if (query_parse(qs, qs ? strlen(qs) : 0, names, count, qv, err, sizeof(err), field,
+                    sizeof(field)) == 0)
+        return true;
+    send_problem(rq, P_INVALID_QUERY, err, field);
+    return false;
 }
 
-/* GET /items?after=&limit= (keyset pagination, from PostgreSQL) */
+/* The value of parameter names[i] as a non-negative integer into *out (left alone when absent).
+ * Returns false after sending 400. */
+static bool query_int(struct request *rq, const struct query_values *qv, size_t i, const char *name,
+                      int64_t *out)
+{
+    char msg[96];
+
+    if (!qv->present[i])
+        return true;
+    if (parse_i64_str(qv->value[i], out) && *out >= 0)
+        return true;
+    snprintf(msg, sizeof(msg), "parameter '%s': must be a non-negative integer", name);
+    send_problem(rq, P_INVALID_QUERY, msg, name);
+    return false;
+}
+
+/* GET /items?after=&limit= (keyset pagination, from PostgreSQL). When more items follow, the next
+ * page's URL is both the body's "next" and a Link header (rel="next"). */
 static void item_list(struct request *rq)
 {
+    static const char *const names[] = {"after", "limit"};
+    struct query_values qv;
     int64_t after = 0, limit = 50, last = 0;
     int64_t max = rq->srv->cfg->http_max_list_limit;
     struct buf out;
     bool more = false;
     int count = 0, rc;
 
-    if (query_int(rq, "after", &after) < 0 || query_int(rq, "limit", &limit) < 0)
+    if (!query_check(rq, names, 2, &qv) || !query_int(rq, &qv, 0, "after", &after) ||
+        !query_int(rq, &qv, 1, "limit", &limit))
         return;
     if (limit < 1 || limit > max) {
         char msg[96];
-        snprintf(msg, sizeof(msg), "limit must be between 1 and %lld", (long long)max);
+        snprintf(msg, sizeof(msg), "parameter 'limit': must be between 1 and %lld", (long long)max);
         send_problem(rq, P_INVALID_QUERY, msg, "limit");
         return;
     }
@@ -498,11 +588,16 @@ static void item_list(struct request *rq)
     if (rc) {
         send_problem(rq, P_DB_DOWN, "the database could not answer; try again", NULL);
     } else {
-        if (more)
-            buf_printf(&out, "],\"next\":\"/items?after=%lld&limit=%lld\"}", (long long)last,
-                       (long long)limit);
-        else
+        if (more) {
+            char next[80], link[100];
+            snprintf(next, sizeof(next), "/items?after=%lld&limit=%lld", (long long)last,
+                     (long long)limit);
+            snprintf(link, sizeof(link), "<%s>; rel=\"next\"", next);
+            add_header(rq, "Link", link);
+            buf_printf(&out, "],\"next\":\"%s\"}", next);
+        } else {
             buf_puts(&out, "],\"next\":null}");
+        }
         send_json(rq, 200, &out);
     }
     buf_free(&out);
@@ -604,22 +699,91 @@ static bool authorized(struct request *rq, bool write)
     return false;
 }
 
-/* The class of an /items request for authorization: 1 write, 0 read, -1 a method no route takes
- * (it gets 405 whatever the token, so it asks for none). */
-static int request_class(const char *m)
+/* GET /: links to what the API serves. */
+static void index_page(struct request *rq)
 {
-    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
-        return 0;
-    if (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 ||
-        strcmp(m, "DELETE") == 0)
-        return 1;
-    return -1;
+    static const char body[] =
+        "{\"name\":\"cdcache\",\"version\":\"" CDCACHE_VERSION "\",\"links\":{"
+        "\"items\":\"/items\",\"openapi_json\":\"/openapi.json\",\"openapi_yaml\":\"/"
+        "openapi.yaml\","
+        "\"health\":\"/health\",\"ready\":\"/ready\",\"metrics\":\"/metrics\"}}";
+    send_response(rq, 200, "application/json", body, sizeof(body) - 1);
 }
 
-static bool is_ops_path(const char *uri)
+/* CORS for every response of a CORS-enabled server: Vary: Origin (the answer depends on it), and
+ * for an allowed Origin, Access-Control-Allow-Origin and the headers a script may read. */
+static void cors_headers(struct request *rq)
 {
-    return strcmp(uri, "/health") == 0 || strcmp(uri, "/ready") == 0 ||
-           strcmp(uri, "/metrics") == 0;
+    const char *allow;
+
+    if (!cors_enabled(rq->srv->cors))
+        return;
+    add_header(rq, "Vary", "Origin");
+    allow = cors_allow_origin(rq->srv->cors, mg_get_header(rq->conn, "Origin"));
+    if (!allow)
+        return;
+    add_header(rq, "Access-Control-Allow-Origin", allow);
+    if (strcmp(rq->ri->request_method, "OPTIONS") != 0)
+        add_header(rq, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+}
+
+/* OPTIONS on a resource: 204 with Allow. A CORS preflight (Origin and
+ * Access-Control-Request-Method) from an allowed origin also gets the methods and request headers
+ * it may use; from any other origin it gets no CORS header, as the request itself would not. Needs
+ * no token and reads no query: a preflight never carries credentials, and the request that follows
+ * gets the readable answer (a 400 for a bad parameter, a 401 for a missing token). */
+static void options(struct request *rq)
+{
+    const char *origin = mg_get_header(rq->conn, "Origin");
+
+    add_header(rq, "Allow", rq->allow);
+    if (mg_get_header(rq->conn, "Access-Control-Request-Method") &&
+        cors_allow_origin(rq->srv->cors, origin)) {
+        add_header(rq, "Access-Control-Allow-Methods", rq->allow);
+        add_header(rq, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+        add_header(rq, "Access-Control-Max-Age", CORS_MAX_AGE);
+    }
+    send_response(rq, 204, NULL, NULL, 0);
+}
+
+static void send_method_not_allowed(struct request *rq)
+{
+    char msg[96];
+    snprintf(msg, sizeof(msg), "this resource takes %s", rq->allow);
+    send_problem(rq, P_METHOD, msg, NULL);
+}
+
+/* /items/{id}, method already checked against the resource. */
+static void item_route(struct request *rq, const char *m, const char *idtext)
+{
+    int64_t id;
+
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+        rq->route = ROUTE_ITEM_GET;
+    else if (strcmp(m, "PUT") == 0)
+        rq->route = ROUTE_ITEM_REPLACE;
+    else if (strcmp(m, "PATCH") == 0)
+        rq->route = ROUTE_ITEM_PATCH;
+    else
+        rq->route = ROUTE_ITEM_DELETE;
+    if (!parse_id(idtext, &id)) {
+        send_problem(rq, P_INVALID_ID,
+                     "the id must be an integer between 1 and 9223372036854775807", "id");
+        return;
+    }
+    switch (rq->route) {
+    case ROUTE_ITEM_GET:
+        item_get(rq, id);
+        break;
+    case ROUTE_ITEM_REPLACE:
+        item_write(rq, id, BODY_REPLACE);
+        break;
+    case ROUTE_ITEM_PATCH:
+        item_write(rq, id, BODY_PATCH);
+        break;
+    default:
+        item_delete(rq, id);
+    }
 }
 
 /* A per-thread xorshift64* generator, seeded from the clock, the thread and an address: request ids
@@ -685,9 +849,10 @@ static void access_log(const struct request *rq, int64_t ns)
 static int route(struct mg_connection *conn, struct http_server *srv, bool admin)
 {
     struct request rq;
+    struct query_values qv;
     const char *m, *uri;
     int64_t t0 = now_mono_ns();
-    int class;
+    enum resource res;
 
     memset(&rq, 0, sizeof(rq));
     rq.conn = conn;
@@ -698,82 +863,154 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
     add_header(&rq, "X-Request-Id", rq.id);
     m = rq.ri->request_method;
     uri = rq.ri->local_uri ? rq.ri->local_uri : "/";
-    class =
-        strncmp(uri, "/items", 6) == 0 && (uri[6] == '\0' || uri[6] == '/') ? request_class(m) : -1;
+    res = resource_of(uri, strlen(uri));
+    rq.allow = resources[res].allow;
+    cors_headers(&rq);
 
     if (rq.ri->num_headers >= MG_MAX_HEADERS) {
         /* civetweb keeps MG_MAX_HEADERS headers and drops the rest without a word: a request that
          * reaches the limit may have lost one (an If-Match), so it is refused, never run in part */
         send_problem(&rq, P_HEADERS, "too many header fields", NULL);
-    } else if (admin && !is_ops_path(uri)) {
+    } else if (admin && !resources[res].ops) {
         send_problem(&rq, P_NO_ROUTE, "the admin listener serves /health, /ready and /metrics",
                      NULL);
-    } else if (class >= 0 && !authorized(&rq, class == 1)) {
+    } else if (res == RES_NONE) {
+        send_problem(&rq, P_NO_ROUTE,
+                     "no such resource; see / for the links, /openapi.json for the description",
+                     NULL);
+    } else if (strcmp(m, "OPTIONS") == 0) {
+        options(&rq);
+    } else if (!method_in(rq.allow, m)) {
+        send_method_not_allowed(&rq);
+    } else if ((res == RES_ITEMS || res == RES_ITEM) &&
+               !authorized(&rq, strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
         /* answered */
-    } else if (strcmp(uri, "/items") == 0 || strcmp(uri, "/items/") == 0) {
+    } else if (res == RES_ITEMS) {
         if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
             rq.route = ROUTE_ITEM_LIST;
             item_list(&rq);
-        } else if (strcmp(m, "POST") == 0) {
-            rq.route = ROUTE_ITEM_CREATE;
-            item_write(&rq, 0, BODY_CREATE);
-        } else if (strcmp(m, "PUT") == 0) {
-            rq.route = ROUTE_ITEM_UPSERT;
-            item_write(&rq, 0, BODY_UPSERT);
         } else {
-            rq.route = ROUTE_ITEM_LIST;
-            send_problem(&rq, P_METHOD, "use GET, POST or PUT on /items", NULL);
-            rq.route = ROUTE_OTHER;
+            rq.route = strcmp(m, "POST") == 0 ? ROUTE_ITEM_CREATE : ROUTE_ITEM_UPSERT;
+            if (query_check(&rq, NULL, 0, &qv))
+                item_write(&rq, 0, rq.route == ROUTE_ITEM_CREATE ? BODY_CREATE : BODY_UPSERT);
         }
-    } else if (strncmp(uri, "/items/", 7) == 0) {
-        int64_t id;
-        if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
-            rq.route = ROUTE_ITEM_GET;
-        else if (strcmp(m, "PUT") == 0)
-            rq.route = ROUTE_ITEM_REPLACE;
-        else if (strcmp(m, "PATCH") == 0)
-            rq.route = ROUTE_ITEM_PATCH;
-        else if (strcmp(m, "DELETE") == 0)
-            rq.route = ROUTE_ITEM_DELETE;
-        if (!parse_id(uri + 7, &id)) {
-            send_problem(&rq, P_INVALID_ID,
-                         "the id must be an integer between 1 and 9223372036854775807", "id");
-        } else {
-            switch (rq.route) {
-            case ROUTE_ITEM_GET:
-                item_get(&rq, id);
-                break;
-            case ROUTE_ITEM_REPLACE:
-                item_write(&rq, id, BODY_REPLACE);
-                break;
-            case ROUTE_ITEM_PATCH:
-                item_write(&rq, id, BODY_PATCH);
-                break;
-            case ROUTE_ITEM_DELETE:
-                item_delete(&rq, id);
-                break;
-            default:
-                send_problem(&rq, P_METHOD, "use GET, PUT, PATCH or DELETE on /items/{id}", NULL);
-            }
-        }
-    } else if (strcmp(uri, "/health") == 0 && strcmp(m, "GET") == 0) {
-        struct buf b = {(char *)"{\"status\":\"ok\"}", 15, 0, 0};
-        rq.route = ROUTE_HEALTH;
-        send_json(&rq, 200, &b);
-    } else if (strcmp(uri, "/ready") == 0 && strcmp(m, "GET") == 0) {
-        rq.route = ROUTE_READY;
-        ready(&rq);
-    } else if (strcmp(uri, "/metrics") == 0 && strcmp(m, "GET") == 0) {
-        rq.route = ROUTE_METRICS;
-        metrics_page(&rq);
+    } else if (!query_check(&rq, NULL, 0, &qv)) {
+        /* answered: no other route takes a query parameter */
     } else {
-        send_problem(&rq, P_NO_ROUTE, "no such resource; see /items, /health, /ready, /metrics",
-                     NULL);
+        switch (res) {
+        case RES_ITEM:
+            item_route(&rq, m, uri + 7);
+            break;
+        case RES_INDEX:
+            rq.route = ROUTE_INDEX;
+            index_page(&rq);
+            break;
+        case RES_OPENAPI_YAML:
+            rq.route = ROUTE_OPENAPI;
+            send_response(&rq, 200, "application/yaml", openapi_yaml, openapi_yaml_len);
+            break;
+        case RES_OPENAPI_JSON:
+            rq.route = ROUTE_OPENAPI;
+            send_response(&rq, 200, "application/json", openapi_json, openapi_json_len);
+            break;
+        case RES_HEALTH: {
+            static const char ok[] = "{\"status\":\"ok\"}";
+            rq.route = ROUTE_HEALTH;
+            send_response(&rq, 200, "application/json", ok, sizeof(ok) - 1);
+            break;
+        }
+        case RES_READY:
+            rq.route = ROUTE_READY;
+            ready(&rq);
+            break;
+        case RES_METRICS:
+            rq.route = ROUTE_METRICS;
+            metrics_page(&rq);
+            break;
+        default:
+            assert(!"every resource has a route");
+        }
     }
     int64_t ns = now_mono_ns() - t0;
     metrics_request(rq.srv->metrics, rq.route, rq.status, ns);
     access_log(&rq, ns);
     return rq.status ? rq.status : 500;
+}
+
+/* The methods civetweb 1.15 parses (others it refuses before any handler runs; see
+ * civetweb_error()). */
+static bool civetweb_knows_method(const char *m)
+{
+    static const char *const known[] = {"GET",     "POST",    "PUT",       "DELETE",   "HEAD",
+                                        "OPTIONS", "CONNECT", "PATCH",     "PROPFIND", "MKCOL",
+                                        "LOCK",    "UNLOCK",  "PROPPATCH", "REPORT"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(m, known[i]) == 0)
+            return true;
+    return false;
+}
+
+/* civetweb's http_error callback: an error civetweb answers itself, before any handler (a request
+ * head it cannot parse, such as a header value with a control character; a head larger than its
+ * buffer; a method it does not know, such as TRACE), answered as problem+json like every other
+ * error. The connection is closed after it. Returns 0: handled. */
+static int civetweb_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+    struct http_server *srv = mg_get_user_data(mg_get_context(conn));
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    enum problem p = P_INTERNAL;
+    const char *allow = NULL;
+    char detail[160], head[512];
+    struct buf b;
+    int n, code;
+
+    if (status == 400 && ri && ri->request_method && ri->request_uri &&
+        !civetweb_knows_method(ri->request_method)) {
+        /* the request line parsed up to its method: answer for the resource it names */
+        size_t len = strcspn(ri->request_uri, "?");
+        enum resource res = resource_of(ri->request_uri, len);
+        p = res == RES_NONE ? P_NO_ROUTE : P_METHOD;
+        allow = resources[res].allow;
+        if (allow)
+            snprintf(detail, sizeof(detail), "this resource takes %s", allow);
+        else
+            snprintf(detail, sizeof(detail), "no such resource");
+    } else {
+        /* civetweb's status stays (411, 417, 505...); the type gives its class */
+        if (status == 413 || status == 431)
+            p = P_HEADERS; /* a head larger than civetweb's buffer */
+        else if (status == 408)
+            p = P_TIMEOUT;
+        else if (status >= 400 && status < 500)
+            p = P_BAD_REQUEST;
+        snprintf(detail, sizeof(detail),
+                 "the request could not be read (%s); header values may hold visible ASCII, "
+                 "spaces and UTF-8 only",
+                 errmsg && errmsg[0] ? errmsg : "malformed");
+    }
+    code = p == P_BAD_REQUEST || (p == P_INTERNAL && status >= 500 && status < 600)
+               ? status
+               : problems[p].status;
+    buf_init(&b, 4096);
+    buf_printf(&b,
+               "{\"type\":\"urn:cdcache:problem:%s\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
+               problems[p].slug, problems[p].title, code);
+    buf_json_escape(&b, detail, strlen(detail));
+    buf_puts(&b, "\"}");
+    /* the head could not be read: the client's X-Request-Id is not to be trusted, a new one is */
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
+                 "Content-Length: %zu\r\n%s%s%sX-Request-Id: %016llx\r\nConnection: close\r\n\r\n",
+                 code, mg_get_response_code_text(conn, code), b.len, allow ? "Allow: " : "",
+                 allow ? allow : "", allow ? "\r\n" : "", (unsigned long long)thread_random());
+    if (n > 0 && (size_t)n < sizeof(head)) {
+        mg_write(conn, head, (size_t)n);
+        mg_write(conn, b.data, b.len);
+    }
+    buf_free(&b);
+    if (srv)
+        metrics_request(srv->metrics, ROUTE_OTHER, code, 0);
+    return 0;
 }
 
 static int dispatch(struct mg_connection *conn, void *cbdata)
@@ -835,25 +1072,21 @@ static struct mg_context *listen_on(const struct config *cfg, const char *listen
     struct mg_callbacks cb;
     struct mg_context *ctx;
     char threads[24], timeout[24], keepalive[24];
-    const char *options[] = {"listening_ports",
-                             listen,
-                             "num_threads",
-                             threads,
-                             "request_timeout_ms",
-                             timeout,
-                             "enable_keep_alive",
+    const char *options[] = {"listening_ports", listen, "num_threads", threads,
+                             "request_timeout_ms", timeout, "enable_keep_alive",
                              cfg->http_keep_alive_timeout_ms > 0 ? "yes" : "no",
-                             "keep_alive_timeout_ms",
-                             keepalive,
-                             "tcp_nodelay",
-                             "1",
-                             NULL};
+                             "keep_alive_timeout_ms", keepalive, "tcp_nodelay", "1",
+                             /* CORS is ours (cors.c, options()): civetweb's own answers every
+                              * preflight with "*" and adds nothing to the request that follows */
+                             "access_control_allow_origin", "", "access_control_allow_methods", "",
+                             "access_control_allow_headers", "", NULL};
 
     snprintf(threads, sizeof(threads), "%lld", (long long)nthreads);
     snprintf(timeout, sizeof(timeout), "%lld", (long long)cfg->http_request_timeout_ms);
     snprintf(keepalive, sizeof(keepalive), "%lld", (long long)cfg->http_keep_alive_timeout_ms);
     memset(&cb, 0, sizeof(cb));
     cb.log_message = log_message;
+    cb.http_error = civetweb_error;
     if (handler == dispatch) {
         cb.init_connection = conn_opened;
         cb.connection_close = conn_closing;
@@ -884,6 +1117,9 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
     srv->auth = auth_create(cfg->auth_write_tokens, cfg->auth_read_tokens, err, errlen);
     if (!srv->auth)
         goto fail_auth;
+    srv->cors = cors_create(cfg->http_cors_origins, err, errlen);
+    if (!srv->cors)
+        goto fail_cors;
     srv->reads = reads_create_default(db, cdc, cache);
     /* With a certificate every port of http.listen is TLS (tls_listen_spec); http.admin_listen is
      * taken as written. civetweb must not initialise itself before tls_library_init(). */
@@ -928,6 +1164,8 @@ fail_listen:
 fail_tls:
     free(listen);
     reads_destroy(srv->reads);
+    cors_destroy(srv->cors);
+fail_cors:
     auth_destroy(srv->auth);
 fail_auth:
     free(srv);
@@ -1026,6 +1264,7 @@ void http_stop(struct http_server *srv)
     if (srv->admin)
         mg_stop(srv->admin);
     reads_destroy(srv->reads);
+    cors_destroy(srv->cors);
     auth_destroy(srv->auth);
     free(srv);
 }

@@ -145,3 +145,21 @@ Test(body, unicode_escapes_become_utf8)
     cr_assert_str_eq(in.description, "\xe2\x82\xac");
     body_item_free(&in);
 }
+
+Test(body, an_id_with_a_zero_fraction_is_that_integer)
+{
+    struct item_input in;
+    cr_assert_eq(
+        parse("{\"id\":17.0,\"name\":\"a\",\"description\":\"\",\"price\":1}", BODY_UPSERT, &in), 0,
+        "%s", err);
+    cr_assert(in.has_id && in.id == 17);
+    body_item_free(&in);
+    const char *bad[] = {"17.5", "17.", "1e3", "17.01"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char b[128];
+        snprintf(b, sizeof(b), "{\"id\":%s,\"name\":\"a\",\"description\":\"\",\"price\":1}",
+                 bad[i]);
+        cr_assert_eq(parse(b, BODY_UPSERT, &in), CDC_EINVAL, "%s", bad[i]);
+        cr_assert_str_eq(field, "id");
+    }
+}

@@ -24,7 +24,8 @@
     X(http, shutdown_delay_ms, INT, "0", 0, 600000)                                                \
     X(http, tls_certificate, STR, "", 0, 0)                                                        \
     X(http, tls_key, STR, "", 0, 0)                                                                \
-    X(http, tls_min_version, STR, "1.2", 1, 0)
+    X(http, tls_min_version, STR, "1.2", 1, 0)                                                     \
+    X(http, cors_origins, STR, "", 0, 0)
 #define CONFIG_POSTGRES(X)                                                                         \
     X(postgres, conninfo, STR, "postgresql://postgres@127.0.0.1:5432/cdcache", 1, 0)               \
     X(postgres, migrations_dir, STR, "migrations", 1, 0)                                           \

@@ -22,6 +22,8 @@
     X(HEALTH, "GET /health")                                                                       \
     X(READY, "GET /ready")                                                                         \
     X(METRICS, "GET /metrics")                                                                     \
+    X(INDEX, "GET /")                                                                              \
+    X(OPENAPI, "GET /openapi.{yaml,json}")                                                         \
     X(OTHER, "other")
 
 enum metrics_route {

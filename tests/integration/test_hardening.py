@@ -56,7 +56,9 @@ def test_writes_need_a_token_when_tokens_are_set(stack, heartbeats):
         assert r.get(f"/items/{item}").status == 200, "reads stay open without read tokens"
         for path in ("/health", "/ready", "/metrics"):
             assert r.get(path).status == 200, path
-        assert r.call("OPTIONS", f"/items/{item}").status == 405, "no route: 405, not a demand for a token"
+        opts = r.call("OPTIONS", f"/items/{item}")
+        assert opts.status == 204 and "DELETE" in opts.header("allow"), "OPTIONS answers Allow, never a demand for a token"
+        assert r.call("TRACE", f"/items/{item}").status == 405, "a method no route takes: 405, not a demand for a token"
         for path in ("/ready", "/metrics"):
             assert TOKEN not in r.get(path).body.decode()
         assert TOKEN not in r.read_log()
