@@ -30,6 +30,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "pylib"))
 os.environ.setdefault("CDCACHE_BUILD", os.environ.get("BENCH_BUILD", "build-bench"))
 from harness import BUILD, Replica, Resp, Stack, request, wait_until  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import hist_quantile as quantile, propagation_hist as hist  # noqa: E402
+
 QUICK = os.environ.get("FANOUT_QUICK") == "1"
 ENTRIES = 50000 if QUICK else 200000
 GROUPS = [1, 2, 4, 8, 16]
@@ -150,27 +153,6 @@ def status_kib(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
-
-
-def hist(base):
-    text = request(base, "GET", "/metrics").body.decode()
-    out = []
-    for line in text.splitlines():
-        m = re.match(r'cdcache_cdc_propagation_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
-        if m:
-            out.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)) * 1000, int(m.group(2))))
-    return out
-
-
-def quantile(before, after, q):
-    deltas = [(le, a - b) for (le, a), (_, b) in zip(after, before)]
-    total = deltas[-1][1]
-    if not total:
-        return None
-    for le, c in deltas:
-        if c >= q * total:
-            return le
-    return None
 
 
 def live(stack, redis_pid, first, keys):

@@ -26,17 +26,10 @@ struct auth {
 static int parse_list(const char *csv, struct token_list *list, const char *key, char *err,
                       size_t errlen)
 {
-    const char *p = csv;
+    const char *rest = csv, *p;
+    size_t n;
 
-    while (*p) {
-        size_t n;
-        while (*p == ' ' || *p == ',')
-            p++;
-        n = strcspn(p, ",");
-        while (n > 0 && p[n - 1] == ' ')
-            n--;
-        if (n == 0)
-            break;
+    while ((p = csv_next(&rest, &n))) {
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f) {
                 snprintf(err, errlen,
@@ -51,9 +44,6 @@ static int parse_list(const char *csv, struct token_list *list, const char *key,
         list->tokens[list->n] = xstrndup(p, n);
         list->lens[list->n] = n;
         list->n++;
-        p += n;
-        while (*p == ' ')
-            p++;
     }
     return 0;
 }

@@ -55,17 +55,10 @@ static bool origin_valid(const char *s, size_t n)
 struct cors *cors_create(const char *origins, char *err, size_t errlen)
 {
     struct cors *c = xcalloc(1, sizeof(*c));
-    const char *p = origins ? origins : "";
+    const char *rest = origins ? origins : "", *p;
+    size_t n;
 
-    while (*p) {
-        size_t n;
-        while (*p == ' ' || *p == ',')
-            p++;
-        n = strcspn(p, ",");
-        while (n > 0 && p[n - 1] == ' ')
-            n--;
-        if (n == 0)
-            break;
+    while ((p = csv_next(&rest, &n))) {
         if (n == 1 && p[0] == '*') {
             c->any = true;
         } else if (n > CORS_ORIGIN_MAX || !origin_valid(p, n)) {
@@ -88,9 +81,6 @@ struct cors *cors_create(const char *origins, char *err, size_t errlen)
                 *q = (char)tolower((unsigned char)*q);
             c->origins[c->n++] = o;
         }
-        p += n;
-        while (*p == ' ')
-            p++;
     }
     return c;
 }

@@ -182,6 +182,24 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     return 0;
 }
 
+const char *csv_next(const char **p, size_t *len)
+{
+    const char *s = *p, *item;
+    size_t n;
+
+    while (*s == ' ' || *s == ',')
+        s++;
+    n = strcspn(s, ",");
+    item = s;
+    *p = s + n;
+    while (n > 0 && s[n - 1] == ' ')
+        n--;
+    if (n == 0)
+        return NULL;
+    *len = n;
+    return item;
+}
+
 int buf_json_escape(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

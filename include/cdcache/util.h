@@ -43,6 +43,10 @@ int buf_puts(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s[0..n) as the body of a JSON string (no quotes), escaping as RFC 8259 requires. */
 int buf_json_escape(struct buf *b, const char *s, size_t n);
+/* The next item of a comma-separated list at *p (config values such as tokens and origins): its
+ * start, with its length in *len and the spaces around it trimmed, or NULL when none is left. *p
+ * moves past it. Empty items are skipped. */
+const char *csv_next(const char **p, size_t *len);
 /* Hands the bytes to the caller: returns the data (a new allocation, release with free()) and
  * leaves b empty. */
 char *buf_steal(struct buf *b, size_t *len);
