@@ -10,6 +10,7 @@
 #include "cdcache/body.h"
 #include "cdcache/cors.h"
 #include "cdcache/error.h"
+#include "cdcache/listener.h"
 #include "cdcache/log.h"
 #include "cdcache/openapi.h"
 #include "cdcache/process.h"
@@ -18,19 +19,13 @@
 #include "cdcache/tls.h"
 #include "cdcache/util.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <civetweb.h>
-#include <dirent.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1178,67 +1173,15 @@ void http_drain(struct http_server *srv)
         atomic_store(&srv->draining, true);
 }
 
-/* Whether fd is a listening socket on one of ports. */
-static bool listens_on(int fd, const struct mg_server_port *ports, int n)
-{
-    struct sockaddr_storage sa;
-    socklen_t len = sizeof(sa);
-    int accepting = 0, port = -1;
-    socklen_t olen = sizeof(accepting);
-    struct stat st;
-
-    if (fstat(fd, &st) || !S_ISSOCK(st.st_mode) ||
-        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &olen) || !accepting ||
-        getsockname(fd, (struct sockaddr *)&sa, &len))
-        return false;
-    if (sa.ss_family == AF_INET)
-        port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
-    else if (sa.ss_family == AF_INET6)
-        port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-    for (int i = 0; i < n; i++)
-        if (ports[i].port == port)
-            return true;
-    return false;
-}
-
-/* Stops the main listener accepting while its connections are still served. civetweb has no call
- * for it short of mg_stop(), which also cuts the idle keep-alive connections a balancer may be
- * sending a request on at that moment (one it may not pass to another replica, a POST). So each
- * listening socket's descriptor is pointed (dup2) at a non-blocking placeholder nobody connects to,
- * and the socket itself is shut down through a copy: from then on a connect is refused, which a
- * balancer safely retries elsewhere (nothing was sent). civetweb's accept loop, woken by the
- * shutdown, finds nothing to accept on the placeholder, polls it until mg_stop() and closes it
- * there. Returns how many listening sockets were stopped. */
+/* The main listener's ports, for listener_stop_accepting(). */
 static int stop_accepting(struct http_server *srv)
 {
     struct mg_server_port ports[8];
-    int n = mg_get_server_ports(srv->ctx, 8, ports), stopped = 0;
-    DIR *d;
-    struct dirent *e;
+    int n = mg_get_server_ports(srv->ctx, 8, ports), nums[8];
 
-    if (n <= 0 || !(d = opendir("/proc/self/fd")))
-        return 0;
-    while ((e = readdir(d))) {
-        int fd = atoi(e->d_name), ph, keep = -1;
-        struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-
-        if (fd <= 2 || fd == dirfd(d) || !listens_on(fd, ports, n))
-            continue;
-        ph = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (ph < 0 || bind(ph, (struct sockaddr *)&lo, sizeof(lo)) || listen(ph, 1) ||
-            (keep = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0 || dup2(ph, fd) < 0) {
-            LOG_WARN("drain: cannot stop accepting on fd %d; stopping outright", fd);
-        } else {
-            shutdown(keep, SHUT_RDWR);
-            stopped++;
-        }
-        if (keep >= 0)
-            close(keep);
-        if (ph >= 0)
-            close(ph);
-    }
-    closedir(d);
-    return stopped;
+    for (int i = 0; i < n; i++)
+        nums[i] = ports[i].port;
+    return n > 0 ? listener_stop_accepting(nums, n) : 0;
 }
 
 void http_stop(struct http_server *srv)
