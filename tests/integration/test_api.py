@@ -229,7 +229,9 @@ def test_health_ready_metrics(replica):
     assert replica.get("/health").json() == {"status": "ok"}
     ready = replica.get("/ready").json()
     assert ready["ready"] and ready["checks"]["postgres"]["ok"] and ready["checks"]["cdc"]["attached"]
-    m = replica.get("/metrics")
+    # the lag is known (present) once the pipeline vouches; right after a break it is absent for a moment
+    m = wait_until(lambda: (lambda r: r if b"cdcache_cdc_lag_seconds " in r.body else None)(replica.get("/metrics")),
+                   20, what="cdcache_cdc_lag_seconds on /metrics")
     assert m.header("content-type").startswith("text/plain")
     text = m.body.decode()
     for series in ["cdcache_http_requests_total{route=\"GET /items/{id}\",status=\"200\"}",
