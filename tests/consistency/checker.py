@@ -726,6 +726,37 @@ class Checker:
                 return diverged
             time.sleep(0.5)
 
+    def diagnose(self, diverged):
+        """What a divergence needs to be explained: the key's last writes (as the writer saw them), the
+        change entries for it in the items stream, and each replica's consumer counters."""
+        out = []
+        keys = sorted({int(re.search(r" key (\d+):", d).group(1)) for d in diverged})
+        for key in keys[:3]:
+            with self.hist[key].lock:
+                last = [(None if t is None else round(t - self.t_start, 3), st) for t, st in self.hist[key].entries[-6:]]
+            out.append(f"  diagnose key {key}: last writes (acked at +s, state): {last}")
+            try:
+                raw = self.stack.redis("XRANGE", STREAMS[0], "-", "+").splitlines()
+                mine = [i for i, line in enumerate(raw) if re.fullmatch(r'\{"id":%d\}' % key, line.strip())]
+                for i in mine[-6:]:
+                    val = raw[i + 1] if i + 1 < len(raw) else ""
+                    op = re.search(r'"op":"(\w)"', val)
+                    ver = re.search(r'"after":\{[^}]*"version":(\d+)', val)
+                    out.append(f"  diagnose key {key}: stream entry {raw[i - 1] if i else '?'} op "
+                               f"{op.group(1) if op else 'tombstone/none'} version {ver.group(1) if ver else '-'}")
+            except Exception as e:  # noqa: BLE001 - diagnostics must not hide the verdict
+                out.append(f"  diagnose key {key}: stream unreadable: {e}")
+        for base in self.replicas:
+            try:
+                text = request(base, "GET", "/metrics", timeout=5).body.decode()
+                keep = [line for line in text.splitlines() if re.match(
+                    r"cdcache_(cdc_events_total|cdc_continuity_breaks_total|cdc_vouching|cdc_reconnects_total|"
+                    r"cache_fill_rejections_total)", line) and not line.endswith(" 0")]
+                out.append(f"  diagnose {base}: " + "; ".join(keep))
+            except OSError as e:
+                out.append(f"  diagnose {base}: metrics unreadable: {e}")
+        return out
+
     def run(self):
         self.seed_keys()
         threads = [threading.Thread(target=self.writer, args=(w,)) for w in range(self.args.writers)]
@@ -778,6 +809,8 @@ class Checker:
                 lines.append(f"  violation: {e}")
         for d in diverged[:10]:
             lines.append(f"  diverged: {d}")
+        if diverged:
+            lines += self.diagnose(diverged)
         print("\n".join(lines))
         if self.args.report:
             with open(self.args.report, "a") as f:
