@@ -746,6 +746,16 @@ class Checker:
                                f"{op.group(1) if op else 'tombstone/none'} version {ver.group(1) if ver else '-'}")
             except Exception as e:  # noqa: BLE001 - diagnostics must not hide the verdict
                 out.append(f"  diagnose key {key}: stream unreadable: {e}")
+        # a Debezium that restarted resumes from its offsets (and may skip what it thinks it sent)
+        for name, pattern in (("supervisord.log", r"(exited|stopped|spawned): '?debezium"),
+                              (os.path.join("debezium", "debezium.log"),
+                               r"(Streaming requested from LSN|[Ss]kipping|restart|ERROR)")):
+            try:
+                with open(os.path.join(self.stack.dir, name), errors="replace") as f:
+                    hits = [line.strip()[:200] for line in f if re.search(pattern, line)]
+                out += [f"  diagnose {name}: {h}" for h in hits[-8:]] or [f"  diagnose {name}: nothing"]
+            except OSError as e:
+                out.append(f"  diagnose {name}: unreadable: {e}")
         for base in self.replicas:
             try:
                 text = request(base, "GET", "/metrics", timeout=5).body.decode()
