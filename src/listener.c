@@ -1,12 +1,14 @@
 /* Stopping a server's listening sockets without stopping the server (see listener.h). */
 #include "cdcache/listener.h"
 #include "cdcache/log.h"
+#include "cdcache/util.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -52,10 +54,14 @@ int listener_stop_accepting(const int *ports, int n)
     if (n <= 0 || !(d = opendir("/proc/self/fd")))
         return 0;
     while ((e = readdir(d))) {
-        int fd = atoi(e->d_name), ph, keep = -1;
+        int64_t num;
+        int fd, ph, keep = -1;
         struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
-        if (fd <= 2 || fd == dirfd(d) || !listens_on(fd, ports, n))
+        if (!parse_i64_str(e->d_name, &num) || num <= 2 || num > INT32_MAX)
+            continue; /* ".", "..", stdio */
+        fd = (int)num;
+        if (fd == dirfd(d) || !listens_on(fd, ports, n))
             continue;
         ph = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (ph < 0 || bind(ph, (struct sockaddr *)&lo, sizeof(lo)) || listen(ph, 1) ||

@@ -218,8 +218,7 @@ def serve_env(secret_values):
 
 def check_config(env):
     cdcache = os.path.join(BUILD, "cdcache")
-    if not os.access(cdcache, os.X_OK):
-        pytest.skip(f"{cdcache} is not built (make build)")
+    assert os.access(cdcache, os.X_OK), f"{cdcache} is not built (make build; make test-deploy builds it)"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
         f.write(find("ConfigMap", "cdcache-config")["data"]["config.yaml"])
         f.flush()
