@@ -28,10 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "pylib"))
 os.environ.setdefault("CDCACHE_BUILD", os.environ.get("BENCH_BUILD", "build-bench"))
-from harness import BUILD, Replica, Resp, Stack, request, wait_until  # noqa: E402
+from harness import BUILD, Replica, Stack, request, wait_until  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import hist_quantile as quantile, propagation_hist as hist  # noqa: E402
+from run import hist_quantile as quantile, propagation_hist as hist, xadd_updates  # noqa: E402
 
 QUICK = os.environ.get("FANOUT_QUICK") == "1"
 ENTRIES = 50000 if QUICK else 200000
@@ -61,16 +61,7 @@ def pgbench():
 
 def drain(stack, redis_pid, upd):
     stream = "bench.fanout"
-    w = Resp(stack.redis_port)
-    for i in range(ENTRIES):
-        key = 1 + i % 5000
-        after = dict(upd["after"], id=key, version=2 + i // 5000)
-        w.send("XADD", stream, "*", json.dumps({"id": key}), json.dumps(dict(upd, after=after)))
-        if i % 1000 == 999:
-            for _ in range(1000):
-                w.read()
-    for _ in range(ENTRIES % 1000):
-        w.read()
+    w = xadd_updates(stack, stream, upd, ENTRIES)
     out = {}
     env = dict(os.environ, REDISCLI_AUTH=stack.redis_password)
     for g in GROUPS:

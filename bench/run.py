@@ -137,6 +137,22 @@ http {{ access_log off; keepalive_requests 1000000;
     return hit_replica
 
 
+def xadd_updates(stack, stream, upd, n):
+    """Appends n update entries (recorded envelope upd; keys 1..5000 in turn, versions rising per
+    round) to stream, pipelined 1000 at a time; returns the open connection."""
+    w = Resp(stack.redis_port)
+    for i in range(n):
+        key = 1 + i % 5000
+        after = dict(upd["after"], id=key, version=2 + i // 5000)
+        w.send("XADD", stream, "*", json.dumps({"id": key}), json.dumps(dict(upd, after=after)))
+        if i % 1000 == 999:
+            for _ in range(1000):
+                w.read()
+    for _ in range(n % 1000):
+        w.read()
+    return w
+
+
 # ------------------------------------------------------------------ 3: CDC propagation
 def propagation_hist(base):
     text = request(base, "GET", "/metrics").body.decode()
@@ -221,18 +237,9 @@ def apply_round(stack, n, rnd, upd):
                                                  "CDCACHE_LOG_LEVEL": "warn",
                                                  "CDCACHE_CDC_BATCH_COUNT": "1000"}).start(wait_ready=False)
     wait_until(lambda: f"cdcache-bench-apply{rnd}" in stack.redis("XINFO", "GROUPS", stream), 20, what="group")
-    w = Resp(stack.redis_port)
-    for i in range(n):
-        # half of the keys are cached by the time their update arrives, so the mix refreshes entries
-        # as well as skipping absent ones
-        key = 1 + i % 5000
-        after = dict(upd["after"], id=key, version=2 + i // 5000)
-        w.send("XADD", stream, "*", json.dumps({"id": key}), json.dumps(dict(upd, after=after)))
-        if i % 1000 == 999:
-            for _ in range(1000):
-                w.read()
-    for _ in range(n % 1000):
-        w.read()
+    # half of the keys are cached by the time their update arrives, so the mix refreshes entries
+    # as well as skipping absent ones
+    w = xadd_updates(stack, stream, upd, n)
     w.call("XGROUP", "CREATE", stream, "ceiling", "0")
     done = lambda: r.metric("cdcache_cdc_events_applied_total") + r.metric("cdcache_cdc_events_ignored_total")
     before = done()
