@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ os.environ.setdefault("CDCACHE_BUILD", os.environ.get("BENCH_BUILD", "build-benc
 from harness import BUILD, Replica, Stack, request, wait_until  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import hist_quantile as quantile, propagation_hist as hist, xadd_updates  # noqa: E402
+from run import hist_quantile as quantile, propagation_hist as hist, pgbench_path, xadd_updates  # noqa: E402
 
 QUICK = os.environ.get("FANOUT_QUICK") == "1"
 ENTRIES = 50000 if QUICK else 200000
@@ -49,14 +48,6 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-
-
-def pgbench():
-    found = shutil.which("pgbench")
-    if found:
-        return found
-    base = "/usr/lib/postgresql"
-    return sorted(os.path.join(base, v, "bin", "pgbench") for v in os.listdir(base))[-1]
 
 
 def drain(stack, redis_pid, upd):
@@ -114,7 +105,7 @@ def debezium_rate(stack, redis_pid, first, keys):
     c = [cpu_seconds(redis_pid), cpu_seconds(dbz_pid)]
     t0 = time.monotonic()
     t.start()
-    r = subprocess.run([pgbench(), "-n", "-h", "127.0.0.1", "-p", stack.pg_port, "-U", "postgres", "-c", "4",
+    r = subprocess.run([pgbench_path(), "-n", "-h", "127.0.0.1", "-p", stack.pg_port, "-U", "postgres", "-c", "4",
                         "-j", "2", "-T", str(secs), "-f", script, "cdcache"], capture_output=True, text=True)
     t_end = time.monotonic()
     committed = int(re.search(r"number of transactions actually processed: (\d+)", r.stdout).group(1))
@@ -164,7 +155,7 @@ def live(stack, redis_pid, first, keys):
                     for r in reps]
         secs = 8 if QUICK else 15
         c0, t0 = cpu_seconds(redis_pid), time.monotonic()
-        p = subprocess.run([pgbench(), "-n", "-h", "127.0.0.1", "-p", stack.pg_port, "-U", "postgres", "-c", "4",
+        p = subprocess.run([pgbench_path(), "-n", "-h", "127.0.0.1", "-p", stack.pg_port, "-U", "postgres", "-c", "4",
                             "-j", "2", "-R", str(RATE), "-T", str(secs), "-f", script, "cdcache"],
                            capture_output=True, text=True)
         time.sleep(1)

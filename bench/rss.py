@@ -13,7 +13,6 @@ Prints one JSON object.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,8 +23,10 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "pylib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("CDCACHE_BUILD", os.environ.get("BENCH_BUILD", "build-bench"))
 from harness import Replica, Stack, wait_until  # noqa: E402
+from run import pgbench_path  # noqa: E402
 
 import yaml  # noqa: E402
 
@@ -38,14 +39,6 @@ def status(pid):
             if k in ("VmRSS", "VmHWM", "Threads"):
                 out[k] = int(v.split()[0])
     return out
-
-
-def pgbench_path():
-    found = shutil.which("pgbench")
-    if found:
-        return found
-    base = "/usr/lib/postgresql"
-    return sorted(os.path.join(base, v, "bin", "pgbench") for v in os.listdir(base))[-1]
 
 
 def main():

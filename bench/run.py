@@ -137,6 +137,15 @@ http {{ access_log off; keepalive_requests 1000000;
     return hit_replica
 
 
+def pgbench_path():
+    """pgbench on PATH, else the newest PostgreSQL's (Debian keeps it under /usr/lib/postgresql)."""
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    return sorted(p for p in (os.path.join("/usr/lib/postgresql", v, "bin", "pgbench")
+                              for v in os.listdir("/usr/lib/postgresql")) if os.path.exists(p))[-1]
+
+
 def xadd_updates(stack, stream, upd, n):
     """Appends n update entries (recorded envelope upd; keys 1..5000 in turn, versions rising per
     round) to stream, pipelined 1000 at a time; returns the open connection."""
@@ -185,10 +194,7 @@ def cdc_section(stack, replicas):
     with open(script, "w") as f:
         f.write(f"\\set id random({first}, {first + HOT_KEYS - 1})\n"
                 "UPDATE inventory.items SET price = price + 0.01 WHERE id = :id;\n")
-    pgbench = shutil.which("pgbench") or sorted(
-        p for p in (os.path.join(d, "pgbench") for d in
-                    [os.path.join("/usr/lib/postgresql", v, "bin") for v in os.listdir("/usr/lib/postgresql")])
-        if os.path.exists(p))[-1]
+    pgbench = pgbench_path()
     out = {}
     for rate in ([100, 1000] if QUICK else [100, 1000, 5000]):
         log(f"CDC: {rate} writes/s")

@@ -138,6 +138,13 @@ bind_failed() { # bind_failed LOG OFFSET: the log, past OFFSET bytes, reports a 
 }
 save_port() { touch "$dir/ports.env"; sed -i "/^$1=/d" "$dir/ports.env"; echo "$1=$2" >> "$dir/ports.env"; }
 saved_port() { grep -s "^$1=" "$dir/ports.env" | cut -d= -f2; }
+next_bind_port() { # next_bind_port WHAT LOG NAME BASE: after a part could not bind the caller's `port`, moves
+    # it to the next free one from BASE (counting the caller's `tries`), or dies after BIND_RETRIES
+    [ "$tries" -lt "$BIND_RETRIES" ] || die "$1 could not bind 127.0.0.1:$port: see $2"
+    tries=$((tries + 1))
+    say "$1 could not bind 127.0.0.1:$port (in use); retrying on the next free port"
+    port=$(pick_port "$3" "$4" "$port")
+}
 
 # ---------------------------------------------------------------- secrets
 secret() { sed -n "s/^$1=//p" "$dir/secrets.env" 2>/dev/null | tail -n 1; }
@@ -525,10 +532,7 @@ start_pg() {
         rc=0
         run_pg "$(primary_name)" "$port" "${extra[@]}" || rc=$?
         [ $rc = 0 ] && break
-        [ $tries -lt "$BIND_RETRIES" ] || die "PostgreSQL could not bind 127.0.0.1:$port: see $pd/postgres.log"
-        tries=$((tries + 1))
-        say "PostgreSQL could not bind 127.0.0.1:$port (in use); retrying on the next free port"
-        port=$(pick_port pg "${PG_PORT_BASE:-15432}" "$port")
+        next_bind_port "PostgreSQL" "$pd/postgres.log" pg "${PG_PORT_BASE:-15432}"
     done
     save_port pg "$port"
     psql_c() { psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
@@ -578,10 +582,7 @@ start_standby() { # start_standby FRESH: a streaming standby of the primary (pg_
         rc=0
         run_pg "$(standby_name)" "$port" -c "primary_conninfo=host=127.0.0.1 port=$pport user=postgres application_name=standby" || rc=$?
         [ $rc = 0 ] && break
-        [ $tries -lt "$BIND_RETRIES" ] || die "the standby could not bind 127.0.0.1:$port: see $sd/postgres.log"
-        tries=$((tries + 1))
-        say "the standby could not bind 127.0.0.1:$port (in use); retrying on the next free port"
-        port=$(pick_port pg_standby "${PG_STANDBY_PORT_BASE:-${PG_PORT_BASE:-15432}}" "$port")
+        next_bind_port "the standby" "$sd/postgres.log" pg_standby "${PG_STANDBY_PORT_BASE:-${PG_PORT_BASE:-15432}}"
     done
     save_port pg_standby "$port"
     wait_for 60 "the standby to stream from the primary" sh -c "psql -X -h 127.0.0.1 -p $pport -U postgres -d postgres -tAc \
@@ -633,10 +634,7 @@ CONF
         rc=0
         sv_wait_up redis "$dir/redis/redis.log" "$off" 20 "Redis on 127.0.0.1:$port" redis_is_ours "$port" || rc=$?
         [ $rc = 0 ] && break
-        [ $tries -lt "$BIND_RETRIES" ] || die "Redis could not bind 127.0.0.1:$port: see $dir/redis/redis.log"
-        tries=$((tries + 1))
-        say "Redis could not bind 127.0.0.1:$port (in use); retrying on the next free port"
-        port=$(pick_port redis "${REDIS_PORT_BASE:-16379}" "$port")
+        next_bind_port "Redis" "$dir/redis/redis.log" redis "${REDIS_PORT_BASE:-16379}"
     done
     save_port redis "$port"
     redis_wait_loaded "$port"
@@ -722,10 +720,7 @@ start_debezium() {
         sv_wait_up debezium "$d/debezium.log" "$off" "${DEBEZIUM_START_TIMEOUT:-180}" "Debezium Server to stream" \
             debezium_streaming $((t0 / 1000000)) || rc=$?
         [ $rc = 0 ] && break
-        [ $tries -lt "$BIND_RETRIES" ] || die "Debezium Server could not bind its HTTP port 127.0.0.1:$port: see $d/debezium.log"
-        tries=$((tries + 1))
-        say "Debezium Server could not bind its HTTP port 127.0.0.1:$port (in use); retrying on the next free port"
-        port=$(pick_port debezium_http "${DBZ_HTTP_PORT_BASE:-18088}" "$port")
+        next_bind_port "Debezium Server's HTTP port" "$d/debezium.log" debezium_http "${DBZ_HTTP_PORT_BASE:-18088}"
     done
     local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
     printf '%d.%d\n' $((ms / 1000)) $(((ms % 1000) / 100)) > "$d/startup_seconds"
@@ -801,10 +796,7 @@ start_replicas() {
             sv_wait_up "replica-$i" "$dir/replica-$i/cdcache.log" "$off" 30 "replica $i on 127.0.0.1:$port" \
                 replica_is_up "$i" "$port" || rc=$?
             [ $rc = 0 ] && break
-            [ $tries -lt "$BIND_RETRIES" ] || die "replica $i could not bind 127.0.0.1:$port: see $dir/replica-$i/cdcache.log"
-            tries=$((tries + 1))
-            say "replica $i could not bind 127.0.0.1:$port (in use); retrying on the next free port"
-            port=$(pick_port "replica$i" "${REPLICA_PORT_BASE:-8081}" "$port")
+            next_bind_port "replica $i" "$dir/replica-$i/cdcache.log" "replica$i" "${REPLICA_PORT_BASE:-8081}"
             save_port "replica$i" "$port"
             write_replica_config "$i" "$port"
             off=$(log_size "$dir/replica-$i/cdcache.log")

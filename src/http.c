@@ -204,22 +204,29 @@ static void send_json(struct request *rq, int status, const struct buf *b)
     send_response(rq, status, "application/json", b->data ? b->data : "", b->len);
 }
 
+/* The problem+json body of problem p with HTTP status `status`; field may be NULL. */
+static void problem_body(struct buf *b, enum problem p, int status, const char *detail,
+                         const char *field)
+{
+    buf_init(b, 4096);
+    buf_printf(b,
+               "{\"type\":\"urn:cdcache:problem:%s\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
+               problems[p].slug, problems[p].title, status);
+    buf_json_escape(b, detail, strlen(detail));
+    buf_puts(b, "\"");
+    if (field && field[0]) {
+        buf_puts(b, ",\"field\":\"");
+        buf_json_escape(b, field, strlen(field));
+        buf_puts(b, "\"");
+    }
+    buf_puts(b, "}");
+}
+
 static void send_problem(struct request *rq, enum problem p, const char *detail, const char *field)
 {
     struct buf b;
 
-    buf_init(&b, 4096);
-    buf_printf(&b,
-               "{\"type\":\"urn:cdcache:problem:%s\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
-               problems[p].slug, problems[p].title, problems[p].status);
-    buf_json_escape(&b, detail, strlen(detail));
-    buf_puts(&b, "\"");
-    if (field && field[0]) {
-        buf_puts(&b, ",\"field\":\"");
-        buf_json_escape(&b, field, strlen(field));
-        buf_puts(&b, "\"");
-    }
-    buf_puts(&b, "}");
+    problem_body(&b, p, problems[p].status, detail, field);
     if (p == P_METHOD && rq->allow)
         add_header(rq, "Allow", rq->allow);
     if (problems[p].status == 503)
@@ -986,12 +993,7 @@ static int civetweb_error(struct mg_connection *conn, int status, const char *er
     code = p == P_BAD_REQUEST || (p == P_INTERNAL && status >= 500 && status < 600)
                ? status
                : problems[p].status;
-    buf_init(&b, 4096);
-    buf_printf(&b,
-               "{\"type\":\"urn:cdcache:problem:%s\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
-               problems[p].slug, problems[p].title, code);
-    buf_json_escape(&b, detail, strlen(detail));
-    buf_puts(&b, "\"}");
+    problem_body(&b, p, code, detail, NULL);
     /* the head could not be read: the client's X-Request-Id is not to be trusted, a new one is */
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
