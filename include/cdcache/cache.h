@@ -1,5 +1,10 @@
-/* The per-replica item cache: sharded, bounded in bytes, SIEVE eviction, refcounted values, and
- * fill leases that CDC invalidations void (no stale fill).
+/* The per-replica row cache: sharded, bounded in bytes (one bound for every resource), SIEVE
+ * eviction, refcounted values, and fill leases that CDC invalidations void (no stale fill).
+ *
+ * Keys are (resource, key bytes): the resource's index (resource.h, 0..CACHE_MAX_RESOURCES-1) and
+ * the canonical text of the row's key (codec_key_canon(): "42", a lower-case uuid, a text key's
+ * bytes), at most CACHE_MAX_KEY bytes. A resource is flushed in O(1) (cache_flush_resource: its
+ * generation moves on, so its entries and leases are dead at once and swept lazily).
  *
  * Thread-safety: every function may be called from any thread. Each shard has one mutex; no
  * function holds two shard locks at once, so there is no lock order to respect. */
@@ -11,6 +16,16 @@
 #include <stdint.h>
 
 struct cache;
+
+#define CACHE_MAX_RESOURCES 256
+#define CACHE_MAX_KEY       512
+
+/* A key, borrowed: p[0..len) are the key's canonical bytes; res the resource's index. */
+struct cache_key {
+    uint32_t res;
+    uint32_t len;
+    const char *p;
+};
 
 /* An immutable cached response: the pre-rendered item JSON and its version. Refcounted: a reader
  * that got it from cache_lookup() may write body to a socket while the CDC thread evicts the entry.
@@ -37,6 +52,7 @@ const char *cache_reject_name(enum cache_reject r);
 struct cache_options {
     size_t max_bytes;      /* bound on keys + bodies + per-entry overhead */
     unsigned shards;       /* rounded up to a power of two */
+    unsigned resources;    /* 1..CACHE_MAX_RESOURCES: keys' res is below it */
     bool negative_entries; /* cache "not found" answers */
     int fill_wait_ms;      /* how long a miss waits for another thread's fill of the same key */
 };
@@ -65,12 +81,12 @@ enum cache_lookup_result {
  * and so does a negative entry when min_version >= 1 (the row exists at that version); pass 0 for
  * any version. When another thread is filling the same key, waits up to fill_wait_ms for
  * it (stampede protection) rather than querying the database again. */
-enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_version,
+enum cache_lookup_result cache_lookup(struct cache *c, struct cache_key key, int64_t min_version,
                                       struct cache_value **out, uint64_t *lease);
 
 /* Takes a fill lease on key unconditionally (the write path, before it writes the database),
  * replacing any lease another thread holds. Returns the lease (never 0). */
-uint64_t cache_lease(struct cache *c, int64_t key);
+uint64_t cache_lease(struct cache *c, struct cache_key key);
 
 /* The invalidation epoch: a counter that every change event, eviction and flush advances. */
 uint64_t cache_epoch(struct cache *c);
@@ -78,29 +94,37 @@ uint64_t cache_epoch(struct cache *c);
  * can no longer tell). Returns the lease, or 0: do not fill. For writes whose key did not exist
  * before the write (creates): read cache_epoch() before writing, then call this with the new key.
  */
-uint64_t cache_lease_since(struct cache *c, int64_t key, uint64_t since);
+uint64_t cache_lease_since(struct cache *c, struct cache_key key, uint64_t since);
 
 /* Installs a fill made under lease. body[0..len) is copied. version < 0 installs a negative entry
  * ("not found"). Returns 0 when installed, or CDC_EREJECTED with the reason counted (and written to
  * *why when why is not NULL). Always ends the lease. */
-int cache_fill(struct cache *c, int64_t key, uint64_t lease, int64_t version, const char *body,
+int cache_fill(struct cache *c, struct cache_key key, uint64_t lease, int64_t version, const char *body,
                size_t len, enum cache_reject *why);
 /* Ends a lease without installing (the fill failed). */
-void cache_fill_abort(struct cache *c, int64_t key, uint64_t lease);
+void cache_fill_abort(struct cache *c, struct cache_key key, uint64_t lease);
 
 enum cache_apply_result { CACHE_APPLIED, CACHE_ABSENT, CACHE_OLD, CACHE_EVICTED };
 /* A change event's whole after-image for key (CDC thread). Voids any fill lease on key. When the
  * key is cached with a lower version, replaces the body; with an equal or higher version, ignores
  * it; when the key is cached as negative, evicts it (the next read fills the row); when absent,
  * does nothing. */
-enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t version, const char *body,
+enum cache_apply_result cache_apply(struct cache *c, struct cache_key key, int64_t version, const char *body,
                                     size_t len);
 /* Removes key and voids its lease. Returns true when something was removed. */
-bool cache_evict(struct cache *c, int64_t key);
-/* Removes every entry and voids every lease. */
+bool cache_evict(struct cache *c, struct cache_key key);
+/* Removes every entry and voids every lease (a continuity break). */
 void cache_flush(struct cache *c);
+/* The same for one resource only, in O(1) (a truncate, a poison entry without a key, DDL): its
+ * generation moves on; entries of the old generation are never served again and are unlinked when
+ * met (lookups, the SIEVE hand). Leases taken before it are void (their fills are rejected as
+ * LEASE_VOID), and cache_lease_since() with an epoch before it returns 0. */
+void cache_flush_resource(struct cache *c, unsigned res);
 
 void cache_stats(struct cache *c, struct cache_stats *out);
+/* One resource's figures: hits, misses, negative_hits, fills, refreshes, evictions, invalidations,
+ * flushes, entries and bytes (the others are 0). res < the resources given to cache_create(). */
+void cache_stats_resource(struct cache *c, unsigned res, struct cache_stats *out);
 struct metrics_page;
 /* Appends the cache's figures to a /metrics page (metrics.h). */
 void cache_metrics_render(struct cache *c, struct metrics_page *p);
@@ -118,6 +142,6 @@ size_t cache_entry_cost(size_t len);
 
 /* Test hook, NULL in production: called by cache_fill() before it takes the shard lock, so a test
  * can force an invalidation between a fill's query and its install deterministically. */
-extern void (*cache_test_before_fill)(int64_t key);
+extern void (*cache_test_before_fill)(struct cache_key key);
 
 #endif

@@ -40,7 +40,9 @@
     X(redis, password, STR, "", 0, 0)
 #define CONFIG_CDC(X)                                                                              \
     X(cdc, enabled, BOOL, "true", 0, 0)                                                            \
-    X(cdc, stream, STR, "cdcache.inventory.items", 1, 0)                                           \
+    X(cdc, topic_prefix, STR, "cdcache", 1, 0)                                                     \
+    X(cdc, publication, STR, "cdcache_items", 1, 0)                                                \
+    X(cdc, ddl_stream, STR, "cdcache.inventory.cdcache_ddl", 1, 0)                                 \
     X(cdc, heartbeat_stream, STR, "__debezium-heartbeat.cdcache", 1, 0)                            \
     X(cdc, watermark_stream, STR, "cdcache.inventory.cdcache_watermark", 1, 0)                     \
     X(cdc, replica_id, STR, "", 0, 0)                                                              \
@@ -86,10 +88,28 @@
 #define CONFIG_DECL_SIZE(name) int64_t name;
 #define CONFIG_DECL_BOOL(name) bool name;
 
+/* One entry of `resources:` as declared (catalog.c resolves it against PostgreSQL). Strings are
+ * owned by the config; NULL when not given. */
+struct config_resource {
+    char *name;           /* the route */
+    char *table;          /* "schema.table" */
+    char *key;            /* NULL: the table's single-column primary key */
+    char **columns;       /* NULL: every column; else ncolumns names */
+    size_t ncolumns;
+    unsigned methods;     /* resource.h's enum resource_method bits; all when not given */
+    char *read_tokens;    /* NULL: auth.read_tokens */
+    char *write_tokens;   /* NULL: auth.write_tokens */
+    char *version_column; /* NULL: cdcache_version, which `cdcache prepare` installs */
+};
+
 struct config {
 #define CONFIG_DECL(sec, key, type, def, min, max) CONFIG_DECL_##type(sec##_##key)
     CONFIG_KEYS(CONFIG_DECL)
 #undef CONFIG_DECL
+    /* `resources:`; when the file declares none, the one default (inventory.items as /items with
+     * version_column: version) */
+    struct config_resource *resources;
+    size_t nresources;
     /* derived */
     char *redis_host;
     int redis_port;
