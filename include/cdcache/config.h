@@ -42,7 +42,7 @@
     X(cdc, enabled, BOOL, "true", 0, 0)                                                            \
     X(cdc, topic_prefix, STR, "cdcache", 1, 0)                                                     \
     X(cdc, publication, STR, "cdcache_items", 1, 0)                                                \
-    X(cdc, ddl_stream, STR, "cdcache.inventory.cdcache_ddl", 1, 0)                                 \
+    X(cdc, ddl_stream, STR, "cdcache.cdcache.ddl_signal", 1, 0)                                    \
     X(cdc, heartbeat_stream, STR, "__debezium-heartbeat.cdcache", 1, 0)                            \
     X(cdc, watermark_stream, STR, "cdcache.inventory.cdcache_watermark", 1, 0)                     \
     X(cdc, replica_id, STR, "", 0, 0)                                                              \
