@@ -47,6 +47,7 @@
  * writes the watermark row through the db pool. Status fields read by HTTP workers are atomics;
  * last_error is guarded by status_lock. */
 #include "cdcache/cdc.h"
+#include "cdcache/catalog.h"
 #include "cdcache/db.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
@@ -63,12 +64,15 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The streams read, in XREADGROUP order: the items' changes first, so that within one reply they
- * are applied before the watermark that vouches for them. */
-enum cdc_stream { STREAM_ITEMS, STREAM_WATERMARK, STREAM_HEARTBEAT, CDC_NSTREAMS };
+/* The streams read, in XREADGROUP order: every resource's changes first (stream i is resource i's),
+ * so that within one reply they are applied before the watermark that vouches for them; then the
+ * watermark, Debezium's heartbeats and the DDL signal. */
+enum cdc_stream { STREAM_CHANGES, STREAM_WATERMARK, STREAM_HEARTBEAT, STREAM_DDL };
+#define CDC_SIGNAL_STREAMS 3 /* watermark, heartbeat, DDL: after the resources' streams */
 
 struct cdc {
     const struct config *cfg;
+    struct catalog *catalog; /* the resources; reloaded here on a DDL signal */
     struct cache *cache;
     struct db *db; /* NULL: no watermark ticker */
     struct metrics *metrics;
@@ -80,7 +84,7 @@ struct cdc {
     char consumer[128];
     char run_id[64];           /* consumer thread only */
     bool groups_made;          /* consumer thread only: a group has been positioned once */
-    struct stream_id gap_seen; /* consumer thread only: max-deleted id already flushed for */
+    struct stream_id *gap_seen; /* consumer thread only, per stream: the gap already flushed for */
     bool pending_gone;         /* consumer thread only: the last pending read had a deleted entry */
     bool chain_known;          /* consumer thread only: a watermark since the last break */
     int64_t chain_seq, chain_origin; /* consumer thread only: the chain's last link */
@@ -88,12 +92,13 @@ struct cdc {
     int64_t test_delay_ms;           /* CDCACHE_TEST_CDC_DELAY_MS */
 
     _Atomic bool attached;
-    const char *streams[CDC_NSTREAMS];
+    char **streams;       /* nstreams names: the resources' (nresources), then the signals */
+    int nstreams, nresources;
     _Atomic int64_t heard_mono_ms;     /* last time the pipeline vouched for freshness; 0 never */
     _Atomic int64_t heartbeat_mono_ms; /* last Debezium heartbeat (liveness only); 0 never */
     _Atomic bool vouch_logged;
     _Atomic uint64_t results[CDC_RESULT_COUNT];
-    _Atomic uint64_t heartbeats, watermarks, reconnects, batches;
+    _Atomic uint64_t heartbeats, watermarks, reconnects, batches, ddl_reloads;
     _Atomic uint64_t trims, trimmed, groups_removed, consumers_removed;
     _Atomic uint64_t breaks[CDC_BREAK_COUNT];
     _Atomic int slot_state;        /* enum slot_state, written by the ticker */
@@ -129,24 +134,26 @@ const char *cdc_break_name(enum cdc_break b)
     return (unsigned)b < CDC_BREAK_COUNT ? break_names[b] : "unknown";
 }
 
-enum cdc_result cdc_apply(struct cache *c, const struct dbz_event *ev)
+enum cdc_result cdc_apply(struct cache *c, unsigned res, const struct dbz_event *ev)
 {
+    struct cache_key key = {res, (uint32_t)ev->key_len, ev->key};
+
     switch (ev->op) {
     case DBZ_OP_TOMBSTONE:
         return CDC_RESULT_TOMBSTONE;
     case DBZ_OP_TRUNCATE:
-        cache_flush(c);
+        cache_flush_resource(c, res);
         return CDC_RESULT_TRUNCATE;
     case DBZ_OP_DELETE:
-        return cache_evict(c, ev->key) ? CDC_RESULT_EVICTED : CDC_RESULT_ABSENT;
+        return cache_evict(c, key) ? CDC_RESULT_EVICTED : CDC_RESULT_ABSENT;
     case DBZ_OP_CREATE:
     case DBZ_OP_UPDATE:
     case DBZ_OP_READ:
         if (!ev->complete) {
-            cache_evict(c, ev->key);
+            cache_evict(c, key);
             return CDC_RESULT_INCOMPLETE;
         }
-        switch (cache_apply(c, ev->key, ev->version, ev->body.data, ev->body.len)) {
+        switch (cache_apply(c, key, ev->version, ev->body.data, ev->body.len)) {
         case CACHE_APPLIED:
             return CDC_RESULT_REFRESHED;
         case CACHE_EVICTED:
@@ -169,13 +176,14 @@ static void set_error(struct cdc *cdc, const char *what, const char *detail)
     LOG_WARN("cdc: %s", cdc->last_error);
 }
 
-struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct db *db,
-                       struct metrics *m)
+struct cdc *cdc_create(const struct config *cfg, struct catalog *catalog, struct cache *cache,
+                       struct db *db, struct metrics *m)
 {
     struct cdc *cdc = xcalloc(1, sizeof(*cdc));
     int n;
 
     cdc->cfg = cfg;
+    cdc->catalog = catalog;
     cdc->cache = cache;
     cdc->db = db;
     cdc->metrics = m;
@@ -187,9 +195,20 @@ struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct db 
     n = snprintf(cdc->consumer, sizeof(cdc->consumer), "%s", cfg->cdc_replica_id);
     assert(n > 0 && (size_t)n < sizeof(cdc->consumer));
     (void)n;
-    cdc->streams[STREAM_ITEMS] = cfg->cdc_stream;
-    cdc->streams[STREAM_WATERMARK] = cfg->cdc_watermark_stream;
-    cdc->streams[STREAM_HEARTBEAT] = cfg->cdc_heartbeat_stream;
+    /* stream names come from the config, not the catalog: a reload never changes them */
+    cdc->nresources = (int)cfg->nresources;
+    cdc->nstreams = cdc->nresources + CDC_SIGNAL_STREAMS;
+    cdc->streams = xcalloc((size_t)cdc->nstreams, sizeof(*cdc->streams));
+    cdc->gap_seen = xcalloc((size_t)cdc->nstreams, sizeof(*cdc->gap_seen));
+    for (int i = 0; i < cdc->nresources; i++) {
+        struct buf b;
+        buf_init(&b, 4096);
+        buf_printf(&b, "%s.%s", cfg->cdc_topic_prefix, cfg->resources[i].table);
+        cdc->streams[i] = buf_steal(&b, NULL);
+    }
+    cdc->streams[cdc->nresources] = xstrdup(cfg->cdc_watermark_stream);
+    cdc->streams[cdc->nresources + 1] = xstrdup(cfg->cdc_heartbeat_stream);
+    cdc->streams[cdc->nresources + 2] = xstrdup(cfg->cdc_ddl_stream);
     pthread_mutex_init(&cdc->status_lock, NULL);
     atomic_store(&cdc->vouch_logged, true);
     atomic_store(&cdc->stream_length, -1);
@@ -259,9 +278,9 @@ out:
  * whether a group had to be created. */
 static int ensure_groups(struct cdc *cdc, redisContext *ctx, bool reposition, bool *created)
 {
-    const char *const *streams = cdc->streams;
+    char *const *streams = cdc->streams;
 
-    for (int i = 0; i < CDC_NSTREAMS; i++) {
+    for (int i = 0; i < cdc->nstreams; i++) {
         redisReply *r = redisCommand(ctx, "XGROUP CREATE %s %s $ MKSTREAM", streams[i], cdc->group);
         bool ok = r && (r->type == REDIS_REPLY_STATUS || reply_is_error(r, "BUSYGROUP"));
         bool busy = reply_is_error(r, "BUSYGROUP");
@@ -367,10 +386,10 @@ static redisContext *connect_redis(struct cdc *cdc)
  * at the slowest live group's last-delivered id, so when the stream's first entry lies beyond our
  * last-delivered id, someone removed entries we had not read. Also a gap: an empty stream whose
  * last-generated id is beyond us, and an XDEL beyond us. Each condition flushes once. */
-static void check_gap(struct cdc *cdc, redisContext *ctx)
+static int64_t check_gap_stream(struct cdc *cdc, redisContext *ctx, int si)
 {
-    redisReply *info = redisCommand(ctx, "XINFO STREAM %s", cdc->cfg->cdc_stream);
-    redisReply *groups = redisCommand(ctx, "XINFO GROUPS %s", cdc->cfg->cdc_stream);
+    redisReply *info = redisCommand(ctx, "XINFO STREAM %s", cdc->streams[si]);
+    redisReply *groups = redisCommand(ctx, "XINFO GROUPS %s", cdc->streams[si]);
     const redisReply *first = stream_map_get(info, "first-entry");
     const redisReply *lastgen = stream_map_get(info, "last-generated-id");
     const redisReply *maxdel = stream_map_get(info, "max-deleted-entry-id");
@@ -378,8 +397,8 @@ static void check_gap(struct cdc *cdc, redisContext *ctx)
     const redisReply *added = stream_map_get(info, "entries-added");
     struct stream_id last = {0, 0}, probe = {0, 0}, zero = {0, 0};
     bool found = false, gap = false;
+    int64_t group_lag = -1;
 
-    atomic_store(&cdc->group_lag, -1); /* until this check reads it */
     if (!info || info->type != REDIS_REPLY_ARRAY || !groups || groups->type != REDIS_REPLY_ARRAY)
         goto out;
     for (size_t i = 0; i < groups->elements && !found; i++) {
@@ -390,8 +409,7 @@ static void check_gap(struct cdc *cdc, redisContext *ctx)
                 ld && ld->type == REDIS_REPLY_STRING && stream_id_parse(ld->str, &last);
         /* lag is nil when Redis cannot tell (entries deleted past the group): unknown, not 0 */
         if (found)
-            atomic_store(&cdc->group_lag,
-                         lag && lag->type == REDIS_REPLY_INTEGER ? lag->integer : -1);
+            group_lag = lag && lag->type == REDIS_REPLY_INTEGER ? lag->integer : -1;
     }
     if (!found)
         goto out;
@@ -408,14 +426,40 @@ static void check_gap(struct cdc *cdc, redisContext *ctx)
     if (!gap && maxdel && maxdel->type == REDIS_REPLY_STRING &&
         stream_id_parse(maxdel->str, &probe))
         gap = stream_id_cmp(probe, last) > 0;
-    if (gap && stream_id_cmp(probe, cdc->gap_seen) != 0) {
-        cdc->gap_seen = probe;
+    if (gap && stream_id_cmp(probe, cdc->gap_seen[si]) != 0) {
+        cdc->gap_seen[si] = probe;
         continuity_break(cdc, CDC_BREAK_ENTRIES_REMOVED,
-                         "entries this replica had not read were removed from the stream");
+                         "entries this replica had not read were removed from a stream");
     }
 out:
     freeReplyObject(info);
     freeReplyObject(groups);
+    return group_lag;
+}
+
+/* The kind of stream i. */
+static enum cdc_stream stream_kind(const struct cdc *cdc, int i)
+{
+    return i < cdc->nresources ? STREAM_CHANGES
+                               : (enum cdc_stream)(STREAM_WATERMARK + (i - cdc->nresources));
+}
+
+/* check_gap_stream() on every stream that carries changes (the resources' and the DDL signal's);
+ * the group's lag is the largest of the resources' streams (unknown if any is). */
+static void check_gap(struct cdc *cdc, redisContext *ctx)
+{
+    int64_t lag = 0;
+
+    atomic_store(&cdc->group_lag, -1); /* until this check reads it */
+    for (int i = 0; i < cdc->nstreams; i++) {
+        int64_t l;
+        if (stream_kind(cdc, i) != STREAM_CHANGES && stream_kind(cdc, i) != STREAM_DDL)
+            continue;
+        l = check_gap_stream(cdc, ctx, i);
+        if (i < cdc->nresources)
+            lag = lag < 0 || l < 0 ? -1 : (l > lag ? l : lag);
+    }
+    atomic_store(&cdc->group_lag, lag);
 }
 
 static void run_retention(struct cdc *cdc, redisContext *ctx)
@@ -423,7 +467,8 @@ static void run_retention(struct cdc *cdc, redisContext *ctx)
     struct retention_stats st;
     memset(&st, 0, sizeof(st));
     st.stream_length = -1;
-    if (retention_tick(ctx, cdc->cfg, cdc->group, cdc->streams, CDC_NSTREAMS, &st))
+    if (retention_tick(ctx, cdc->cfg, cdc->group, (const char *const *)cdc->streams,
+                       cdc->nstreams, cdc->nresources, &st))
         LOG_WARN("cdc: stream retention pass failed: %s",
                  ctx->err ? ctx->errstr : "command failed");
     atomic_fetch_add(&cdc->trims, st.trims);
@@ -458,32 +503,40 @@ static void heard(struct cdc *cdc, int64_t commit_ts_ms, bool drained, bool wate
     atomic_store(&cdc->heard_mono_ms, now);
 }
 
-static void handle_change(struct cdc *cdc, const char *id, const struct dbz_field *f, size_t n,
-                          size_t entry_bytes)
+static void handle_change(struct cdc *cdc, int res, const char *id, const struct dbz_field *f,
+                          size_t n, size_t entry_bytes)
 {
+    const struct resource_set *set = catalog_current(cdc->catalog);
+    const struct resource *r = set && (size_t)res < set->n ? &set->r[res] : NULL;
     struct dbz_event ev;
     char err[160] = "";
-    enum cdc_result res;
+    enum cdc_result result;
     int rc;
 
-    if (entry_bytes > (size_t)cdc->cfg->cdc_max_entry_bytes) {
+    memset(&ev, 0, sizeof(ev));
+    if (!r) {
         rc = CDC_EDECODE;
-        memset(&ev, 0, sizeof(ev));
+        snprintf(err, sizeof(err), "no descriptor for the stream's resource");
+    } else if (entry_bytes > (size_t)cdc->cfg->cdc_max_entry_bytes) {
+        rc = CDC_EDECODE;
         snprintf(err, sizeof(err), "entry of %zu bytes exceeds cdc.max_entry_bytes", entry_bytes);
     } else {
-        rc = dbz_decode(f, n, &ev, err, sizeof(err));
+        rc = dbz_decode(r, f, n, &ev, err, sizeof(err));
     }
     if (rc) {
-        res = CDC_RESULT_POISON;
+        result = CDC_RESULT_POISON;
         if (ev.has_key) {
-            cache_evict(cdc->cache, ev.key);
-            LOG_WARN("cdc: poison entry %s (%s): evicted key %lld", id, err, (long long)ev.key);
+            struct cache_key key = {(unsigned)res, (uint32_t)ev.key_len, ev.key};
+            cache_evict(cdc->cache, key);
+            LOG_WARN("cdc: poison entry %s of %s (%s): evicted key %s", id, cdc->streams[res], err,
+                     ev.key);
         } else {
-            cache_flush(cdc->cache);
-            LOG_WARN("cdc: poison entry %s (%s): no readable key, flushed the cache", id, err);
+            cache_flush_resource(cdc->cache, (unsigned)res);
+            LOG_WARN("cdc: poison entry %s of %s (%s): no readable key, flushed the resource", id,
+                     cdc->streams[res], err);
         }
     } else {
-        res = cdc_apply(cdc->cache, &ev);
+        result = cdc_apply(cdc->cache, (unsigned)res, &ev);
         if (ev.source_ts_ms > 0 && ev.op != DBZ_OP_TOMBSTONE)
             metrics_propagation(cdc->metrics, now_wall_ms() - ev.source_ts_ms);
         if (ev.source_fresh)
@@ -492,11 +545,38 @@ static void handle_change(struct cdc *cdc, const char *id, const struct dbz_fiel
                              "its offsets");
         else if (ev.op != DBZ_OP_TOMBSTONE)
             heard(cdc, ev.source_ts_ms, true, false);
-        LOG_DEBUG("cdc: %s op=%s key=%lld -> %s", id, dbz_op_name(ev.op), (long long)ev.key,
-                  cdc_result_name(res));
+        LOG_DEBUG("cdc: %s %s op=%s key=%s -> %s", id, cdc->streams[res], dbz_op_name(ev.op),
+                  ev.key, cdc_result_name(result));
     }
-    atomic_fetch_add(&cdc->results[res], 1);
+    atomic_fetch_add(&cdc->results[result], 1);
     dbz_event_clear(&ev);
+}
+
+/* A DDL signal: a declared table's columns changed. In WAL order with the table's changes: flush
+ * the resource (entries rendered with the old columns go), read the catalog again, flush again
+ * (fills that raced the reload used the old descriptor: their leases die). When the reload fails
+ * (PostgreSQL unreachable), the old descriptor stays; events that no longer match it evict
+ * (decode_after), and the next signal or restart reloads. */
+static void handle_ddl(struct cdc *cdc, const struct dbz_field *f, size_t n)
+{
+    const struct resource *r;
+    char table[256], err[256];
+    int rc;
+
+    if (dbz_decode_ddl(f, n, table, sizeof(table)) != 0)
+        return;
+    r = catalog_by_table(catalog_current(cdc->catalog), table, strlen(table));
+    if (!r)
+        return; /* not a table we serve */
+    cache_flush_resource(cdc->cache, r->index);
+    rc = catalog_load(cdc->catalog, false, err, sizeof(err));
+    cache_flush_resource(cdc->cache, r->index);
+    atomic_fetch_add(&cdc->ddl_reloads, 1);
+    if (rc)
+        LOG_WARN("cdc: %s changed; reading its columns again failed: %s", table, err);
+    else
+        LOG_INFO("cdc: %s changed: flushed resource %s and read its columns again", table,
+                 r->name);
 }
 
 /* Follows the watermark chain (see the top of this file). Returns true when wm may vouch. */
@@ -538,6 +618,10 @@ static void handle_signal(struct cdc *cdc, enum cdc_stream kind, const struct db
 {
     struct dbz_watermark wm;
 
+    if (kind == STREAM_DDL) {
+        handle_ddl(cdc, f, n);
+        return;
+    }
     if (dbz_decode_watermark(f, n, &wm) != 0)
         return;
     if (kind == STREAM_WATERMARK) {
@@ -550,15 +634,27 @@ static void handle_signal(struct cdc *cdc, enum cdc_stream kind, const struct db
     }
 }
 
-/* True when the reply carries a full COUNT of the items' stream: more may be waiting. */
-static bool items_batch_full(const struct cdc *cdc, const redisReply *r)
+/* The index of stream name[0..len), or -1. */
+static int stream_index(const struct cdc *cdc, const char *name, size_t len)
+{
+    for (int k = 0; k < cdc->nstreams; k++)
+        if (strlen(cdc->streams[k]) == len && memcmp(cdc->streams[k], name, len) == 0)
+            return k;
+    return -1;
+}
+
+/* True when the reply carries a full COUNT of a stream of changes: more may be waiting. */
+static bool changes_batch_full(const struct cdc *cdc, const redisReply *r)
 {
     for (size_t s = 0; s < r->elements; s++) {
         const redisReply *sr = r->element[s];
-        if (sr->type == REDIS_REPLY_ARRAY && sr->elements == 2 &&
-            sr->element[0]->type == REDIS_REPLY_STRING &&
-            strcmp(sr->element[0]->str, cdc->cfg->cdc_stream) == 0 &&
-            sr->element[1]->type == REDIS_REPLY_ARRAY &&
+        int k;
+        if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+            sr->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        k = stream_index(cdc, sr->element[0]->str, sr->element[0]->len);
+        if (k >= 0 && stream_kind(cdc, k) != STREAM_HEARTBEAT &&
+            stream_kind(cdc, k) != STREAM_WATERMARK && sr->element[1]->type == REDIS_REPLY_ARRAY &&
             sr->element[1]->elements >= (size_t)cdc->cfg->cdc_batch_count)
             return true;
     }
@@ -571,13 +667,13 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
                             size_t *nacks)
 {
     size_t seen = 0;
-    /* A read that left change entries behind (a full COUNT) has not drained the items' stream. */
-    bool drained = !pending && !items_batch_full(cdc, r);
+    /* A read that left change entries behind (a full COUNT) has not drained the streams. */
+    bool drained = !pending && !changes_batch_full(cdc, r);
 
     for (size_t s = 0; s < r->elements; s++) {
         const redisReply *sr = r->element[s];
         const redisReply *entries;
-        enum cdc_stream kind = STREAM_ITEMS;
+        int si;
         const char **argv;
         size_t *argl;
         size_t nack = 0;
@@ -585,9 +681,9 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
         if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
             sr->element[0]->type != REDIS_REPLY_STRING)
             continue;
-        for (int k = 0; k < CDC_NSTREAMS; k++)
-            if (strcmp(sr->element[0]->str, cdc->streams[k]) == 0)
-                kind = (enum cdc_stream)k;
+        si = stream_index(cdc, sr->element[0]->str, sr->element[0]->len);
+        if (si < 0)
+            continue;
         entries = sr->element[1];
         if (entries->type != REDIS_REPLY_ARRAY || entries->elements == 0)
             continue;
@@ -632,10 +728,10 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
                     nf++;
                 }
             }
-            if (kind != STREAM_ITEMS)
-                handle_signal(cdc, kind, fv, nf, drained);
+            if (stream_kind(cdc, si) != STREAM_CHANGES)
+                handle_signal(cdc, stream_kind(cdc, si), fv, nf, drained);
             else
-                handle_change(cdc, er->element[0]->str, fv, nf, bytes);
+                handle_change(cdc, si, er->element[0]->str, fv, nf, bytes);
         }
         if (nack && redisAppendCommandArgv(ctx, (int)(3 + nack), argv, argl) == REDIS_OK)
             (*nacks)++;
@@ -650,8 +746,8 @@ static size_t process_reply(struct cdc *cdc, redisContext *ctx, const redisReply
 static int append_read(struct cdc *cdc, redisContext *ctx, bool pending, bool block)
 {
     char count[24], wait[24];
-    const char *argv[9 + 2 * CDC_NSTREAMS];
-    int n = 0;
+    const char **argv = xmalloc((9 + 2 * (size_t)cdc->nstreams) * sizeof(*argv));
+    int n = 0, rc;
 
     snprintf(count, sizeof(count), "%lld", (long long)cdc->cfg->cdc_batch_count);
     snprintf(wait, sizeof(wait), "%lld", pending ? 1LL : (long long)cdc->cfg->cdc_block_ms);
@@ -666,11 +762,13 @@ static int append_read(struct cdc *cdc, redisContext *ctx, bool pending, bool bl
         argv[n++] = wait;
     }
     argv[n++] = "STREAMS";
-    for (int k = 0; k < CDC_NSTREAMS; k++)
+    for (int k = 0; k < cdc->nstreams; k++)
         argv[n++] = cdc->streams[k];
-    for (int k = 0; k < CDC_NSTREAMS; k++)
+    for (int k = 0; k < cdc->nstreams; k++)
         argv[n++] = pending ? "0" : ">";
-    return redisAppendCommandArgv(ctx, n, argv, NULL);
+    rc = redisAppendCommandArgv(ctx, n, argv, NULL);
+    free(argv);
+    return rc;
 }
 
 /* Sends what ctx has buffered without waiting for replies. */
@@ -774,7 +872,7 @@ static void *consumer_main(void *arg)
         }
         if (r->type == REDIS_REPLY_ARRAY) {
             int64_t now = now_mono_ms();
-            full = !pending_phase && items_batch_full(cdc, r) && now < next_gap_check &&
+            full = !pending_phase && changes_batch_full(cdc, r) && now < next_gap_check &&
                    now < next_trim && !test_gate_closed(cdc) && cdc->test_delay_ms == 0;
             if (full) {
                 if (append_read(cdc, ctx, false, false) != REDIS_OK || !flush_out(ctx)) {
@@ -906,6 +1004,10 @@ void cdc_destroy(struct cdc *cdc)
         return;
     cdc_stop(cdc);
     pthread_mutex_destroy(&cdc->status_lock);
+    for (int i = 0; i < cdc->nstreams; i++)
+        free(cdc->streams[i]);
+    free(cdc->streams);
+    free(cdc->gap_seen);
     free(cdc);
 }
 
@@ -946,6 +1048,7 @@ void cdc_status(struct cdc *cdc, struct cdc_status *out)
                                 : -1;
     out->reconnects = atomic_load(&cdc->reconnects);
     out->batches = atomic_load(&cdc->batches);
+    out->ddl_reloads = atomic_load(&cdc->ddl_reloads);
     out->trims = atomic_load(&cdc->trims);
     out->trimmed = atomic_load(&cdc->trimmed);
     out->groups_removed = atomic_load(&cdc->groups_removed);

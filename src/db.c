@@ -17,6 +17,7 @@
 #include "cdcache/log.h"
 #include "cdcache/metrics.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -325,24 +326,31 @@ static void release(struct db *db, PGconn *c, bool dead)
     pthread_mutex_unlock(&db->lock);
 }
 
-/* Runs a prepared statement. Retries once on a fresh connection when the connection broke and retry
- * is allowed (reads). Returns a result (release with PQclear) or NULL. */
-static PGresult *run(struct db *db, enum db_statement which, int n, const char *const *params,
-                     bool retry)
+/* Runs a statement: the prepared one `which` when sql is NULL, else sql with its parameters
+ * (unnamed, parsed each time: generated per resource). Retries once on a fresh connection when the
+ * connection broke and retry is allowed (reads). Returns a result (release with PQclear), or NULL;
+ * with keep_errors, a result that holds a server error is returned too (its SQLSTATE tells the
+ * caller what went wrong) instead of NULL. */
+static PGresult *run_sql(struct db *db, enum db_statement which, const char *sql, int n,
+                         const char *const *params, bool retry, bool keep_errors)
 {
-    const char *stmt = statements[which].name;
+    const char *stmt = db_statement_name(which);
+    assert(sql || (size_t)which < sizeof(statements) / sizeof(statements[0]));
     for (int attempt = 0; attempt < 2; attempt++) {
         PGconn *c = acquire(db);
         PGresult *r;
         ExecStatusType st;
         bool alive;
+        int sent;
         if (!c) {
             atomic_fetch_add_explicit(&db->errors, 1, memory_order_relaxed);
             return NULL;
         }
         bool dead = false, timed_out = false;
         atomic_fetch_add_explicit(&db->queries[which], 1, memory_order_relaxed);
-        if (PQsendQueryPrepared(c, stmt, n, params, NULL, NULL, 0))
+        sent = sql ? PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0)
+                   : PQsendQueryPrepared(c, stmt, n, params, NULL, NULL, 0);
+        if (sent)
             r = await_result(c, now_mono_ms() + db->statement_timeout_ms + db->connect_timeout_ms,
                              &dead, &timed_out);
         else
@@ -358,6 +366,9 @@ static PGresult *run(struct db *db, enum db_statement which, int n, const char *
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
             return r;
         atomic_fetch_add_explicit(&db->errors, 1, memory_order_relaxed);
+        /* a server's answer (a constraint, a bad value) is not retried: the caller reads it */
+        if (keep_errors && r && alive)
+            return r;
         PQclear(r);
         /* a connection that broke is retried once on a fresh one (a restarted server); one that
          * timed out is not: the server is not answering */
@@ -365,6 +376,18 @@ static PGresult *run(struct db *db, enum db_statement which, int n, const char *
             return NULL;
     }
     return NULL;
+}
+
+static PGresult *run(struct db *db, enum db_statement which, int n, const char *const *params,
+                     bool retry)
+{
+    return run_sql(db, which, NULL, n, params, retry, false);
+}
+
+struct pg_result *db_exec(struct db *db, enum db_statement which, const char *sql, int n,
+                          const char *const *params, bool retry)
+{
+    return run_sql(db, which, sql, n, params, retry, true);
 }
 
 static int render_row(PGresult *r, int row, struct buf *out, int64_t *id, int64_t *version)
@@ -552,9 +575,15 @@ void db_stats(struct db *db, struct db_stats *out)
     pthread_mutex_unlock(&db->lock);
 }
 
+static const char *const statement_names[] = {
+#define DB_STATEMENT_NAME(name, text) text,
+    DB_STATEMENTS(DB_STATEMENT_NAME)
+#undef DB_STATEMENT_NAME
+};
+
 const char *db_statement_name(enum db_statement s)
 {
-    return (unsigned)s < DB_STMT_COUNT ? statements[s].name : "unknown";
+    return (unsigned)s < DB_STMT_COUNT ? statement_names[s] : "unknown";
 }
 
 void db_metrics_render(struct db *db, struct metrics_page *p)

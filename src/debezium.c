@@ -1,16 +1,17 @@
 /* Debezium entry decoding. The value envelope (schemas disabled) is
  *   {"before":{..}|null,"after":{..}|null,"source":{..,"ts_ms":..},"op":"c|u|d|r|t","ts_ms":..}
- * and the key is {"id":N}. The after-image is rendered through item_render(), the same code that
- * renders query rows, so the cached bytes are identical whichever path filled them.
+ * and the key is {"<key column>":value}. The after-image is rendered through row_render_dbz(), the
+ * same per-type codecs that render query rows, so the cached bytes are identical whichever path
+ * filled them.
  *
  * The envelope is read with the json scanner, not a tree: the whole value is validated once, and
- * only op, before/after, source.ts_ms and the seven columns are looked at. Strings without escapes
- * are borrowed from the Redis reply; nothing is allocated unless an escaped name or description is
- * longer than a stack buffer. (With cJSON's tree this was 3.3 us per update envelope, most of it
- * allocation and number parsing; see bench/decode_bench.c.) */
+ * only op, before/after, source.ts_ms and the after-image's members are looked at, each matched to
+ * its column of the descriptor on the way. (With cJSON's tree this was 3.3 us per update envelope
+ * for items, most of it allocation and number parsing; see bench/decode_bench.c.) */
 #include "cdcache/debezium.h"
 #include "cdcache/error.h"
-#include "cdcache/item.h"
+#include "cdcache/codec.h"
+#include "cdcache/row.h"
 #include "cdcache/json.h"
 
 #include <stdio.h>
@@ -81,36 +82,44 @@ static int fail(char *err, size_t errlen, const char *msg)
     return CDC_EDECODE;
 }
 
-/* A positive integer id (number or numeric string). */
-static bool positive_id(const struct json_span *id, int64_t *key)
-{
-    int64_t v;
-    if (!json_span_i64(id, &v) || v <= 0)
-        return false;
-    *key = v;
-    return true;
-}
-
-/* The id of {"id":N,...} when positive; false for anything else, including invalid JSON (the
- * whole text is validated, not only up to the id). */
-static bool key_from_object(const char *s, size_t len, int64_t *key)
+/* The member of {"<name>":v,...} named name, validating the whole text. */
+static bool member_of(const char *s, size_t len, const char *name, struct json_span *out)
 {
     struct json_cursor c;
     struct json_members it;
-    struct json_span name, val, id = {0};
+    struct json_span n, val;
     const char *why;
     int r;
 
+    memset(out, 0, sizeof(*out));
     json_cursor_init(&c, s, len);
     if (json_members_open(&it, &c, &why))
         return false;
-    while ((r = json_members_next(&it, &name, &val, &why)) == 1)
-        if (id.kind == JSON_NONE && json_string_equals(&name, "id"))
-            id = val;
-    return r == 0 && json_at_end(&it.c) && positive_id(&id, key);
+    while ((r = json_members_next(&it, &n, &val, &why)) == 1)
+        if (out->kind == JSON_NONE && json_string_equals(&n, name))
+            *out = val;
+    return r == 0 && json_at_end(&it.c) && out->kind != JSON_NONE;
 }
 
-enum { COL_ID, COL_NAME, COL_DESCRIPTION, COL_PRICE, COL_CREATED, COL_UPDATED, COL_VERSION, NCOLS };
+/* The key of resource r from a key or before-image object's text. */
+static bool key_from_text(const struct resource *r, const char *s, size_t len,
+                          struct dbz_event *ev)
+{
+    const struct resource_column *k = &r->columns[r->key];
+    struct json_span v;
+    return member_of(s, len, k->name, &v) &&
+           codec_key_dbz(&k->type, &v, ev->key, sizeof(ev->key), &ev->key_len) == 0;
+}
+
+static bool key_from_span(const struct resource *r, const struct json_span *v,
+                          struct dbz_event *ev)
+{
+    const struct resource_column *k = &r->columns[r->key];
+    if (v->kind == JSON_OBJECT)
+        return key_from_text(r, v->p, v->len, ev);
+    return v->kind != JSON_NONE && v->kind != JSON_NULL &&
+           codec_key_dbz(&k->type, v, ev->key, sizeof(ev->key), &ev->key_len) == 0;
+}
 
 struct member_name {
     const char *text;
@@ -120,20 +129,50 @@ struct member_name {
     {                                                                                              \
         s, sizeof(s) - 1                                                                           \
     }
-static const struct member_name col_names[NCOLS] = {
-    NAME("id"),         NAME("name"),       NAME("description"), NAME("price"),
-    NAME("created_at"), NAME("updated_at"), NAME("version")};
 enum { SRC_TS_MS, SRC_SEQUENCE, NSRC };
 static const struct member_name source_names[NSRC] = {NAME("ts_ms"), NAME("sequence")};
 
 /* The parts of the envelope that decoding looks at; kind JSON_NONE when absent. Where a name is
- * duplicated, the first counts. `after` and `source` are walked once, in place: their columns and
- * ts_ms are picked out on the way. */
+ * duplicated, the first counts. `after` and `source` are walked once, in place: the after-image's
+ * columns (when a resource is given) and source's ts_ms are picked out on the way. */
 struct envelope {
     struct json_span op, before, after, source, ts_ms;
-    struct json_span cols[NCOLS]; /* the after-image's columns, when after is an object */
-    struct json_span src[NSRC];   /* source.ts_ms, source.sequence */
+    const struct resource *r; /* NULL: the after-image's columns are not wanted */
+    struct json_span *cols;   /* r->ncolumns slots */
+    bool unknown;             /* the after-image has a member the descriptor does not know */
+    struct json_span src[NSRC]; /* source.ts_ms, source.sequence */
 };
+
+/* Walks the after-image of the iterator's current member into env->cols (by column name) and
+ * continues the iterator after it; *whole is the object's span. */
+static int pick_columns(struct json_members *it, struct envelope *env, struct json_span *whole,
+                        const char **why)
+{
+    struct json_members sub;
+    struct json_span name, val;
+    char text[256];
+    int r;
+
+    json_members_enter(it, &sub);
+    while ((r = json_members_next(&sub, &name, &val, why)) == 1) {
+        int c;
+        if (!name.escaped) {
+            c = resource_column(env->r, name.p, name.len);
+        } else {
+            long n = json_string_decode(&name, text, sizeof(text));
+            c = n < 0 ? -1 : resource_column(env->r, text, (size_t)n);
+        }
+        if (c < 0)
+            env->unknown = true;
+        else if (env->cols[c].kind == JSON_NONE)
+            env->cols[c] = val;
+    }
+    if (r != 0) {
+        it->c.pos = sub.c.pos;
+        return CDC_EINVAL;
+    }
+    return json_members_leave(it, &sub, whole, why);
+}
 
 /* Walks the object value of the iterator's current member, keeping the first value of each of
  * names[0..n) in vals, and continues the iterator after it; *whole is the object's span. */
@@ -175,119 +214,70 @@ static struct json_span *envelope_slot(struct envelope *env, const struct json_s
     return NULL;
 }
 
-/* Validates the whole value and picks out the envelope's parts. */
+/* Validates the whole value and picks out the envelope's parts. env->r and env->cols are set by
+ * the caller (or NULL); everything else is reset. */
 static int read_envelope(const char *s, size_t len, struct envelope *env, char *err, size_t errlen)
 {
+    const struct resource *r = env->r;
+    struct json_span *cols = env->cols;
     struct json_cursor c;
     struct json_members it;
     struct json_span name, val;
     const char *why = "";
-    int r;
+    int rc;
 
     memset(env, 0, sizeof(*env));
+    env->r = r;
+    env->cols = cols;
+    if (cols)
+        memset(cols, 0, r->ncolumns * sizeof(*cols));
     json_cursor_init(&c, s, len);
     if (json_members_open(&it, &c, &why) == 0) {
-        while ((r = json_members_name(&it, &name, &why)) == 1) {
+        while ((rc = json_members_name(&it, &name, &why)) == 1) {
             struct json_span *slot = envelope_slot(env, &name);
             if (slot && slot->kind != JSON_NONE)
                 slot = NULL; /* a duplicate: validated, not used */
-            if (slot == &env->after && json_members_at_object(&it))
-                r = pick_members(&it, col_names, NCOLS, env->cols, slot, &why);
+            if (slot == &env->after && cols && json_members_at_object(&it))
+                rc = pick_columns(&it, env, slot, &why);
             else if (slot == &env->source && json_members_at_object(&it))
-                r = pick_members(&it, source_names, NSRC, env->src, slot, &why);
+                rc = pick_members(&it, source_names, NSRC, env->src, slot, &why);
             else
-                r = json_members_value(&it, slot ? slot : &val, &why);
-            if (r != 0)
+                rc = json_members_value(&it, slot ? slot : &val, &why);
+            if (rc != 0)
                 break;
         }
-        if (r == 0 && json_at_end(&it.c))
+        if (rc == 0 && json_at_end(&it.c))
             return 0;
-        if (r == 0)
+        if (rc == 0)
             why = "trailing data after the object";
     }
     snprintf(err, errlen, "value is not a JSON object (%s at byte %zu)", why, it.c.pos);
     return CDC_EDECODE;
 }
 
-/* The id of an object span {"id":N,...} when positive. */
-static bool key_from_span(const struct json_span *obj, int64_t *key)
+/* Renders the after-image into ev->body, or marks the event incomplete (evict, don't refresh): a
+ * column missing or unknown (the table changed), a placeholder for an unchanged TOASTed value, a
+ * type whose change-event form cannot be rendered as a query's. A value of the wrong type is poison
+ * (CDC_EDECODE). */
+static int decode_after(const struct envelope *env, struct dbz_event *ev, char *err,
+                        size_t errlen)
 {
-    return obj->kind == JSON_OBJECT && key_from_object(obj->p, obj->len, key);
-}
+    int rc;
 
-/* A column's text: borrowed from the input when it has no escapes, else decoded into `stack` or,
- * when longer, into `heap` (a new allocation the caller frees). */
-static const char *column_text(const struct json_span *s, char *stack, size_t cap, char **heap,
-                               size_t *len)
-{
-    char *out = stack;
-    long n;
-
-    if (!s->escaped) {
-        *len = s->len;
-        return s->p;
-    }
-    if (s->len >= cap)
-        out = *heap = xmalloc(s->len + 1);
-    n = json_string_decode(s, out, s->len + 1);
-    *len = n < 0 ? 0 : (size_t)n;
-    return out;
-}
-
-/* A short column as a NUL-terminated string in out[0..cap); false when it does not fit (a valid
- * price or timestamp always does; item_render() rejects the empty string given instead). */
-static bool column_cstr(const struct json_span *s, char *out, size_t cap)
-{
-    return s->len < cap && json_string_decode(s, out, cap) >= 0;
-}
-
-/* Renders the after-image's columns into ev->body, or marks the event incomplete. A column of the
- * wrong type is poison (CDC_EDECODE); a missing column or Debezium's placeholder for an unchanged
- * TOASTed value makes the after-image incomplete (evict, don't refresh). */
-static int decode_after(const struct json_span *v, struct dbz_event *ev, char *err, size_t errlen)
-{
-    struct item_fields f;
-    char name_buf[512], desc_buf[2048], price[48], created[48], updated[48];
-    char *name_heap = NULL, *desc_heap = NULL;
-    bool whole = true;
-    int64_t num;
-    char rerr[96];
-    int rc = 0;
-
-    for (int i = 0; i < NCOLS; i++) {
-        if (v[i].kind == JSON_NONE || json_string_equals(&v[i], DBZ_UNAVAILABLE)) {
-            whole = false;
-            continue;
-        }
-        if ((i == COL_ID || i == COL_VERSION) ? !json_span_i64(&v[i], &num)
-                                              : v[i].kind != JSON_STRING) {
-            snprintf(err, errlen, "after-image column %s has the wrong type%s", col_names[i].text,
-                     i == COL_PRICE ? " (is decimal.handling.mode=string?)" : "");
-            return CDC_EDECODE;
-        }
-    }
-    if (!whole) {
-        ev->complete = false;
+    if (env->unknown)
+        return 0;
+    rc = row_render_dbz(env->r, env->cols, &ev->body, &ev->version);
+    if (rc == CDC_EREJECTED) {
+        buf_reset(&ev->body);
         return 0;
     }
-    memset(&f, 0, sizeof(f));
-    json_span_i64(&v[COL_ID], &f.id);
-    json_span_i64(&v[COL_VERSION], &f.version);
-    f.name = column_text(&v[COL_NAME], name_buf, sizeof(name_buf), &name_heap, &f.name_len);
-    f.description = column_text(&v[COL_DESCRIPTION], desc_buf, sizeof(desc_buf), &desc_heap,
-                                &f.description_len);
-    f.price = column_cstr(&v[COL_PRICE], price, sizeof(price)) ? price : "";
-    f.created_at = column_cstr(&v[COL_CREATED], created, sizeof(created)) ? created : "";
-    f.updated_at = column_cstr(&v[COL_UPDATED], updated, sizeof(updated)) ? updated : "";
-    if (item_render(&f, &ev->body, rerr, sizeof(rerr))) {
-        rc = fail(err, errlen, rerr);
-    } else {
-        ev->complete = true;
-        ev->version = f.version;
+    if (rc) {
+        buf_reset(&ev->body);
+        return fail(err, errlen, rc == CDC_ETOOBIG ? "after-image too large"
+                                                   : "after-image has a value of the wrong type");
     }
-    free(name_heap);
-    free(desc_heap);
-    return rc;
+    ev->complete = true;
+    return 0;
 }
 
 static int op_from_span(const struct json_span *op, enum dbz_op *out)
@@ -326,35 +316,38 @@ static bool sequence_is_fresh(const struct json_span *seq)
     return n >= 5 && memcmp(text, "[null", 5) == 0;
 }
 
-int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, char *err,
-               size_t errlen)
+int dbz_decode(const struct resource *r, const struct dbz_field *fields, size_t n,
+               struct dbz_event *ev, char *err, size_t errlen)
 {
+    struct json_span cols[ROW_MAX_COLUMNS];
     const char *kjson, *vjson;
     size_t klen, vlen;
     struct envelope env;
-    int64_t aid = 0;
     int rc;
 
     memset(ev, 0, sizeof(*ev));
     buf_init(&ev->body, DBZ_BODY_CAP);
+    if (r->ncolumns > ROW_MAX_COLUMNS)
+        return fail(err, errlen, "the table has more columns than a row may have");
     if (!entry_key_value(fields, n, &kjson, &klen, &vjson, &vlen))
         return fail(err, errlen, "entry has neither one field (compact) nor key and value fields");
 
     if (!is_null_marker(kjson, klen))
-        ev->has_key = key_from_object(kjson, klen, &ev->key);
+        ev->has_key = key_from_text(r, kjson, klen, ev);
     if (is_null_marker(vjson, vlen)) {
         if (!ev->has_key)
             return fail(err, errlen, "tombstone without a readable key");
         ev->op = DBZ_OP_TOMBSTONE;
         return 0;
     }
+    env.r = r;
+    env.cols = cols;
     if (read_envelope(vjson, vlen, &env, err, errlen))
         return CDC_EDECODE;
     (void)json_span_i64(&env.src[SRC_TS_MS], &ev->source_ts_ms); /* stays 0 when absent */
     ev->source_fresh = sequence_is_fresh(&env.src[SRC_SEQUENCE]);
     if (!ev->has_key)
-        ev->has_key =
-            positive_id(&env.cols[COL_ID], &ev->key) || key_from_span(&env.before, &ev->key);
+        ev->has_key = key_from_span(r, &cols[r->key], ev) || key_from_span(r, &env.before, ev);
     if (env.op.kind != JSON_STRING)
         return fail(err, errlen, "value has no op");
     if (op_from_span(&env.op, &ev->op))
@@ -362,16 +355,22 @@ int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, c
     if (ev->op == DBZ_OP_TRUNCATE)
         return 0;
     if (!ev->has_key)
-        return fail(err, errlen, "no id in the key, after or before");
+        return fail(err, errlen, "no key in the key, after or before");
     if (ev->op == DBZ_OP_DELETE)
         return 0;
     if (env.after.kind != JSON_OBJECT)
         return fail(err, errlen, "create/update/read without an after-image");
-    rc = decode_after(env.cols, ev, err, errlen);
-    if (rc == 0 && ev->complete && (!positive_id(&env.cols[COL_ID], &aid) || aid != ev->key)) {
-        buf_free(&ev->body);
-        ev->complete = false;
-        rc = fail(err, errlen, "key and after-image disagree on id");
+    rc = decode_after(&env, ev, err, errlen);
+    if (rc == 0 && ev->complete) {
+        /* the after-image's own key must name the entry's key */
+        struct dbz_event probe;
+        probe.key_len = 0;
+        if (!key_from_span(r, &cols[r->key], &probe) || probe.key_len != ev->key_len ||
+            memcmp(probe.key, ev->key, ev->key_len) != 0) {
+            buf_reset(&ev->body);
+            ev->complete = false;
+            rc = fail(err, errlen, "key and after-image disagree on the key");
+        }
     }
     return rc;
 }
@@ -386,6 +385,8 @@ int dbz_decode_watermark(const struct dbz_field *fields, size_t n, struct dbz_wa
     char err[8];
 
     memset(wm, 0, sizeof(*wm));
+    env.r = NULL;
+    env.cols = NULL;
     if (!entry_key_value(fields, n, &kjson, &klen, &vjson, &vlen) ||
         read_envelope(vjson, vlen, &env, err, sizeof(err)))
         return CDC_EDECODE;
@@ -410,4 +411,27 @@ int dbz_decode_watermark(const struct dbz_field *fields, size_t n, struct dbz_wa
         wm->has_seq = json_span_i64(&vals[0], &wm->seq) && json_span_i64(&vals[1], &wm->origin);
     }
     return 0;
+}
+
+int dbz_decode_ddl(const struct dbz_field *fields, size_t n, char *out, size_t cap)
+{
+    const char *kjson, *vjson;
+    size_t klen, vlen;
+    struct envelope env;
+    struct json_span tbl;
+    char err[8];
+    long len;
+
+    env.r = NULL;
+    env.cols = NULL;
+    if (!entry_key_value(fields, n, &kjson, &klen, &vjson, &vlen))
+        return CDC_EDECODE;
+    /* the key is {"tbl":"schema.table"}; a truncate of the signal table has none (ignored) */
+    if (is_null_marker(kjson, klen) || !member_of(kjson, klen, "tbl", &tbl) ||
+        tbl.kind != JSON_STRING)
+        return CDC_EDECODE;
+    if (!is_null_marker(vjson, vlen) && read_envelope(vjson, vlen, &env, err, sizeof(err)))
+        return CDC_EDECODE;
+    len = json_string_decode(&tbl, out, cap);
+    return len < 0 ? CDC_EDECODE : 0;
 }

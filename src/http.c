@@ -1,13 +1,16 @@
 /* HTTP handlers. One catch-all civetweb handler routes by path and method, parses the request,
  * calls the read protocol (reads.c: cache, leases, vouching, read-your-writes) or the database, and
- * writes the answer. No cache rule lives here. The resources and the methods each takes are one
- * table (resources[]): it gives 405's Allow, preflights' allowed methods and the admin listener's
- * paths. Requests civetweb refuses before routing (a malformed head, a method it does not know) are
+ * writes the answer. No cache rule lives here. The fixed routes and the methods each takes are one
+ * table (routes[]); every declared resource (catalog.h) adds /NAME and /NAME/{key}, whose methods
+ * come from its descriptor. Together they give 405's Allow, preflights' allowed methods and the
+ * admin listener's paths. Requests civetweb refuses before routing (a malformed head, a method it does not know) are
  * answered by civetweb_error(), so every error is application/problem+json. openapi.yaml describes
  * all of it. */
 #include "cdcache/http.h"
 #include "cdcache/auth.h"
-#include "cdcache/body.h"
+#include "cdcache/catalog.h"
+#include "cdcache/codec.h"
+#include "cdcache/filter.h"
 #include "cdcache/cors.h"
 #include "cdcache/error.h"
 #include "cdcache/listener.h"
@@ -16,6 +19,7 @@
 #include "cdcache/process.h"
 #include "cdcache/query.h"
 #include "cdcache/reads.h"
+#include "cdcache/row.h"
 #include "cdcache/tls.h"
 #include "cdcache/util.h"
 
@@ -34,7 +38,10 @@ struct http_server {
     struct mg_context
         *admin; /* http.admin_listen: /health, /ready, /metrics on their own threads */
     struct reads *reads;
+    struct catalog *catalog;
     struct auth *auth;
+    struct auth **res_auth; /* per resource: its own tokens, or a copy of the global ones */
+    size_t nres_auth;
     struct cors *cors;
     _Atomic bool draining;  /* SIGTERM: /ready answers 503 and every answer closes its connection
                              * while in-flight requests finish */
@@ -52,12 +59,13 @@ struct http_server {
 
 /* Problem types: stable identifiers clients can switch on. */
 #define PROBLEMS(X)                                                                                \
-    X(INVALID_ID, 400, "invalid-id", "Invalid item id")                                            \
+    X(INVALID_ID, 400, "invalid-id", "Invalid key")                                            \
     X(INVALID_BODY, 400, "invalid-body", "Invalid request body")                                   \
     X(INVALID_QUERY, 400, "invalid-query", "Invalid query parameter")                              \
     X(INVALID_HEADER, 400, "invalid-header", "Invalid header")                                     \
     X(BAD_REQUEST, 400, "bad-request", "Malformed request")                                        \
-    X(NOT_FOUND, 404, "not-found", "Item not found")                                               \
+    X(NOT_FOUND, 404, "not-found", "Not found")                                                    \
+    X(CONFLICT, 409, "conflict", "Conflict")                                               \
     X(NO_ROUTE, 404, "no-route", "No such resource")                                               \
     X(UNAUTHORIZED, 401, "unauthorized", "Unauthorized")                                           \
     X(METHOD, 405, "method-not-allowed", "Method not allowed")                                     \
@@ -86,47 +94,75 @@ static const struct {
 
 #define EXTRA_HEADERS_MAX 2048
 
-/* The resources, each with the methods it takes (the Allow header; OPTIONS is answered everywhere
- * for CORS preflights). ops: also served on the admin listener. */
-#define RESOURCES(X)                                                                               \
+/* The fixed routes, each with the methods it takes (the Allow header; OPTIONS is answered everywhere
+ * for CORS preflights). ops: also served on the admin listener. COLLECTION and ROW are every
+ * resource's /NAME and /NAME/{key}: their methods come from the resource (route_allow()). */
+#define ROUTES(X)                                                                                  \
     X(NONE, NULL, NULL, false)                                                                     \
     X(INDEX, "/", "GET, HEAD, OPTIONS", false)                                                     \
     X(OPENAPI_YAML, "/openapi.yaml", "GET, HEAD, OPTIONS", false)                                  \
     X(OPENAPI_JSON, "/openapi.json", "GET, HEAD, OPTIONS", false)                                  \
-    X(ITEMS, "/items", "GET, HEAD, POST, PUT, OPTIONS", false)                                     \
-    X(ITEM, "/items/{id}", "GET, HEAD, PUT, PATCH, DELETE, OPTIONS", false)                        \
+    X(COLLECTION, NULL, NULL, false)                                                               \
+    X(ROW, NULL, NULL, false)                                                                      \
     X(HEALTH, "/health", "GET, HEAD, OPTIONS", true)                                               \
     X(READY, "/ready", "GET, HEAD, OPTIONS", true)                                                 \
     X(METRICS, "/metrics", "GET, HEAD, OPTIONS", true)
 
-enum resource {
-#define RESOURCE_ENUM(name, path, allow, ops) RES_##name,
-    RESOURCES(RESOURCE_ENUM)
-#undef RESOURCE_ENUM
+enum route {
+#define ROUTE_ENUM(name, path, allow, ops) RT_##name,
+    ROUTES(ROUTE_ENUM)
+#undef ROUTE_ENUM
 };
 
 static const struct {
     const char *path;
     const char *allow;
     bool ops;
-} resources[] = {
-#define RESOURCE_ROW(name, path, allow, ops) {path, allow, ops},
-    RESOURCES(RESOURCE_ROW)
-#undef RESOURCE_ROW
+} routes[] = {
+#define ROUTE_ROW(name, path, allow, ops) {path, allow, ops},
+    ROUTES(ROUTE_ROW)
+#undef ROUTE_ROW
 };
 
-/* The resource of a decoded path (without its query). "/items/" is the list, as it always was. */
-static enum resource resource_of(const char *path, size_t n)
+/* The route of a decoded path (without its query): a fixed one, or a resource's collection
+ * ("/NAME", and "/NAME/" as it always was for /items) or row ("/NAME/<key>", *key pointing at the
+ * key's text in path). */
+static enum route route_of(const struct resource_set *set, const char *path, size_t n,
+                           const struct resource **res, const char **key)
 {
-    if (n > 7 && strncmp(path, "/items/", 7) == 0)
-        return RES_ITEM;
-    if (n == 7 && strncmp(path, "/items/", 7) == 0)
-        return RES_ITEMS;
-    for (size_t r = RES_INDEX; r < sizeof(resources) / sizeof(resources[0]); r++)
-        if (r != RES_ITEM && strlen(resources[r].path) == n &&
-            strncmp(resources[r].path, path, n) == 0)
-            return (enum resource)r;
-    return RES_NONE;
+    const char *slash;
+
+    *res = NULL;
+    *key = NULL;
+    for (size_t r = RT_INDEX; r < sizeof(routes) / sizeof(routes[0]); r++)
+        if (routes[r].path && strlen(routes[r].path) == n && strncmp(routes[r].path, path, n) == 0)
+            return (enum route)r;
+    if (n < 2 || path[0] != '/')
+        return RT_NONE;
+    slash = memchr(path + 1, '/', n - 1);
+    *res = resource_find(set, path + 1, slash ? (size_t)(slash - path - 1) : n - 1);
+    if (!*res)
+        return RT_NONE;
+    if (!slash || (size_t)(slash - path) == n - 1)
+        return RT_COLLECTION;
+    *key = slash + 1;
+    return RT_ROW;
+}
+
+/* The methods a route takes, as an Allow header value, into buf (at least 64 bytes). */
+static const char *route_allow(enum route rt, const struct resource *res, char *buf, size_t cap)
+{
+    unsigned m;
+
+    if (rt != RT_COLLECTION && rt != RT_ROW)
+        return routes[rt].allow;
+    m = res->methods;
+    snprintf(buf, cap, "%s%s%s%s%s%sOPTIONS", (m & RESOURCE_GET) ? "GET, HEAD, " : "",
+             rt == RT_COLLECTION && (m & RESOURCE_POST) ? "POST, " : "",
+             (m & RESOURCE_PUT) ? "PUT, " : "",
+             rt == RT_ROW && (m & RESOURCE_PATCH) ? "PATCH, " : "",
+             rt == RT_ROW && (m & RESOURCE_DELETE) ? "DELETE, " : "", "");
+    return buf;
 }
 
 /* True when method m is one of allow's (exact, case-sensitive: methods are). */
@@ -152,7 +188,10 @@ struct request {
     struct http_server *srv;
     const struct mg_request_info *ri;
     enum metrics_route route;
-    const char *allow; /* the resource's methods (405's Allow), NULL for no resource */
+    int rroute; /* enum metrics_resource_route of rq->res's route; -1: route is a fixed one */
+    const char *allow; /* the route's methods (405's Allow), NULL for no route */
+    const struct resource *res; /* the resource of /NAME and /NAME/{key}, else NULL */
+    char allow_buf[80];
     int status;
     const char *xcache; /* the X-Cache answered, for the access log; NULL: none */
     char id[REQUEST_ID_MAX + 1];
@@ -233,15 +272,6 @@ static void send_problem(struct request *rq, enum problem p, const char *detail,
         add_header(rq, "Retry-After", "1");
     send_response(rq, problems[p].status, "application/problem+json", b.data, b.len);
     buf_free(&b);
-}
-
-/* Parses an id path segment: 1..INT64_MAX, digits only. */
-static bool parse_id(const char *s, int64_t *id)
-{
-    size_t n = strlen(s);
-    if (n == 0 || s[0] == '-' || s[0] == '+')
-        return false;
-    return parse_i64(s, n, id) && *id > 0;
 }
 
 /* Parses `"<n>"`, `W/"<n>"` or `*` (as -1), with spaces around. Returns false when malformed. */
@@ -357,27 +387,100 @@ static void send_hit(struct request *rq, const char *body, size_t len, int64_t v
     }
 }
 
-/* GET /items/{id} */
-static void item_get(struct request *rq, int64_t id)
+/* The read-your-writes token a write hands back: a client that cannot send X-Min-Version (a
+ * browser, Postman) gets it as a short-lived cookie scoped to the row's path, which reads of that
+ * path honour. */
+#define RYW_COOKIE     "cdcache-rv"
+#define RYW_COOKIE_AGE "60"
+
+static void add_token(struct request *rq, const char *key, int64_t version)
+{
+    char v[24], cookie[1024];
+    struct buf path;
+
+    snprintf(v, sizeof(v), "%lld", (long long)version);
+    add_header(rq, "X-Min-Version", v);
+    buf_init(&path, 700);
+    buf_printf(&path, "/%s/", rq->res->name);
+    /* only short keys that need no escaping in a cookie path; others rely on the header */
+    if (strlen(key) > 128) {
+        buf_free(&path);
+        return;
+    }
+    for (const char *p = key; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.')) {
+            buf_free(&path);
+            return;
+        }
+    if (buf_puts(&path, key) == 0 &&
+        snprintf(cookie, sizeof(cookie), RYW_COOKIE "=%s; Path=%s; Max-Age=" RYW_COOKIE_AGE
+                 "; HttpOnly; SameSite=Lax", v, path.data) < (int)sizeof(cookie))
+        add_header(rq, "Set-Cookie", cookie);
+    buf_free(&path);
+}
+
+/* The version a read must not go below: X-Min-Version, else the read-your-writes cookie (scoped by
+ * the client to this row's path). Returns false after sending 400. */
+static bool read_min_version(struct request *rq, int64_t *min_version)
+{
+    const char *h = mg_get_header(rq->conn, "X-Min-Version");
+    char cookie[32];
+
+    *min_version = 0;
+    if (h) {
+        if (parse_i64_str(h, min_version) && *min_version >= 0)
+            return true;
+        send_problem(rq, P_INVALID_HEADER, "X-Min-Version must be a non-negative integer",
+                     "X-Min-Version");
+        return false;
+    }
+    h = mg_get_header(rq->conn, "Cookie");
+    if (h && mg_get_cookie(h, RYW_COOKIE, cookie, sizeof(cookie)) > 0 &&
+        (!parse_i64_str(cookie, min_version) || *min_version < 0))
+        *min_version = 0; /* a cookie nobody can fix by hand is ignored, not refused */
+    return true;
+}
+
+/* The canonical text of the path's key into key[0..cap), or sends 400 naming the key column. */
+static bool path_key(struct request *rq, const char *text, char *key, size_t cap)
+{
+    const struct resource_column *k = &rq->res->columns[rq->res->key];
+    char msg[200];
+    size_t len;
+
+    if (codec_key_canon(&k->type, text, strlen(text), key, cap, &len) == 0)
+        return true;
+    snprintf(msg, sizeof(msg), "the key must be a valid %s", k->sql_type);
+    send_problem(rq, P_INVALID_ID, msg, k->name);
+    return false;
+}
+
+/* GET /NAME/{key} */
+static void row_get(struct request *rq, const char *key)
 {
     static const char *const xcache[] = {"hit", "miss", "bypass"};
     static const enum metrics_xcache xkind[] = {XCACHE_HIT, XCACHE_MISS, XCACHE_BYPASS};
     const char *inm = mg_get_header(rq->conn, "If-None-Match");
-    const char *minv_h = mg_get_header(rq->conn, "X-Min-Version");
     const char *cc = mg_get_header(rq->conn, "Cache-Control");
     const char *pragma = mg_get_header(rq->conn, "Pragma");
     int64_t min_version = 0;
     struct reads_result res;
 
-    if (minv_h && (!parse_i64_str(minv_h, &min_version) || min_version < 0)) {
-        send_problem(rq, P_INVALID_HEADER, "X-Min-Version must be a non-negative integer",
-                     "X-Min-Version");
+    if (!read_min_version(rq, &min_version))
         return;
-    }
-    reads_get(rq->srv->reads, id, min_version,
+    reads_get(rq->srv->reads, rq->res, key, min_version,
               (cc && header_has_token(cc, "no-cache")) ||
                   (pragma && header_has_token(pragma, "no-cache")),
               &res);
+    if (res.rc == CDC_ESCHEMA) {
+        /* the table changed under the descriptor: read the catalog now and try once more */
+        char err[256];
+        reads_result_release(&res);
+        if (catalog_load(rq->srv->catalog, false, err, sizeof(err)) == 0)
+            rq->res = &catalog_current(rq->srv->catalog)->r[rq->res->index];
+        reads_get(rq->srv->reads, rq->res, key, min_version, true, &res);
+    }
     metrics_xcache(rq->srv->metrics, xkind[res.source]);
     if (res.rc == 0 && res.source == READS_HIT && !inm) {
         send_hit(rq, res.body, res.len, res.version);
@@ -387,7 +490,7 @@ static void item_get(struct request *rq, int64_t id)
     add_header(rq, "X-Cache", xcache[res.source]);
     rq->xcache = xcache[res.source];
     if (res.rc == CDC_ENOTFOUND)
-        send_problem(rq, P_NOT_FOUND, "no item with this id", NULL);
+        send_problem(rq, P_NOT_FOUND, "no row with this key", NULL);
     else if (res.rc)
         send_problem(rq, P_DB_DOWN, "the database could not answer; try again", NULL);
     else if (inm && none_match(inm, res.version)) {
@@ -443,92 +546,137 @@ static bool read_if_match(struct request *rq, int64_t *if_match)
     return true;
 }
 
-static void send_write_error(struct request *rq, int rc)
+static void send_write_error(struct request *rq, int rc, const struct sql_error *e)
 {
     if (rc == CDC_ENOTFOUND)
-        send_problem(rq, P_NOT_FOUND, "no item with this id", NULL);
+        send_problem(rq, P_NOT_FOUND, "no row with this key", NULL);
     else if (rc == CDC_ECONFLICT)
-        send_problem(rq, P_PRECONDITION, "the item has another version than If-Match names", NULL);
+        send_problem(rq, P_PRECONDITION, "the row has another version than If-Match names", NULL);
+    else if (rc == CDC_EINVAL)
+        send_problem(rq, P_INVALID_BODY, e->detail, e->field);
+    else if (rc == CDC_EDUPLICATE)
+        send_problem(rq, P_CONFLICT, e->detail, e->field);
     else
         send_problem(rq, P_DB_DOWN, "the database could not complete the write", NULL);
 }
 
-static void item_create(struct request *rq, const struct item_input *in)
+/* Runs a write; on CDC_ESCHEMA (the table changed under the descriptor) reads the catalog again
+ * and answers 503: the body was checked against columns that may no longer be there, so it is not
+ * retried blindly. */
+static bool schema_moved(struct request *rq, int rc)
 {
-    struct buf out;
-    int64_t id = 0, version = 0;
-    char loc[48];
+    char err[256];
+    if (rc != CDC_ESCHEMA)
+        return false;
+    catalog_load(rq->srv->catalog, false, err, sizeof(err));
+    send_problem(rq, P_DB_DOWN, "the table changed while the request ran; try again", NULL);
+    return true;
+}
+
+static void row_create(struct request *rq, const struct row_input *in)
+{
+    struct sql_error e = {"", ""};
+    char key[CACHE_MAX_KEY + 1];
+    struct buf out, loc;
+    int64_t version = 0;
     int rc;
 
     buf_init(&out, 1u << 24);
-    rc = reads_create_item(rq->srv->reads, in, &out, &id, &version);
-    if (rc) {
-        send_write_error(rq, rc);
+    rc = reads_create_row(rq->srv->reads, rq->res, in, &out, key, sizeof(key), &version, &e);
+    if (schema_moved(rq, rc)) {
+    } else if (rc) {
+        send_write_error(rq, rc, &e);
     } else {
-        snprintf(loc, sizeof(loc), "/items/%lld", (long long)id);
-        add_header(rq, "Location", loc);
+        buf_init(&loc, 1024);
+        buf_printf(&loc, "/%s/", rq->res->name);
+        /* a key is URL-safe unless it is text: then its bytes are percent-encoded */
+        for (const char *p = key; *p; p++) {
+            unsigned char c = (unsigned char)*p;
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                strchr("-._~", c))
+                buf_append(&loc, p, 1);
+            else
+                buf_printf(&loc, "%%%02X", c);
+        }
+        if (loc.len < 900)
+            add_header(rq, "Location", loc.data);
+        buf_free(&loc);
         add_etag(rq, version);
+        add_token(rq, key, version);
         send_json(rq, 201, &out);
     }
     buf_free(&out);
 }
 
-static void item_update(struct request *rq, int64_t id, int64_t if_match,
-                        const struct item_input *in)
+static void row_update(struct request *rq, const char *key, int64_t if_match,
+                       const struct row_input *in)
 {
+    struct sql_error e = {"", ""};
     struct buf out;
     int64_t version = 0;
     int rc;
 
     buf_init(&out, 1u << 24);
-    rc = reads_update_item(rq->srv->reads, id, if_match, in, &out, &version);
-    if (rc) {
-        send_write_error(rq, rc);
+    rc = reads_update_row(rq->srv->reads, rq->res, key, if_match, in, &out, &version, &e);
+    if (schema_moved(rq, rc)) {
+    } else if (rc) {
+        send_write_error(rq, rc, &e);
     } else {
         add_etag(rq, version);
+        add_token(rq, key, version);
         send_json(rq, 200, &out);
     }
     buf_free(&out);
 }
 
-static void item_write(struct request *rq, int64_t id, enum body_mode mode)
+/* POST /NAME, PUT /NAME (the seed's upsert), PUT and PATCH /NAME/{key}. key: the path's canonical
+ * key (NULL on the collection). */
+static void row_write(struct request *rq, const char *key, enum row_mode mode)
 {
     struct buf raw;
-    struct item_input in;
-    char err[200], field[64];
+    struct row_input in;
+    char err[256], field[128];
     int64_t if_match = -1;
 
     if (!read_if_match(rq, &if_match) || read_body(rq, &raw))
         return;
-    if (body_parse_item(raw.data ? raw.data : "", raw.len, mode, &in, err, sizeof(err), field,
-                        sizeof(field))) {
+    if (row_input_parse(rq->res, raw.data ? raw.data : "", raw.len, mode, &in, err, sizeof(err),
+                        field, sizeof(field))) {
         send_problem(rq, P_INVALID_BODY, err, field);
         buf_free(&raw);
         return;
     }
     buf_free(&raw);
-    if ((mode == BODY_REPLACE || mode == BODY_PATCH) && in.has_id && in.id != id) {
-        send_problem(rq, P_INVALID_BODY, "field 'id': does not match the id in the path", "id");
-    } else if (mode == BODY_CREATE || (mode == BODY_UPSERT && !in.has_id)) {
-        item_create(rq, &in);
+    if (key && in.has_key && strcmp(in.key, key) != 0) {
+        const char *kn = rq->res->columns[rq->res->key].name;
+        snprintf(err, sizeof(err), "field '%s': does not match the key in the path", kn);
+        send_problem(rq, P_INVALID_BODY, err, kn);
+    } else if (mode == ROW_CREATE || (mode == ROW_UPSERT && !in.has_key)) {
+        row_create(rq, &in);
     } else {
-        item_update(rq, mode == BODY_UPSERT ? in.id : id, if_match, &in);
+        row_update(rq, key ? key : in.key, if_match, &in);
     }
-    body_item_free(&in);
+    row_input_free(&in);
 }
 
-static void item_delete(struct request *rq, int64_t id)
+static void row_delete(struct request *rq, const char *key)
 {
-    int64_t if_match;
+    int64_t if_match, version = 0;
     int rc;
 
     if (!read_if_match(rq, &if_match))
         return;
-    rc = reads_delete_item(rq->srv->reads, id, if_match);
-    if (rc)
-        send_write_error(rq, rc);
-    else
-        send_response(rq, 204, NULL, NULL, 0);
+    rc = reads_delete_row(rq->srv->reads, rq->res, key, if_match, &version);
+    if (schema_moved(rq, rc))
+        return;
+    if (rc) {
+        send_write_error(rq, rc, NULL);
+        return;
+    }
+    /* the token a read presents to never be answered from the deleted row: any version after it */
+    add_etag(rq, version + 1);
+    add_token(rq, key, version + 1);
+    send_response(rq, 204, NULL, NULL, 0);
 }
 
 /* Checks the query string against the parameters the route takes (names[0..count); none: count
@@ -546,63 +694,60 @@ static bool query_check(struct request *rq, const char *const *names, size_t cou
     return false;
 }
 
-/* The value of parameter names[i] as a non-negative integer into *out (left alone when absent).
- * Returns false after sending 400. */
-static bool query_int(struct request *rq, const struct query_values *qv, size_t i, const char *name,
-                      int64_t *out)
+/* GET /NAME?after=&limit=&<filters>&order= (keyset pagination, from PostgreSQL; filter.h). When
+ * more rows follow, the next page's URL is both the body's "next" and a Link header
+ * (rel="next"). */
+static void row_list(struct request *rq)
 {
-    char msg[96];
-
-    if (!qv->present[i])
-        return true;
-    if (parse_i64_str(qv->value[i], out) && *out >= 0)
-        return true;
-    snprintf(msg, sizeof(msg), "parameter '%s': must be a non-negative integer", name);
-    send_problem(rq, P_INVALID_QUERY, msg, name);
-    return false;
-}
-
-/* GET /items?after=&limit= (keyset pagination, from PostgreSQL). When more items follow, the next
- * page's URL is both the body's "next" and a Link header (rel="next"). */
-static void item_list(struct request *rq)
-{
-    static const char *const names[] = {"after", "limit"};
-    struct query_values qv;
-    int64_t after = 0, limit = 50, last = 0;
-    int64_t max = rq->srv->cfg->http_max_list_limit;
-    struct buf out;
-    bool more = false;
+    const char *qs = rq->ri->query_string;
+    struct filter *f = NULL;
+    struct buf out, next;
+    char err[256], field[128];
     int count = 0, rc;
 
-    if (!query_check(rq, names, 2, &qv) || !query_int(rq, &qv, 0, "after", &after) ||
-        !query_int(rq, &qv, 1, "limit", &limit))
-        return;
-    if (limit < 1 || limit > max) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "parameter 'limit': must be between 1 and %lld", (long long)max);
-        send_problem(rq, P_INVALID_QUERY, msg, "limit");
+    if (filter_parse(rq->res, qs, qs ? strlen(qs) : 0, (int)rq->srv->cfg->http_max_list_limit, &f,
+                     err, sizeof(err), field, sizeof(field))) {
+        send_problem(rq, P_INVALID_QUERY, err, field);
         return;
     }
     buf_init(&out, 1u << 30);
+    buf_init(&next, 1u << 16);
     buf_puts(&out, "{\"items\":[");
-    rc = db_item_list(rq->srv->db, after, (int)limit, rq->srv->cfg->http_max_list_bytes, &out,
-                      &count, &last, &more);
+    rc = sql_list(rq->srv->db, rq->res, f, rq->srv->cfg->http_max_list_bytes, &out, &count, &next);
+    if (rc == CDC_ESCHEMA && catalog_load(rq->srv->catalog, false, err, sizeof(err)) == 0) {
+        rq->res = &catalog_current(rq->srv->catalog)->r[rq->res->index];
+        buf_reset(&out);
+        buf_reset(&next);
+        buf_puts(&out, "{\"items\":[");
+        filter_free(f);
+        f = NULL;
+        rc = filter_parse(rq->res, qs, qs ? strlen(qs) : 0,
+                          (int)rq->srv->cfg->http_max_list_limit, &f, err, sizeof(err), field,
+                          sizeof(field));
+        if (rc == 0)
+            rc = sql_list(rq->srv->db, rq->res, f, rq->srv->cfg->http_max_list_bytes, &out,
+                          &count, &next);
+    }
     if (rc) {
         send_problem(rq, P_DB_DOWN, "the database could not answer; try again", NULL);
+    } else if (next.len) {
+        struct buf link;
+        buf_init(&link, 1u << 17);
+        buf_printf(&link, "</%s?%s>; rel=\"next\"", rq->res->name, next.data);
+        if (link.len < 1500)
+            add_header(rq, "Link", link.data);
+        buf_printf(&out, "],\"next\":\"/%s?", rq->res->name);
+        buf_json_escape(&out, next.data, next.len);
+        buf_puts(&out, "\"}");
+        send_json(rq, 200, &out);
+        buf_free(&link);
     } else {
-        if (more) {
-            char next[80], link[100];
-            snprintf(next, sizeof(next), "/items?after=%lld&limit=%lld", (long long)last,
-                     (long long)limit);
-            snprintf(link, sizeof(link), "<%s>; rel=\"next\"", next);
-            add_header(rq, "Link", link);
-            buf_printf(&out, "],\"next\":\"%s\"}", next);
-        } else {
-            buf_puts(&out, "],\"next\":null}");
-        }
+        buf_puts(&out, "],\"next\":null}");
         send_json(rq, 200, &out);
     }
+    filter_free(f);
     buf_free(&out);
+    buf_free(&next);
 }
 
 /* GET /ready: "can this replica answer correctly?" Yes unless PostgreSQL is unreachable or the
@@ -652,10 +797,31 @@ static void ready(struct request *rq)
                        (unsigned long long)st.breaks[k]);
         buf_puts(&out, "},\"last_error\":\"");
         buf_json_escape(&out, st.last_error, strlen(st.last_error));
-        buf_puts(&out, "\"}}}");
+        buf_puts(&out, "\"}}");
     } else {
-        buf_puts(&out, "},\"cdc\":{\"ok\":true,\"enabled\":false}}}");
+        buf_puts(&out, "},\"cdc\":{\"ok\":true,\"enabled\":false}}");
     }
+    /* each resource's share of the cache */
+    buf_puts(&out, ",\"resources\":{");
+    {
+        const struct resource_set *set = catalog_current(rq->srv->catalog);
+        for (size_t i = 0; set && i < set->n; i++) {
+            struct cache_stats cs;
+            double lookups;
+            memset(&cs, 0, sizeof(cs));
+            if (rq->srv->cache)
+                cache_stats_resource(rq->srv->cache, (unsigned)i, &cs);
+            lookups = (double)(cs.hits + cs.misses);
+            buf_printf(&out,
+                       "%s\"%s\":{\"table\":\"%s.%s\",\"entries\":%llu,\"bytes\":%llu,"
+                       "\"hits\":%llu,\"misses\":%llu,\"hit_ratio\":%.4f}",
+                       i ? "," : "", set->r[i].name, set->r[i].schema, set->r[i].table,
+                       (unsigned long long)cs.entries, (unsigned long long)cs.bytes,
+                       (unsigned long long)cs.hits, (unsigned long long)cs.misses,
+                       lookups > 0 ? (double)cs.hits / lookups : 0.0);
+        }
+    }
+    buf_puts(&out, "}}");
     send_json(rq, ok ? 200 : 503, &out);
     buf_free(&out);
 }
@@ -670,8 +836,13 @@ static void metrics_page(struct request *rq)
     p.out = &out;
     p.rc = 0;
     metrics_render(rq->srv->metrics, &p);
-    if (rq->srv->cache)
-        cache_metrics_render(rq->srv->cache, &p);
+    if (rq->srv->cache) {
+        const struct resource_set *set = catalog_current(rq->srv->catalog);
+        const char *names[CACHE_MAX_RESOURCES];
+        for (size_t i = 0; i < set->n && i < CACHE_MAX_RESOURCES; i++)
+            names[i] = set->r[i].name;
+        cache_metrics_render(rq->srv->cache, &p, names, (unsigned)set->n);
+    }
     if (rq->srv->cdc)
         cdc_metrics_render(rq->srv->cdc, &p);
     db_metrics_render(rq->srv->db, &p);
@@ -686,7 +857,10 @@ static void metrics_page(struct request *rq)
 /* Sends 401 and returns false unless the request carries a token good for a write (or a read). */
 static bool authorized(struct request *rq, bool write)
 {
-    enum auth_result r = auth_check(rq->srv->auth, mg_get_header(rq->conn, "Authorization"), write);
+    const struct auth *a =
+        rq->res && rq->res->index < rq->srv->nres_auth ? rq->srv->res_auth[rq->res->index]
+                                                        : rq->srv->auth;
+    enum auth_result r = auth_check(a, mg_get_header(rq->conn, "Authorization"), write);
 
     if (r == AUTH_OK)
         return true;
@@ -701,15 +875,29 @@ static bool authorized(struct request *rq, bool write)
     return false;
 }
 
-/* GET /: links to what the API serves. */
+/* GET /: links to what the API serves, every resource first. */
 static void index_page(struct request *rq)
 {
-    static const char body[] =
-        "{\"name\":\"cdcache\",\"version\":\"" CDCACHE_VERSION "\",\"links\":{"
-        "\"items\":\"/items\",\"openapi_json\":\"/openapi.json\",\"openapi_yaml\":\"/"
-        "openapi.yaml\","
-        "\"health\":\"/health\",\"ready\":\"/ready\",\"metrics\":\"/metrics\"}}";
-    send_response(rq, 200, "application/json", body, sizeof(body) - 1);
+    const struct resource_set *set = catalog_current(rq->srv->catalog);
+    struct buf b;
+
+    buf_init(&b, 1u << 20);
+    buf_puts(&b, "{\"name\":\"cdcache\",\"version\":\"" CDCACHE_VERSION "\",\"links\":{");
+    for (size_t i = 0; i < set->n; i++)
+        buf_printf(&b, "\"%s\":\"/%s\",", set->r[i].name, set->r[i].name);
+    buf_puts(&b, "\"openapi_json\":\"/openapi.json\",\"openapi_yaml\":\"/openapi.yaml\","
+                 "\"health\":\"/health\",\"ready\":\"/ready\",\"metrics\":\"/metrics\"},"
+                 "\"resources\":[");
+    for (size_t i = 0; i < set->n; i++) {
+        const struct resource *r = &set->r[i];
+        buf_printf(&b, "%s{\"name\":\"%s\",\"table\":\"%s.%s\",\"key\":\"", i ? "," : "",
+                   r->name, r->schema, r->table);
+        buf_json_escape(&b, r->columns[r->key].name, strlen(r->columns[r->key].name));
+        buf_printf(&b, "\",\"href\":\"/%s\"}", r->name);
+    }
+    buf_puts(&b, "]}");
+    send_json(rq, 200, &b);
+    buf_free(&b);
 }
 
 /* CORS for every response of a CORS-enabled server: Vary: Origin (the answer depends on it), and
@@ -755,36 +943,33 @@ static void send_method_not_allowed(struct request *rq)
     send_problem(rq, P_METHOD, msg, NULL);
 }
 
-/* /items/{id}, method already checked against the resource. */
-static void item_route(struct request *rq, const char *m, const char *idtext)
+/* /NAME/{key}, method already checked against the resource. */
+static void row_route(struct request *rq, const char *m, const char *keytext)
 {
-    int64_t id;
+    char key[CACHE_MAX_KEY + 1];
 
     if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
-        rq->route = ROUTE_ITEM_GET;
+        rq->rroute = RROUTE_GET;
     else if (strcmp(m, "PUT") == 0)
-        rq->route = ROUTE_ITEM_REPLACE;
+        rq->rroute = RROUTE_REPLACE;
     else if (strcmp(m, "PATCH") == 0)
-        rq->route = ROUTE_ITEM_PATCH;
+        rq->rroute = RROUTE_PATCH;
     else
-        rq->route = ROUTE_ITEM_DELETE;
-    if (!parse_id(idtext, &id)) {
-        send_problem(rq, P_INVALID_ID,
-                     "the id must be an integer between 1 and 9223372036854775807", "id");
+        rq->rroute = RROUTE_DELETE;
+    if (!path_key(rq, keytext, key, sizeof(key)))
         return;
-    }
-    switch (rq->route) {
-    case ROUTE_ITEM_GET:
-        item_get(rq, id);
+    switch (rq->rroute) {
+    case RROUTE_GET:
+        row_get(rq, key);
         break;
-    case ROUTE_ITEM_REPLACE:
-        item_write(rq, id, BODY_REPLACE);
+    case RROUTE_REPLACE:
+        row_write(rq, key, ROW_REPLACE);
         break;
-    case ROUTE_ITEM_PATCH:
-        item_write(rq, id, BODY_PATCH);
+    case RROUTE_PATCH:
+        row_write(rq, key, ROW_PATCH);
         break;
     default:
-        item_delete(rq, id);
+        row_delete(rq, key);
     }
 }
 
@@ -836,7 +1021,12 @@ static void access_log(const struct request *rq, int64_t ns)
         return;
     struct log_field f[] = {
         {"method", rq->ri->request_method, 0},
-        {"route", metrics_route_label(rq->route), 0},
+        {"route",
+         rq->rroute >= 0 ? metrics_resource_route_label(
+                               rq->srv->metrics, (enum metrics_resource_route)rq->rroute,
+                               rq->res->index)
+                         : metrics_route_label(rq->route),
+         0},
         {"path", rq->ri->local_uri ? rq->ri->local_uri : "/", 0},
         {"status", NULL, rq->status},
         {"duration_us", NULL, ns / 1000},
@@ -852,31 +1042,32 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
 {
     struct request rq;
     struct query_values qv;
-    const char *m, *uri;
+    const char *m, *uri, *key;
     int64_t t0 = now_mono_ns();
-    enum resource res;
+    enum route rt;
 
     memset(&rq, 0, sizeof(rq));
     rq.conn = conn;
     rq.srv = srv;
     rq.ri = mg_get_request_info(conn);
     rq.route = ROUTE_OTHER;
+    rq.rroute = -1;
     request_id(&rq);
     add_header(&rq, "X-Request-Id", rq.id);
     m = rq.ri->request_method;
     uri = rq.ri->local_uri ? rq.ri->local_uri : "/";
-    res = resource_of(uri, strlen(uri));
-    rq.allow = resources[res].allow;
+    rt = route_of(catalog_current(srv->catalog), uri, strlen(uri), &rq.res, &key);
+    rq.allow = route_allow(rt, rq.res, rq.allow_buf, sizeof(rq.allow_buf));
     cors_headers(&rq);
 
     if (rq.ri->num_headers >= MG_MAX_HEADERS) {
         /* civetweb keeps MG_MAX_HEADERS headers and drops the rest without a word: a request that
          * reaches the limit may have lost one (an If-Match), so it is refused, never run in part */
         send_problem(&rq, P_HEADERS, "too many header fields", NULL);
-    } else if (admin && !resources[res].ops) {
+    } else if (admin && !routes[rt].ops) {
         send_problem(&rq, P_NO_ROUTE, "the admin listener serves /health, /ready and /metrics",
                      NULL);
-    } else if (res == RES_NONE) {
+    } else if (rt == RT_NONE) {
         send_problem(&rq, P_NO_ROUTE,
                      "no such resource; see / for the links, /openapi.json for the description",
                      NULL);
@@ -884,57 +1075,61 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
         options(&rq);
     } else if (!method_in(rq.allow, m)) {
         send_method_not_allowed(&rq);
-    } else if ((res == RES_ITEMS || res == RES_ITEM) &&
+    } else if ((rt == RT_COLLECTION || rt == RT_ROW) &&
                !authorized(&rq, strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)) {
         /* answered */
-    } else if (res == RES_ITEMS) {
+    } else if (rt == RT_COLLECTION) {
         if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
-            rq.route = ROUTE_ITEM_LIST;
-            item_list(&rq);
+            rq.rroute = RROUTE_LIST;
+            row_list(&rq);
         } else {
-            rq.route = strcmp(m, "POST") == 0 ? ROUTE_ITEM_CREATE : ROUTE_ITEM_UPSERT;
+            rq.rroute = strcmp(m, "POST") == 0 ? RROUTE_CREATE : RROUTE_UPSERT;
             if (query_check(&rq, NULL, 0, &qv))
-                item_write(&rq, 0, rq.route == ROUTE_ITEM_CREATE ? BODY_CREATE : BODY_UPSERT);
+                row_write(&rq, NULL, rq.rroute == RROUTE_CREATE ? ROW_CREATE : ROW_UPSERT);
         }
     } else if (!query_check(&rq, NULL, 0, &qv)) {
         /* answered: no other route takes a query parameter */
     } else {
-        switch (res) {
-        case RES_ITEM:
-            item_route(&rq, m, uri + 7);
+        switch (rt) {
+        case RT_ROW:
+            row_route(&rq, m, key);
             break;
-        case RES_INDEX:
+        case RT_INDEX:
             rq.route = ROUTE_INDEX;
             index_page(&rq);
             break;
-        case RES_OPENAPI_YAML:
+        case RT_OPENAPI_YAML:
             rq.route = ROUTE_OPENAPI;
             send_response(&rq, 200, "application/yaml", openapi_yaml, openapi_yaml_len);
             break;
-        case RES_OPENAPI_JSON:
+        case RT_OPENAPI_JSON:
             rq.route = ROUTE_OPENAPI;
             send_response(&rq, 200, "application/json", openapi_json, openapi_json_len);
             break;
-        case RES_HEALTH: {
+        case RT_HEALTH: {
             static const char ok[] = "{\"status\":\"ok\"}";
             rq.route = ROUTE_HEALTH;
             send_response(&rq, 200, "application/json", ok, sizeof(ok) - 1);
             break;
         }
-        case RES_READY:
+        case RT_READY:
             rq.route = ROUTE_READY;
             ready(&rq);
             break;
-        case RES_METRICS:
+        case RT_METRICS:
             rq.route = ROUTE_METRICS;
             metrics_page(&rq);
             break;
         default:
-            assert(!"every resource has a route");
+            assert(!"every route has a handler");
         }
     }
     int64_t ns = now_mono_ns() - t0;
-    metrics_request(rq.srv->metrics, rq.route, rq.status, ns);
+    if (rq.rroute >= 0)
+        metrics_resource_request(rq.srv->metrics, (enum metrics_resource_route)rq.rroute,
+                                 rq.res->index, rq.status, ns);
+    else
+        metrics_request(rq.srv->metrics, rq.route, rq.status, ns);
     access_log(&rq, ns);
     return rq.status ? rq.status : 500;
 }
@@ -962,7 +1157,7 @@ static int civetweb_error(struct mg_connection *conn, int status, const char *er
     const struct mg_request_info *ri = mg_get_request_info(conn);
     enum problem p = P_INTERNAL;
     const char *allow = NULL;
-    char detail[160], head[512];
+    char detail[160], head[512], allow_buf[80];
     struct buf b;
     int n, code;
 
@@ -970,9 +1165,11 @@ static int civetweb_error(struct mg_connection *conn, int status, const char *er
         !civetweb_knows_method(ri->request_method)) {
         /* the request line parsed up to its method: answer for the resource it names */
         size_t len = strcspn(ri->request_uri, "?");
-        enum resource res = resource_of(ri->request_uri, len);
-        p = res == RES_NONE ? P_NO_ROUTE : P_METHOD;
-        allow = resources[res].allow;
+        const struct resource *res;
+        const char *key;
+        enum route rt = route_of(catalog_current(srv->catalog), ri->request_uri, len, &res, &key);
+        p = rt == RT_NONE ? P_NO_ROUTE : P_METHOD;
+        allow = route_allow(rt, res, allow_buf, sizeof(allow_buf));
         if (allow)
             snprintf(detail, sizeof(detail), "this resource takes %s", allow);
         else
@@ -1097,8 +1294,9 @@ static struct mg_context *listen_on(const struct config *cfg, const char *listen
     return ctx;
 }
 
-struct http_server *http_start(const struct config *cfg, struct cache *cache, struct db *db,
-                               struct cdc *cdc, struct metrics *metrics, char *err, size_t errlen)
+struct http_server *http_start(const struct config *cfg, struct catalog *catalog,
+                               struct cache *cache, struct db *db, struct cdc *cdc,
+                               struct metrics *metrics, char *err, size_t errlen)
 {
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     char *listen = NULL;
@@ -1107,6 +1305,7 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
     int rc;
 
     srv->cfg = cfg;
+    srv->catalog = catalog;
     srv->cache = cache;
     srv->db = db;
     srv->cdc = cdc;
@@ -1114,6 +1313,18 @@ struct http_server *http_start(const struct config *cfg, struct cache *cache, st
     srv->auth = auth_create(cfg->auth_write_tokens, cfg->auth_read_tokens, err, errlen);
     if (!srv->auth)
         goto fail_auth;
+    /* a resource's own tokens replace the global ones for it, so that exposing a table never lets
+     * more clients read or write it than its declaration names */
+    srv->nres_auth = cfg->nresources;
+    srv->res_auth = xcalloc(cfg->nresources ? cfg->nresources : 1, sizeof(*srv->res_auth));
+    for (size_t i = 0; i < cfg->nresources; i++) {
+        const struct config_resource *cr = &cfg->resources[i];
+        srv->res_auth[i] = auth_create(cr->write_tokens ? cr->write_tokens : cfg->auth_write_tokens,
+                                       cr->read_tokens ? cr->read_tokens : cfg->auth_read_tokens,
+                                       err, errlen);
+        if (!srv->res_auth[i])
+            goto fail_cors;
+    }
     srv->cors = cors_create(cfg->http_cors_origins, err, errlen);
     if (!srv->cors)
         goto fail_cors;
@@ -1163,6 +1374,9 @@ fail_tls:
     reads_destroy(srv->reads);
     cors_destroy(srv->cors);
 fail_cors:
+    for (size_t i = 0; i < srv->nres_auth; i++)
+        auth_destroy(srv->res_auth[i]);
+    free(srv->res_auth);
     auth_destroy(srv->auth);
 fail_auth:
     free(srv);
@@ -1210,6 +1424,9 @@ void http_stop(struct http_server *srv)
         mg_stop(srv->admin);
     reads_destroy(srv->reads);
     cors_destroy(srv->cors);
+    for (size_t i = 0; i < srv->nres_auth; i++)
+        auth_destroy(srv->res_auth[i]);
+    free(srv->res_auth);
     auth_destroy(srv->auth);
     free(srv);
 }

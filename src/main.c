@@ -2,6 +2,7 @@
  * which build this is. Signals are taken synchronously with sigwait() in the main thread, so no
  * module needs to be async-signal-safe. */
 #include "cdcache/cache.h"
+#include "cdcache/catalog.h"
 #include "cdcache/cdc.h"
 #include "cdcache/config.h"
 #include "cdcache/db.h"
@@ -108,6 +109,7 @@ static int serve(int argc, char **argv)
     struct config *cfg = load_config(argc, argv);
     struct cache *cache = NULL;
     struct db *db = NULL;
+    struct catalog *catalog = NULL;
     struct metrics *metrics = NULL;
     struct cdc *cdc = NULL;
     struct http_server *srv = NULL;
@@ -125,24 +127,53 @@ static int serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (cfg->cache_enabled) {
-        struct cache_options co = {(size_t)cfg->cache_max_bytes, (unsigned)cfg->cache_shards,
-                                   cfg->cache_negative_entries, (int)cfg->cache_fill_wait_ms};
-        cache = cache_create(&co);
-    }
     db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms,
                    (int)cfg->postgres_connect_timeout_ms, (int)cfg->postgres_pool_size,
                    (int)cfg->postgres_pool_wait_ms);
-    metrics = metrics_create();
+    /* The resources' columns come from PostgreSQL: wait for it (a replica may start first), but a
+     * declaration that does not match the tables is an error at once. A replica that serves from a
+     * cache kept by the change stream refuses a table the stream does not carry. */
+    catalog = catalog_create(cfg, db);
+    for (int64_t wait = 100;;) {
+        int lrc = catalog_load(catalog, cfg->cdc_enabled && cfg->cache_enabled, err, sizeof(err));
+        if (lrc == 0)
+            break;
+        if (lrc != CDC_EDB) {
+            LOG_ERROR("%s", err);
+            goto out;
+        }
+        LOG_WARN("%s; retrying in %lld ms", err, (long long)wait);
+        if (sigtimedwait(&set, NULL, &(struct timespec){wait / 1000, (wait % 1000) * 1000000}) > 0)
+            goto out;
+        wait = wait * 2 > 5000 ? 5000 : wait * 2;
+    }
+    if (cfg->cache_enabled) {
+        struct cache_options co = {(size_t)cfg->cache_max_bytes, (unsigned)cfg->cache_shards,
+                                   (unsigned)cfg->nresources, cfg->cache_negative_entries,
+                                   (int)cfg->cache_fill_wait_ms};
+        cache = cache_create(&co);
+    }
+    {
+        const struct resource_set *rs = catalog_current(catalog);
+        const char **names = xcalloc(rs->n + 1, sizeof(*names));
+        const char **keys = xcalloc(rs->n + 1, sizeof(*keys));
+        for (size_t i = 0; i < rs->n; i++) {
+            names[i] = rs->r[i].name;
+            keys[i] = rs->r[i].columns[rs->r[i].key].name;
+        }
+        metrics = metrics_create(rs->n, names, keys);
+        free(names);
+        free(keys);
+    }
     /* Without a cache there is nothing for a consumer to keep fresh. */
     if (cfg->cdc_enabled && cache) {
-        cdc = cdc_create(cfg, cache, db, metrics);
+        cdc = cdc_create(cfg, catalog, cache, db, metrics);
         if (cdc_start(cdc)) {
             LOG_ERROR("cannot start the CDC thread");
             goto out; /* cdc_destroy() frees a consumer that never started */
         }
     }
-    srv = http_start(cfg, cache, db, cdc, metrics, err, sizeof(err));
+    srv = http_start(cfg, catalog, cache, db, cdc, metrics, err, sizeof(err));
     if (!srv) {
         LOG_ERROR("%s", err);
         goto out;
@@ -163,6 +194,7 @@ static int serve(int argc, char **argv)
 out:
     cdc_destroy(cdc);
     metrics_destroy(metrics);
+    catalog_destroy(catalog);
     db_destroy(db);
     cache_destroy(cache);
     config_free(cfg);

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define STATUS_MIN  100
 #define STATUS_SPAN 500
@@ -36,21 +37,61 @@ struct histogram {
     _Atomic uint64_t sum_ns;
 };
 
+/* One resource's routes: counts by status, latency, and the labels. */
+struct resource_routes {
+    _Atomic uint64_t requests[RROUTE_COUNT][STATUS_SPAN];
+    struct histogram latency[RROUTE_COUNT];
+    char *label[RROUTE_COUNT];
+};
+
 struct metrics {
     _Atomic uint64_t requests[ROUTE_COUNT][STATUS_SPAN];
     struct histogram latency[ROUTE_COUNT];
+    struct resource_routes *res; /* nres, immutable labels */
+    size_t nres;
     _Atomic uint64_t xcache[XCACHE_COUNT];
     struct histogram propagation;
 };
 
-struct metrics *metrics_create(void)
+static const char *const resource_route_templates[] = {
+#define METRICS_RESOURCE_ROUTE_TEMPLATE(name, label) label,
+    METRICS_RESOURCE_ROUTES(METRICS_RESOURCE_ROUTE_TEMPLATE)
+#undef METRICS_RESOURCE_ROUTE_TEMPLATE
+};
+
+struct metrics *metrics_create(size_t nresources, const char *const *names,
+                               const char *const *keys)
 {
-    return xcalloc(1, sizeof(struct metrics));
+    struct metrics *m = xcalloc(1, sizeof(*m));
+
+    m->nres = nresources;
+    m->res = xcalloc(nresources ? nresources : 1, sizeof(*m->res));
+    for (size_t i = 0; i < nresources; i++)
+        for (int rr = 0; rr < RROUTE_COUNT; rr++) {
+            struct buf b;
+            buf_init(&b, 1024);
+            /* every template names the resource, and the row routes its key column */
+            buf_printf(&b, resource_route_templates[rr], names[i], keys[i]);
+            m->res[i].label[rr] = buf_steal(&b, NULL);
+        }
+    return m;
 }
 
 void metrics_destroy(struct metrics *m)
 {
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nres; i++)
+        for (int rr = 0; rr < RROUTE_COUNT; rr++)
+            free(m->res[i].label[rr]);
+    free(m->res);
     free(m);
+}
+
+const char *metrics_resource_route_label(const struct metrics *m, enum metrics_resource_route rr,
+                                         unsigned res)
+{
+    return res < m->nres && (unsigned)rr < RROUTE_COUNT ? m->res[res].label[rr] : "other";
 }
 
 static void observe(struct histogram *h, const double *bounds, size_t n, int64_t ns)
@@ -73,6 +114,17 @@ void metrics_request(struct metrics *m, enum metrics_route route, int status, in
         atomic_fetch_add_explicit(&m->requests[route][status - STATUS_MIN], 1,
                                   memory_order_relaxed);
     observe(&m->latency[route], latency_buckets, NLAT, ns);
+}
+
+void metrics_resource_request(struct metrics *m, enum metrics_resource_route rr, unsigned res,
+                              int status, int64_t ns)
+{
+    if (res >= m->nres || (unsigned)rr >= RROUTE_COUNT)
+        return;
+    if (status >= STATUS_MIN && status < STATUS_MIN + STATUS_SPAN)
+        atomic_fetch_add_explicit(&m->res[res].requests[rr][status - STATUS_MIN], 1,
+                                  memory_order_relaxed);
+    observe(&m->res[res].latency[rr], latency_buckets, NLAT, ns);
 }
 
 void metrics_xcache(struct metrics *m, enum metrics_xcache kind)
@@ -124,7 +176,7 @@ void metrics_scalar(struct metrics_page *p, const char *name, const char *type, 
 static void histogram_series(struct metrics_page *p, const char *name, const char *labels,
                              struct histogram *h, const double *bounds, size_t n)
 {
-    char series[128], lab[192];
+    char series[128], lab[1024];
     uint64_t cum = 0;
 
     snprintf(series, sizeof(series), "%s_bucket", name);
@@ -144,6 +196,38 @@ static void histogram_series(struct metrics_page *p, const char *name, const cha
     metrics_sample(p, series, labels, (double)cum);
 }
 
+/* The request counts of one route by status. */
+static void requests_series(struct metrics_page *p, const char *route, _Atomic uint64_t *counts)
+{
+    struct buf lab;
+
+    buf_init(&lab, 4096);
+    for (int s = 0; s < STATUS_SPAN; s++) {
+        uint64_t v = ld(&counts[s]);
+        if (!v)
+            continue;
+        buf_reset(&lab);
+        buf_puts(&lab, "route=\"");
+        buf_json_escape(&lab, route, strlen(route)); /* Prometheus escapes as JSON does */
+        buf_printf(&lab, "\",status=\"%d\"", s + STATUS_MIN);
+        metrics_sample(p, "cdcache_http_requests_total", lab.data, (double)v);
+    }
+    buf_free(&lab);
+}
+
+static void latency_series(struct metrics_page *p, const char *route, struct histogram *h)
+{
+    struct buf lab;
+
+    buf_init(&lab, 4096);
+    buf_puts(&lab, "route=\"");
+    buf_json_escape(&lab, route, strlen(route));
+    buf_puts(&lab, "\"");
+    histogram_series(p, "cdcache_http_request_duration_seconds", lab.data, h, latency_buckets,
+                     NLAT);
+    buf_free(&lab);
+}
+
 void metrics_render(struct metrics *m, struct metrics_page *p)
 {
     static const char *const xc[] = {"hit", "miss", "bypass"};
@@ -151,22 +235,18 @@ void metrics_render(struct metrics *m, struct metrics_page *p)
 
     metrics_family(p, "cdcache_http_requests_total", "counter",
                    "HTTP requests by route and status.");
+    for (size_t i = 0; i < m->nres; i++)
+        for (int rr = 0; rr < RROUTE_COUNT; rr++)
+            requests_series(p, m->res[i].label[rr], m->res[i].requests[rr]);
     for (int rt = 0; rt < ROUTE_COUNT; rt++)
-        for (int s = 0; s < STATUS_SPAN; s++) {
-            uint64_t v = ld(&m->requests[rt][s]);
-            if (!v)
-                continue;
-            snprintf(lab, sizeof(lab), "route=\"%s\",status=\"%d\"", route_labels[rt],
-                     s + STATUS_MIN);
-            metrics_sample(p, "cdcache_http_requests_total", lab, (double)v);
-        }
+        requests_series(p, route_labels[rt], m->requests[rt]);
     metrics_family(p, "cdcache_http_request_duration_seconds", "histogram",
                    "Request latency by route.");
-    for (int rt = 0; rt < ROUTE_COUNT; rt++) {
-        snprintf(lab, sizeof(lab), "route=\"%s\"", route_labels[rt]);
-        histogram_series(p, "cdcache_http_request_duration_seconds", lab, &m->latency[rt],
-                         latency_buckets, NLAT);
-    }
+    for (size_t i = 0; i < m->nres; i++)
+        for (int rr = 0; rr < RROUTE_COUNT; rr++)
+            latency_series(p, m->res[i].label[rr], &m->res[i].latency[rr]);
+    for (int rt = 0; rt < ROUTE_COUNT; rt++)
+        latency_series(p, route_labels[rt], &m->latency[rt]);
     metrics_family(p, "cdcache_item_reads_total", "counter",
                    "Item reads by how they were served (X-Cache).");
     for (int k = 0; k < XCACHE_COUNT; k++) {

@@ -13,6 +13,7 @@
 #include "cdcache/reads.h"
 #include "cdcache/cdc.h"
 #include "cdcache/db.h"
+#include "cdcache/sql.h"
 #include "cdcache/error.h"
 
 #include <assert.h>
@@ -49,26 +50,30 @@ void reads_destroy(struct reads *r)
 
 /* --- production wiring --- */
 
-static int op_get(void *db, int64_t id, struct buf *out, int64_t *version)
+static int op_get(void *db, const struct resource *r, const char *key, struct buf *out,
+                  int64_t *version)
 {
-    return db_item_get(db, id, out, version);
+    return sql_get(db, r, key, out, version);
 }
 
-static int op_create(void *db, const struct item_input *in, struct buf *out, int64_t *id,
+static int op_create(void *db, const struct resource *r, const struct row_input *in,
+                     struct buf *out, char *key, size_t keycap, int64_t *version,
+                     struct sql_error *e)
+{
+    return sql_create(db, r, in, out, key, keycap, version, e);
+}
+
+static int op_update(void *db, const struct resource *r, const char *key, int64_t if_match,
+                     const struct row_input *in, struct buf *out, int64_t *version,
+                     struct sql_error *e)
+{
+    return sql_update(db, r, key, if_match, in, out, version, e);
+}
+
+static int op_delete(void *db, const struct resource *r, const char *key, int64_t if_match,
                      int64_t *version)
 {
-    return db_item_create(db, in, out, id, version);
-}
-
-static int op_update(void *db, int64_t id, int64_t if_match, const struct item_input *in,
-                     struct buf *out, int64_t *version)
-{
-    return db_item_update(db, id, if_match, in, out, version);
-}
-
-static int op_delete(void *db, int64_t id, int64_t if_match)
-{
-    return db_item_delete(db, id, if_match);
+    return sql_delete(db, r, key, if_match, version);
 }
 
 static bool op_vouching(void *cdc)
@@ -77,16 +82,20 @@ static bool op_vouching(void *cdc)
 }
 
 /* The test gate (CDCACHE_TEST_FILL_GATE); the gate's path travels in a process-wide variable
- * because the hook only gets the db pointer. Set once before any thread starts. */
+ * because the hook only gets the db pointer. Set once before any thread starts. A key is named in
+ * the gate by its canonical text (an item's id). */
 static const char *fill_gate;
 
-static void op_gate(void *db, int64_t id)
+static void op_gate(void *db, const struct resource *r, const char *key)
 {
     char gate[512], waiting[520];
     FILE *f;
 
     (void)db;
-    snprintf(gate, sizeof(gate), "%s/%lld", fill_gate, (long long)id);
+    (void)r;
+    if (strchr(key, '/'))
+        return;
+    snprintf(gate, sizeof(gate), "%s/%s", fill_gate, key);
     if (access(gate, F_OK) != 0)
         return;
     snprintf(waiting, sizeof(waiting), "%s.waiting", gate);
@@ -110,15 +119,22 @@ struct reads *reads_create_default(struct db *db, struct cdc *cdc, struct cache 
 
 /* --- the protocol --- */
 
-void reads_get(struct reads *r, int64_t id, int64_t min_version, bool no_cache,
-               struct reads_result *out)
+static struct cache_key key_of(const struct resource *r, const char *key)
 {
-    bool use_cache = r->cache && !no_cache && r->ops.vouching(r->vouch_arg);
+    struct cache_key k = {r->index, (uint32_t)strlen(key), key};
+    return k;
+}
+
+void reads_get(struct reads *rd, const struct resource *r, const char *key, int64_t min_version,
+               bool no_cache, struct reads_result *out)
+{
+    bool use_cache = rd->cache && !no_cache && rd->ops.vouching(rd->vouch_arg);
+    struct cache_key k = key_of(r, key);
     uint64_t lease = 0;
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if (use_cache && cache_lookup(r->cache, id, min_version, &out->val_, &lease) == CACHE_HIT) {
+    if (use_cache && cache_lookup(rd->cache, k, min_version, &out->val_, &lease) == CACHE_HIT) {
         assert(lease == 0);
         out->source = READS_HIT;
         if (cache_value_negative(out->val_)) {
@@ -131,18 +147,18 @@ void reads_get(struct reads *r, int64_t id, int64_t min_version, bool no_cache,
     }
     out->source = use_cache ? READS_MISS : READS_BYPASS;
     buf_init(&out->buf_, READS_BODY_CAP);
-    rc = r->ops.item_get(r->db, id, &out->buf_, &out->version);
+    rc = rd->ops.row_get(rd->db, r, key, &out->buf_, &out->version);
     if (lease) {
-        if (r->ops.before_fill)
-            r->ops.before_fill(r->db, id);
+        if (rd->ops.before_fill)
+            rd->ops.before_fill(rd->db, r, key);
         if (rc == 0)
-            cache_fill(r->cache, id, lease, out->version, out->buf_.data, out->buf_.len, NULL);
+            cache_fill(rd->cache, k, lease, out->version, out->buf_.data, out->buf_.len, NULL);
         else if (rc == CDC_ENOTFOUND)
-            cache_fill(r->cache, id, lease, -1, NULL, 0, NULL);
+            cache_fill(rd->cache, k, lease, -1, NULL, 0, NULL);
         else
-            cache_fill_abort(r->cache, id, lease);
+            cache_fill_abort(rd->cache, k, lease);
     }
-    out->rc = rc == 0 || rc == CDC_ENOTFOUND ? rc : CDC_EDB;
+    out->rc = rc == 0 || rc == CDC_ENOTFOUND || rc == CDC_ESCHEMA ? rc : CDC_EDB;
     if (rc == 0) {
         out->body = out->buf_.data ? out->buf_.data : "";
         out->len = out->buf_.len;
@@ -157,38 +173,45 @@ void reads_result_release(struct reads_result *res)
     res->body = NULL;
 }
 
-int reads_create_item(struct reads *r, const struct item_input *in, struct buf *out, int64_t *id,
-                      int64_t *version)
+int reads_create_row(struct reads *rd, const struct resource *r, const struct row_input *in,
+                     struct buf *out, char *key, size_t keycap, int64_t *version,
+                     struct sql_error *e)
 {
-    /* The id does not exist before the insert, so no lease can be taken then; the epoch read before
-     * the insert tells whether a change event for the new id (or a flush) came in between. */
-    uint64_t epoch = r->cache ? cache_epoch(r->cache) : 0;
-    int rc = r->ops.item_create(r->db, in, out, id, version);
+    /* The key does not exist before the insert, so no lease can be taken then; the epoch read
+     * before the insert tells whether a change event for the new key (or a flush) came in
+     * between. */
+    uint64_t epoch = rd->cache ? cache_epoch(rd->cache) : 0;
+    int rc = rd->ops.row_create(rd->db, r, in, out, key, keycap, version, e);
 
-    if (rc == 0 && r->cache)
-        cache_fill(r->cache, *id, cache_lease_since(r->cache, *id, epoch), *version, out->data,
+    if (rc == 0 && rd->cache) {
+        struct cache_key k = key_of(r, key);
+        cache_fill(rd->cache, k, cache_lease_since(rd->cache, k, epoch), *version, out->data,
                    out->len, NULL);
+    }
     return rc;
 }
 
-int reads_update_item(struct reads *r, int64_t id, int64_t if_match, const struct item_input *in,
-                      struct buf *out, int64_t *version)
+int reads_update_row(struct reads *rd, const struct resource *r, const char *key,
+                     int64_t if_match, const struct row_input *in, struct buf *out,
+                     int64_t *version, struct sql_error *e)
 {
-    uint64_t lease = r->cache ? cache_lease(r->cache, id) : 0;
-    int rc = r->ops.item_update(r->db, id, if_match, in, out, version);
+    struct cache_key k = key_of(r, key);
+    uint64_t lease = rd->cache ? cache_lease(rd->cache, k) : 0;
+    int rc = rd->ops.row_update(rd->db, r, key, if_match, in, out, version, e);
 
-    if (rc == 0 && r->cache)
-        cache_fill(r->cache, id, lease, *version, out->data, out->len, NULL);
-    else if (r->cache)
-        cache_fill_abort(r->cache, id, lease);
+    if (rc == 0 && rd->cache)
+        cache_fill(rd->cache, k, lease, *version, out->data, out->len, NULL);
+    else if (rd->cache)
+        cache_fill_abort(rd->cache, k, lease);
     return rc;
 }
 
-int reads_delete_item(struct reads *r, int64_t id, int64_t if_match)
+int reads_delete_row(struct reads *rd, const struct resource *r, const char *key,
+                     int64_t if_match, int64_t *version)
 {
-    int rc = r->ops.item_delete(r->db, id, if_match);
+    int rc = rd->ops.row_delete(rd->db, r, key, if_match, version);
 
-    if (r->cache && (rc == 0 || rc == CDC_ENOTFOUND))
-        cache_evict(r->cache, id);
+    if (rd->cache && (rc == 0 || rc == CDC_ENOTFOUND))
+        cache_evict(rd->cache, key_of(r, key));
     return rc;
 }

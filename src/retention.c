@@ -194,18 +194,21 @@ static bool hold_lock(redisContext *ctx, const struct config *cfg, const char *g
 }
 
 int retention_tick(redisContext *ctx, const struct config *cfg, const char *group,
-                   const char *const *streams, int nstreams, struct retention_stats *st)
+                   const char *const *streams, int nstreams, int nchanges,
+                   struct retention_stats *st)
 {
     redisReply *registry = NULL, *len;
-    int64_t now;
+    int64_t now, total = 0;
     int rc = CDC_EREDIS;
 
     if (retention_register(ctx, cfg, group) || !server_ms(ctx, &now))
         return CDC_EREDIS;
-    len = redisCommand(ctx, "XLEN %s", cfg->cdc_stream);
-    if (len && len->type == REDIS_REPLY_INTEGER)
-        st->stream_length = (int64_t)len->integer;
-    freeReplyObject(len);
+    for (int i = 0; i < nchanges && total >= 0; i++) {
+        len = redisCommand(ctx, "XLEN %s", streams[i]);
+        total = len && len->type == REDIS_REPLY_INTEGER ? total + (int64_t)len->integer : -1;
+        freeReplyObject(len);
+    }
+    st->stream_length = total;
     if (!hold_lock(ctx, cfg, group))
         return 0;
     registry = redisCommand(ctx, "HGETALL %s:replicas", cfg->cdc_group_prefix);

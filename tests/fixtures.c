@@ -69,3 +69,60 @@ void fixtures_free(struct fixture_entry *e, size_t n)
         }
     free(e);
 }
+
+static void column(struct resource_column *c, const char *name, enum codec_kind kind, int32_t typmod,
+                   const char *sql_type, bool has_default)
+{
+    char q[128];
+    snprintf(q, sizeof(q), "\"%s\"", name);
+    c->name = xstrdup(name);
+    c->quoted = xstrdup(q);
+    c->type.kind = kind;
+    c->type.typmod = typmod;
+    c->sql_type = xstrdup(sql_type);
+    c->has_default = has_default;
+    c->exposed = true;
+}
+
+struct resource *fixtures_items_resource(unsigned index)
+{
+    struct resource *r = xcalloc(1, sizeof(*r));
+    r->index = index;
+    r->name = xstrdup("items");
+    r->schema = xstrdup("inventory");
+    r->table = xstrdup("items");
+    r->qualified = xstrdup("\"inventory\".\"items\"");
+    r->stream = xstrdup("cdcache.inventory.items");
+    r->methods = RESOURCE_ALL;
+    r->ncolumns = 7;
+    r->columns = xcalloc(7, sizeof(*r->columns));
+    column(&r->columns[0], "id", CODEC_INT8, -1, "bigint", true);
+    column(&r->columns[1], "name", CODEC_TEXT, -1, "text", false);
+    column(&r->columns[2], "description", CODEC_TEXT, -1, "text", false);
+    column(&r->columns[3], "price", CODEC_NUMERIC, ((10 << 16) | 2) + 4, "numeric(10,2)", false);
+    column(&r->columns[4], "created_at", CODEC_TIMESTAMPTZ, -1, "timestamp with time zone", true);
+    column(&r->columns[5], "updated_at", CODEC_TIMESTAMPTZ, -1, "timestamp with time zone", true);
+    column(&r->columns[6], "version", CODEC_INT8, -1, "bigint", true);
+    r->columns[0].orderable = true;
+    r->key = 0;
+    r->version = 6;
+    return r;
+}
+
+void fixtures_resource_free(struct resource *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->ncolumns; i++) {
+        free(r->columns[i].name);
+        free(r->columns[i].quoted);
+        free(r->columns[i].sql_type);
+    }
+    free(r->columns);
+    free(r->name);
+    free(r->schema);
+    free(r->table);
+    free(r->qualified);
+    free(r->stream);
+    free(r);
+}

@@ -18,4 +18,10 @@ void fixtures_free(struct fixture_entry *e, size_t n);
 /* Reads a whole fixture file; returns a new NUL-terminated string (free()). */
 char *fixtures_read(const char *name);
 
+/* The descriptor catalog.c builds for inventory.items (migrations/000001), by hand, as resource
+ * `index`: for tests that need a resource without a database. Release with
+ * fixtures_resource_free(). */
+struct resource *fixtures_items_resource(unsigned index);
+void fixtures_resource_free(struct resource *r);
+
 #endif

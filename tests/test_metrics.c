@@ -14,7 +14,7 @@ static double sample_of(const char *page, const char *series)
 
 Test(metrics, propagation_takes_any_commit_time)
 {
-    struct metrics *m = metrics_create();
+    struct metrics *m = metrics_create(0, NULL, NULL);
     struct metrics_page p;
     struct buf out;
 
@@ -55,4 +55,35 @@ Test(metrics, writers_shape_a_family)
     cr_assert_str_eq(out.data, "# HELP x_total Things.\n# TYPE x_total counter\nx_total 3\n"
                                "# TYPE y gauge\ny{k=\"v\"} 0.5\n");
     buf_free(&out);
+}
+
+Test(metrics, resource_routes_are_labelled_by_resource_and_key)
+{
+    const char *names[] = {"items", "customers"}, *keys[] = {"id", "customer_id"};
+    struct metrics *m = metrics_create(2, names, keys);
+    struct metrics_page p;
+    struct buf out;
+
+    metrics_resource_request(m, RROUTE_GET, 0, 200, 1000);
+    metrics_resource_request(m, RROUTE_GET, 1, 200, 1000);
+    metrics_resource_request(m, RROUTE_GET, 1, 200, 1000);
+    metrics_resource_request(m, RROUTE_DELETE, 1, 404, 1000);
+    metrics_resource_request(m, RROUTE_GET, 2, 200, 1000); /* no such resource: ignored */
+    cr_assert_str_eq(metrics_resource_route_label(m, RROUTE_LIST, 1), "GET /customers");
+    buf_init(&out, 1 << 20);
+    p.out = &out;
+    p.rc = 0;
+    metrics_render(m, &p);
+    cr_assert_eq(buf_append(&out, "", 1), 0);
+    cr_assert_eq(sample_of(out.data, "cdcache_http_requests_total{route=\"GET /items/{id}\","
+                                     "status=\"200\"} "),
+                 1);
+    cr_assert_eq(sample_of(out.data, "cdcache_http_requests_total{route=\"GET "
+                                     "/customers/{customer_id}\",status=\"200\"} "),
+                 2);
+    cr_assert_eq(sample_of(out.data, "cdcache_http_requests_total{route=\"DELETE "
+                                     "/customers/{customer_id}\",status=\"404\"} "),
+                 1);
+    buf_free(&out);
+    metrics_destroy(m);
 }

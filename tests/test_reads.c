@@ -3,6 +3,7 @@
 #include "cdcache/cache.h"
 #include "cdcache/error.h"
 #include "cdcache/reads.h"
+#include "cdcache/row.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -26,9 +27,38 @@ static void render(struct buf *out, int64_t id, int64_t version)
     buf_printf(out, "{\"id\":%lld,\"version\":%lld}", (long long)id, (long long)version);
 }
 
-static int f_get(void *db, int64_t id, struct buf *out, int64_t *version)
+/* The rules are the same for every resource: the tests use one, keyed by integers as text. */
+static struct resource RES = {.index = 1};
+
+static int64_t id_of(const char *key)
+{
+    int64_t id = -1;
+    parse_i64_str(key, &id);
+    return id;
+}
+
+static const char *key_text(int64_t id)
+{
+    static _Thread_local char k[8][24];
+    static _Thread_local unsigned n;
+    char *s = k[n++ % 8];
+    snprintf(s, 24, "%lld", (long long)id);
+    return s;
+}
+
+static struct cache_key CK(int64_t id)
+{
+    const char *k = key_text(id);
+    struct cache_key key = {RES.index, (uint32_t)strlen(k), k};
+    return key;
+}
+
+static int f_get(void *db, const struct resource *r, const char *key, struct buf *out,
+                 int64_t *version)
 {
     struct fake *f = db;
+    int64_t id = id_of(key);
+    (void)r;
     f->queries++;
     if (f->down)
         return CDC_EDB;
@@ -39,24 +69,32 @@ static int f_get(void *db, int64_t id, struct buf *out, int64_t *version)
     return 0;
 }
 
-static int f_create(void *db, const struct item_input *in, struct buf *out, int64_t *id,
-                    int64_t *version)
+static int f_create(void *db, const struct resource *r, const struct row_input *in,
+                    struct buf *out, char *key, size_t keycap, int64_t *version,
+                    struct sql_error *e)
 {
     struct fake *f = db;
+    int64_t id = f->next_id++;
     (void)in;
-    *id = f->next_id++;
-    *version = f->version[*id] = 1;
+    (void)r;
+    (void)e;
+    *version = f->version[id] = 1;
+    snprintf(key, keycap, "%lld", (long long)id);
     if (f->during_create)
-        f->during_create(f, *id);
-    render(out, *id, 1);
+        f->during_create(f, id);
+    render(out, id, 1);
     return 0;
 }
 
-static int f_update(void *db, int64_t id, int64_t if_match, const struct item_input *in,
-                    struct buf *out, int64_t *version)
+static int f_update(void *db, const struct resource *r, const char *key, int64_t if_match,
+                    const struct row_input *in, struct buf *out, int64_t *version,
+                    struct sql_error *e)
 {
     struct fake *f = db;
+    int64_t id = id_of(key);
     (void)in;
+    (void)r;
+    (void)e;
     if (f->down)
         return CDC_EDB;
     if (f->version[id] == 0)
@@ -68,12 +106,16 @@ static int f_update(void *db, int64_t id, int64_t if_match, const struct item_in
     return 0;
 }
 
-static int f_delete(void *db, int64_t id, int64_t if_match)
+static int f_delete(void *db, const struct resource *r, const char *key, int64_t if_match,
+                    int64_t *version)
 {
     struct fake *f = db;
+    int64_t id = id_of(key);
     (void)if_match;
+    (void)r;
     if (f->version[id] == 0)
         return CDC_ENOTFOUND;
+    *version = f->version[id];
     f->version[id] = 0;
     return 0;
 }
@@ -83,11 +125,12 @@ static bool f_vouching(void *arg)
     return ((struct fake *)arg)->vouching;
 }
 
-static void f_before_fill(void *db, int64_t id)
+static void f_before_fill(void *db, const struct resource *r, const char *key)
 {
     struct fake *f = db;
+    (void)r;
     if (f->during_fill)
-        f->during_fill(f, id);
+        f->during_fill(f, id_of(key));
 }
 
 static struct fake F;
@@ -95,7 +138,7 @@ static struct reads *R;
 
 static void setup(void)
 {
-    struct cache_options o = {1 << 20, 4, true, 2000};
+    struct cache_options o = {1 << 20, 4, 2, true, 2000};
     struct reads_ops ops = {f_get, f_create, f_update, f_delete, f_vouching, f_before_fill};
     memset(&F, 0, sizeof(F));
     F.vouching = true;
@@ -115,7 +158,7 @@ static enum reads_source get(int64_t id, int64_t min_version, int rc, int64_t ve
 {
     struct reads_result res;
     enum reads_source src;
-    reads_get(R, id, min_version, false, &res);
+    reads_get(R, &RES, key_text(id), min_version, false, &res);
     cr_assert_eq(res.rc, rc, "id %lld: rc %d, want %d", (long long)id, res.rc, rc);
     if (rc == 0) {
         char want[64];
@@ -155,7 +198,7 @@ Test(reads, no_cache_bypasses_a_cached_entry)
     struct reads_result res;
     F.version[1] = 3;
     get(1, 0, 0, 3);
-    reads_get(R, 1, 0, true, &res);
+    reads_get(R, &RES, key_text(1), 0, true, &res);
     cr_assert_eq(res.source, READS_BYPASS);
     reads_result_release(&res);
 }
@@ -164,7 +207,7 @@ static void change_event(struct fake *f, int64_t id)
 {
     /* the row changes in the database and its change event is applied before the fill */
     f->version[id]++;
-    cache_evict(f->cache, id);
+    cache_evict(f->cache, CK(id));
 }
 
 Test(reads, a_change_during_the_fill_voids_it)
@@ -214,14 +257,14 @@ Test(reads, a_minimum_version_above_the_cached_one_goes_to_the_database)
 
 Test(reads, an_update_installs_the_written_row)
 {
-    struct item_input in;
+    struct row_input in;
     struct buf out;
     int64_t v = 0;
     memset(&in, 0, sizeof(in));
     F.version[4] = 1;
     get(4, 0, 0, 1);
     buf_init(&out, 1 << 16);
-    cr_assert_eq(reads_update_item(R, 4, 1, &in, &out, &v), 0);
+    cr_assert_eq(reads_update_row(R, &RES, key_text(4), 1, &in, &out, &v, NULL), 0);
     buf_free(&out);
     cr_assert_eq(v, 2);
     cr_assert_eq(get(4, 0, 0, 2), READS_HIT, "this replica reads its own write at once");
@@ -229,13 +272,13 @@ Test(reads, an_update_installs_the_written_row)
 
 Test(reads, a_failed_update_leaves_no_lease_behind)
 {
-    struct item_input in;
+    struct row_input in;
     struct buf out;
     int64_t v = 0;
     memset(&in, 0, sizeof(in));
     F.version[4] = 1;
     buf_init(&out, 1 << 16);
-    cr_assert_eq(reads_update_item(R, 4, 7, &in, &out, &v), CDC_ECONFLICT);
+    cr_assert_eq(reads_update_row(R, &RES, key_text(4), 7, &in, &out, &v, NULL), CDC_ECONFLICT);
     buf_free(&out);
     cr_assert_eq(get(4, 0, 0, 1), READS_MISS, "no waiting on an abandoned lease");
     cr_assert_eq(get(4, 0, 0, 1), READS_HIT);
@@ -244,30 +287,34 @@ Test(reads, a_failed_update_leaves_no_lease_behind)
 static void created_then_changed(struct fake *f, int64_t id)
 {
     f->version[id]++;
-    cache_evict(f->cache, id); /* its change event came before the create returned */
+    cache_evict(f->cache, CK(id)); /* its change event came before the create returned */
 }
 
 Test(reads, a_create_installs_unless_an_event_touched_the_new_key)
 {
-    struct item_input in;
+    struct row_input in;
     struct buf out;
-    int64_t id = 0, v = 0;
+    char idbuf[24];
+    int64_t v = 0;
     memset(&in, 0, sizeof(in));
     buf_init(&out, 1 << 16);
-    cr_assert_eq(reads_create_item(R, &in, &out, &id, &v), 0);
-    cr_assert_eq(get(id, 1, 0, 1), READS_HIT);
+    cr_assert_eq(reads_create_row(R, &RES, &in, &out, idbuf, sizeof(idbuf), &v, NULL), 0);
+    cr_assert_eq(get(id_of(idbuf), 1, 0, 1), READS_HIT);
     F.during_create = created_then_changed;
     out.len = 0;
-    cr_assert_eq(reads_create_item(R, &in, &out, &id, &v), 0);
+    cr_assert_eq(reads_create_row(R, &RES, &in, &out, idbuf, sizeof(idbuf), &v, NULL), 0);
     buf_free(&out);
-    cr_assert_eq(get(id, 0, 0, 2), READS_MISS, "the create's row was older than the event");
+    cr_assert_eq(get(id_of(idbuf), 0, 0, 2), READS_MISS,
+                 "the create's row was older than the event");
 }
 
 Test(reads, a_delete_evicts)
 {
+    int64_t dv = 0;
     F.version[6] = 1;
     get(6, 0, 0, 1);
-    cr_assert_eq(reads_delete_item(R, 6, -1), 0);
+    cr_assert_eq(reads_delete_row(R, &RES, key_text(6), -1, &dv), 0);
+    cr_assert_eq(dv, 1, "a delete tells the deleted row's version (the read-your-writes token)");
     cr_assert_eq(get(6, 0, CDC_ENOTFOUND, 0), READS_MISS);
 }
 

@@ -1,6 +1,6 @@
 /* The change-data-capture consumer: one thread per replica with its own hiredis connection. It
- * reads the Debezium streams (the items' changes, the watermark row's changes, Debezium's
- * heartbeats) with XREADGROUP (one consumer group per replica, positioned at `$` on start), applies
+ * reads the Debezium streams (every resource's changes, the watermark row's changes, Debezium's
+ * heartbeats, the DDL signal) with XREADGROUP (one consumer group per replica, positioned at `$` on start), applies
  * each entry to the cache, then XACKs it.
  *
  * It also decides whether the replica can vouch for its cache: only while it is attached to Redis
@@ -63,6 +63,7 @@ struct cdc_status {
     int64_t max_staleness_ms;
     uint64_t results[CDC_RESULT_COUNT];
     uint64_t heartbeats, watermarks, reconnects, batches;
+    uint64_t ddl_reloads; /* DDL signals for a declared table: flushed and reloaded */
     uint64_t gap_flushes;     /* continuity breaks, every reason (the sum of breaks[]) */
     int64_t heartbeat_age_ms; /* since Debezium's last heartbeat (liveness); -1 never */
     uint64_t trims, trimmed, groups_removed, consumers_removed; /* stream retention */
@@ -83,13 +84,15 @@ struct db;
 struct metrics;
 struct metrics_page;
 
-/* Applies one decoded event to the cache. Pure logic, no I/O: exposed for unit tests. */
-enum cdc_result cdc_apply(struct cache *c, const struct dbz_event *ev);
+/* Applies one decoded event of resource res to the cache. Pure logic, no I/O: exposed for unit
+ * tests. */
+enum cdc_result cdc_apply(struct cache *c, unsigned res, const struct dbz_event *ev);
 
-/* Returns a new, stopped consumer; cfg, cache, db (may be NULL: no watermark ticks) and metrics
- * are borrowed and must outlive it. */
-struct cdc *cdc_create(const struct config *cfg, struct cache *cache, struct db *db,
-                       struct metrics *m);
+/* Returns a new, stopped consumer; cfg, catalog (the resources, reloaded on a DDL signal), cache,
+ * db (may be NULL: no watermark ticks) and metrics are borrowed and must outlive it. */
+struct catalog;
+struct cdc *cdc_create(const struct config *cfg, struct catalog *catalog, struct cache *cache,
+                       struct db *db, struct metrics *m);
 /* Starts the consumer thread, and the watermark ticker thread when there is a db. Returns 0 or
  * CDC_EINVAL. */
 int cdc_start(struct cdc *cdc);

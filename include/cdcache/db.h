@@ -60,7 +60,8 @@ int db_ping(struct db *db, char *err, size_t errlen);
     X(DELETE, "delete")                                                                            \
     X(EXISTS, "exists")                                                                            \
     X(TICK, "tick")                                                                                \
-    X(SLOT, "slot")
+    X(SLOT, "slot")                                                                                \
+    X(CATALOG, "catalog")
 enum db_statement {
 #define DB_STATEMENT_ENUM(name, text) DB_STMT_##name,
     DB_STATEMENTS(DB_STATEMENT_ENUM)
@@ -78,6 +79,16 @@ const char *db_statement_name(enum db_statement s);
 struct metrics_page;
 /* Appends the database figures to a /metrics page (metrics.h). */
 void db_metrics_render(struct db *db, struct metrics_page *p);
+
+/* Runs sql (generated per resource: sql.c, catalog.c) with n text parameters (NULL = SQL NULL)
+ * on a pooled connection, within the statement deadline. Returns libpq's result whatever its status
+ * (release with PQclear; a server error is a result whose SQLSTATE says what failed), or NULL when
+ * no connection could be had, the connection broke or the server did not answer in time. retry:
+ * once more on a fresh connection when the connection broke (reads only). which names the
+ * statement in /metrics. Thread-safe. */
+struct pg_result;
+struct pg_result *db_exec(struct db *db, enum db_statement which, const char *sql, int n,
+                          const char *const *params, bool retry);
 
 /* Opens a new connection for a one-off job (migrations). Returns a PGconn* as void* to keep libpq
  * out of this header's users; NULL on failure with the reason in err. Release with db_close(). */

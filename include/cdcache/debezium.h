@@ -1,4 +1,6 @@
-/* Decoding of Debezium Server's Redis sink entries for inventory.items. Pure: no I/O, no globals,
+/* Decoding of Debezium Server's Redis sink entries for any resource (resource.h): the key names the
+ * row by the resource's key column, the after-image is rendered through row.h (the same codecs as
+ * query rows). Pure: no I/O, no globals,
  * thread-safe, and safe on any input (it is a fuzz target).
  *
  * Formats accepted (see debezium-server-redis, RedisStreamChangeConsumer):
@@ -9,6 +11,7 @@
 #ifndef CDCACHE_DEBEZIUM_H
 #define CDCACHE_DEBEZIUM_H
 
+#include "cdcache/resource.h"
 #include "cdcache/util.h"
 
 #include <stdbool.h>
@@ -17,6 +20,7 @@
 
 #define DBZ_NULL_MARKER "default"
 #define DBZ_UNAVAILABLE "__debezium_unavailable_value"
+#define DBZ_KEY_MAX     512 /* the longest key, as cache.h's CACHE_MAX_KEY */
 
 enum dbz_op {
     DBZ_OP_CREATE,
@@ -38,9 +42,11 @@ struct dbz_field {
 /* A decoded change. Owns body; release with dbz_event_clear(). */
 struct dbz_event {
     enum dbz_op op;
-    bool has_key; /* key holds the row's id (from the key, `after` or `before`) */
-    int64_t key;
-    bool complete;        /* c/u/r only: the after-image has every column, none a placeholder */
+    bool has_key; /* key holds the row's key (from the key, `after` or `before`) */
+    char key[DBZ_KEY_MAX + 1]; /* its canonical text (codec_key_canon), NUL-terminated */
+    size_t key_len;
+    bool complete; /* c/u/r only: the after-image renders exactly as a query would (every column,
+                      no placeholder, no column the descriptor does not know) */
     int64_t version;      /* c/u/r with complete */
     int64_t source_ts_ms; /* source.ts_ms (commit time in PostgreSQL), 0 when absent */
     bool source_fresh;    /* source.sequence names no previous commit: the source started without
@@ -48,11 +54,15 @@ struct dbz_event {
     struct buf body;      /* c/u/r with complete: the item's canonical JSON (item_render) */
 };
 
-/* Decodes one entry of n fields. Returns 0 and fills *ev; or CDC_EDECODE with a reason in err, in
- * which case ev->has_key/ev->key still say which key the entry names when that much could be read
- * (poison handling evicts it). Call dbz_event_clear() in both cases. */
-int dbz_decode(const struct dbz_field *fields, size_t n, struct dbz_event *ev, char *err,
-               size_t errlen);
+/* Decodes one entry of n fields of resource r's stream. Returns 0 and fills *ev; or CDC_EDECODE
+ * with a reason in err, in which case ev->has_key/ev->key still say which key the entry names when
+ * that much could be read (poison handling evicts it). Call dbz_event_clear() in both cases. */
+int dbz_decode(const struct resource *r, const struct dbz_field *fields, size_t n,
+               struct dbz_event *ev, char *err, size_t errlen);
+
+/* A DDL signal (cdcache.ddl_signal's change event, written by the event trigger `cdcache prepare`
+ * installs): the altered table as "schema.table" into out[0..cap). Returns 0 or CDC_EDECODE. */
+int dbz_decode_ddl(const struct dbz_field *fields, size_t n, char *out, size_t cap);
 
 /* A watermark row's change event (inventory.cdcache_watermark: id, ts, seq, origin), or a
  * Debezium heartbeat ({"ts_ms":...}). */

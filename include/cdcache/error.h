@@ -14,7 +14,9 @@
     X(CDC_ECONFIG, -8, "bad configuration")                                                        \
     X(CDC_EIO, -9, "i/o error")                                                                    \
     X(CDC_EREJECTED, -10, "rejected")                                                              \
-    X(CDC_ENOGROUP, -11, "consumer group missing")
+    X(CDC_ENOGROUP, -11, "consumer group missing")                                                 \
+    X(CDC_ESCHEMA, -12, "the table changed")                                                       \
+    X(CDC_EDUPLICATE, -13, "duplicate key")
 
 enum cdc_error {
 #define CDC_ERROR_ENUM(name, value, text) name = value,

@@ -41,6 +41,8 @@ void filter_free(struct filter *f);
 int filter_sql(const struct filter *f, const char *cols, struct buf *sql, const char **params,
                int *n);
 int filter_limit(const struct filter *f);
+/* The column index pages are ordered by (the key's when order= was not given). */
+int filter_order_column(const struct filter *f);
 /* The query string of the next page (order, filters, limit and after=<cursor of the row whose
  * order-column text is ocol and key text is key>), URL-encoded, appended to out. */
 int filter_next_query(const struct filter *f, const char *ocol, const char *key, struct buf *out);

@@ -17,8 +17,10 @@ struct http_server;
 /* Starts listening. cfg, cache (may be NULL: caching disabled), db, cdc (may be NULL: CDC disabled)
  * and metrics are borrowed and must outlive the server. Returns a new server (stop with
  * http_stop()) or NULL with the reason in err. */
-struct http_server *http_start(const struct config *cfg, struct cache *cache, struct db *db,
-                               struct cdc *cdc, struct metrics *metrics, char *err, size_t errlen);
+struct catalog;
+struct http_server *http_start(const struct config *cfg, struct catalog *catalog,
+                               struct cache *cache, struct db *db, struct cdc *cdc,
+                               struct metrics *metrics, char *err, size_t errlen);
 /* Marks the server as draining: /ready answers 503 from now on, everything else is still served,
  * each answer closing its connection. Thread-safe. NULL-safe. */
 void http_drain(struct http_server *srv);

@@ -11,14 +11,8 @@
 
 #include <stdint.h>
 
+/* The fixed routes. */
 #define METRICS_ROUTES(X)                                                                          \
-    X(ITEM_GET, "GET /items/{id}")                                                                 \
-    X(ITEM_LIST, "GET /items")                                                                     \
-    X(ITEM_CREATE, "POST /items")                                                                  \
-    X(ITEM_UPSERT, "PUT /items")                                                                   \
-    X(ITEM_REPLACE, "PUT /items/{id}")                                                             \
-    X(ITEM_PATCH, "PATCH /items/{id}")                                                             \
-    X(ITEM_DELETE, "DELETE /items/{id}")                                                           \
     X(HEALTH, "GET /health")                                                                       \
     X(READY, "GET /ready")                                                                         \
     X(METRICS, "GET /metrics")                                                                     \
@@ -33,18 +27,44 @@ enum metrics_route {
         ROUTE_COUNT
 };
 
+/* Every resource's routes; a label is the template with the resource's name and key column
+ * ("GET /items/{id}"). */
+#define METRICS_RESOURCE_ROUTES(X)                                                                 \
+    X(GET, "GET /%s/{%s}")                                                                         \
+    X(LIST, "GET /%s")                                                                             \
+    X(CREATE, "POST /%s")                                                                          \
+    X(UPSERT, "PUT /%s")                                                                           \
+    X(REPLACE, "PUT /%s/{%s}")                                                                     \
+    X(PATCH, "PATCH /%s/{%s}")                                                                     \
+    X(DELETE, "DELETE /%s/{%s}")
+
+enum metrics_resource_route {
+#define METRICS_RESOURCE_ROUTE_ENUM(name, label) RROUTE_##name,
+    METRICS_RESOURCE_ROUTES(METRICS_RESOURCE_ROUTE_ENUM)
+#undef METRICS_RESOURCE_ROUTE_ENUM
+        RROUTE_COUNT
+};
+
 enum metrics_xcache { XCACHE_HIT, XCACHE_MISS, XCACHE_BYPASS, XCACHE_COUNT };
 
 struct metrics;
 
-/* Returns new zeroed metrics; release with metrics_destroy(). */
-struct metrics *metrics_create(void);
+/* Returns new zeroed metrics for nresources resources, whose names and key column names label
+ * their routes (both copied); release with metrics_destroy(). */
+struct metrics *metrics_create(size_t nresources, const char *const *names,
+                               const char *const *keys);
 void metrics_destroy(struct metrics *m);
 
 /* Records one request: route, status and duration. Thread-safe, lock-free. */
 void metrics_request(struct metrics *m, enum metrics_route route, int status, int64_t ns);
-/* The route's label ("GET /items/{id}"), as in the metrics. */
+/* Records one request to resource res's route rr. Thread-safe, lock-free. */
+void metrics_resource_request(struct metrics *m, enum metrics_resource_route rr, unsigned res,
+                              int status, int64_t ns);
+/* The route's label ("GET /health"), as in the metrics. */
 const char *metrics_route_label(enum metrics_route route);
+/* A resource route's label ("GET /items/{id}"); borrowed from m. */
+const char *metrics_resource_route_label(const struct metrics *m, enum metrics_resource_route rr,
+                                         unsigned res);
 /* Records how an item read was served. */
 void metrics_xcache(struct metrics *m, enum metrics_xcache kind);
 /* Records commit-to-applied time of a change event (CDC thread). Any value is safe: negative

@@ -22,7 +22,7 @@ struct retention_stats {
     uint64_t trimmed;        /* entries removed */
     uint64_t groups_removed; /* dead groups deleted */
     uint64_t consumers_removed;
-    int64_t stream_length; /* XLEN of the change stream at the last tick */
+    int64_t stream_length; /* XLEN of the change streams, summed, at the last tick */
 };
 
 /* Registers group as alive. Call before creating the group, then on every tick. Returns 0 or
@@ -30,9 +30,11 @@ struct retention_stats {
 int retention_register(redisContext *ctx, const struct config *cfg, const char *group);
 
 /* One pass: register, then trim the nstreams streams (borrowed) when this replica holds (or wins)
- * the lock. Adds to *st. Returns 0 or CDC_EREDIS. */
+ * the lock. The first nchanges are the resources' change streams, whose lengths are summed into
+ * st->stream_length. Adds to *st. Returns 0 or CDC_EREDIS. */
 int retention_tick(redisContext *ctx, const struct config *cfg, const char *group,
-                   const char *const *streams, int nstreams, struct retention_stats *st);
+                   const char *const *streams, int nstreams, int nchanges,
+                   struct retention_stats *st);
 
 /* Stream ids "ms-seq" as a pair; parse returns false on malformed input. */
 struct stream_id {
