@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static struct resource *items;
+
 /* Decodes entry e `iters` times; returns ns per decode. */
 static double time_decode(const struct fixture_entry *e, long iters)
 {
@@ -20,7 +22,7 @@ static double time_decode(const struct fixture_entry *e, long iters)
 
     for (long i = 0; i < iters; i++) {
         struct dbz_event ev;
-        if (dbz_decode(e->fields, e->nfields, &ev, err, sizeof(err)) == 0)
+        if (dbz_decode(items, e->fields, e->nfields, &ev, err, sizeof(err)) == 0)
             ok += (long)ev.body.len;
         dbz_event_clear(&ev);
     }
@@ -37,13 +39,14 @@ int main(int argc, char **argv)
     double total = 0;
     char err[160];
 
+    items = fixtures_items_resource(0);
     if (iters <= 0) {
         fprintf(stderr, "usage: %s [iterations [update-only]]\n", argv[0]);
         return 2;
     }
     for (size_t i = 0; i < n && update == SIZE_MAX; i++) {
         struct dbz_event ev;
-        if (dbz_decode(entries[i].fields, entries[i].nfields, &ev, err, sizeof(err)) == 0 &&
+        if (dbz_decode(items, entries[i].fields, entries[i].nfields, &ev, err, sizeof(err)) == 0 &&
             ev.op == DBZ_OP_UPDATE)
             update = i;
         dbz_event_clear(&ev);
@@ -61,5 +64,6 @@ int main(int argc, char **argv)
     printf("decode_mix_ns %.1f\n", total / (double)n);
     printf("decode_mix_entries %zu\n", n);
     fixtures_free(entries, n);
+    fixtures_resource_free(items);
     return 0;
 }

@@ -43,7 +43,8 @@ static const char columns_sql[] =
     "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND a.attnum = "
     "ANY (i.indkey)), "
     "coalesce((SELECT i.indnkeyatts FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
-    "0) "
+    "0), "
+    "pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL "
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "JOIN pg_type t ON t.oid = a.atttypid "
@@ -144,6 +145,7 @@ static int build(struct resource *r, const struct config_resource *cr, PGresult 
         c->type.oid = (uint32_t)strtoul(PQgetvalue(cols, i, 9), NULL, 10);
         c->orderable = pg_bool(cols, i, 10);
         pkcols = (int)strtol(PQgetvalue(cols, i, 12), NULL, 10);
+        c->serial = pg_bool(cols, i, 13);
         c->exposed = strcmp(c->name, VERSION_DEFAULT) != 0 && listed(cr, c->name);
         if (cr->key ? strcmp(c->name, cr->key) == 0 : pg_bool(cols, i, 11))
             r->key = i;
@@ -276,11 +278,30 @@ out:
     return rc;
 }
 
+/* Publishes set; requires cat->lock. */
+static void publish_locked(struct catalog *cat, struct resource_set *set)
+{
+    struct resource_set *old;
+
+    set->generation = ++cat->generation;
+    old = atomic_exchange_explicit(&cat->current, set, memory_order_acq_rel);
+    if (old) {
+        cat->retired = xrealloc(cat->retired, (cat->nretired + 1) * sizeof(*cat->retired));
+        cat->retired[cat->nretired++] = old;
+    }
+}
+
+void catalog_install(struct catalog *cat, struct resource_set *set)
+{
+    pthread_mutex_lock(&cat->lock);
+    publish_locked(cat, set);
+    pthread_mutex_unlock(&cat->lock);
+}
+
 int catalog_load(struct catalog *cat, bool check_publication, char *err, size_t errlen)
 {
     const struct config *cfg = cat->cfg;
     struct resource_set *set = xcalloc(1, sizeof(*set));
-    struct resource_set *old;
     int rc = 0;
 
     pthread_mutex_lock(&cat->lock);
@@ -294,12 +315,7 @@ int catalog_load(struct catalog *cat, bool check_publication, char *err, size_t 
         resource_set_free(set);
         goto out;
     }
-    set->generation = ++cat->generation;
-    old = atomic_exchange_explicit(&cat->current, set, memory_order_acq_rel);
-    if (old) {
-        cat->retired = xrealloc(cat->retired, (cat->nretired + 1) * sizeof(*cat->retired));
-        cat->retired[cat->nretired++] = old;
-    }
+    publish_locked(cat, set);
 out:
     pthread_mutex_unlock(&cat->lock);
     return rc;

@@ -1,9 +1,9 @@
 /* PostgreSQL access through a bounded pool (postgres.pool_size). A worker borrows a connection for
  * one statement and gives it back, so one PGconn is used by one thread at a time (libpq's rule) and
- * the number of server connections does not grow with http.threads. Statements are prepared once
- * per connection; broken connections are closed and replaced on demand. The session runs in UTC so
- * timestamptz comes back as "YYYY-MM-DD HH:MM:SS.ffffff+00", which item_render() normalises exactly
- * as it does Debezium's ISO-8601 text.
+ * the number of server connections does not grow with http.threads. The fixed statements are
+ * prepared once per connection, resources' statements (sql.c) run unnamed; broken connections are
+ * closed and replaced on demand. The session runs in UTC, ISO dates, hex bytea and shortest floats,
+ * the text forms the codecs (codec.c) read and render as they render Debezium's.
  *
  * Nothing waits on the server forever: connections are opened with connect_timeout, TCP keepalives
  * and tcp_user_timeout (defaults the conninfo may override), and every statement is sent
@@ -13,7 +13,6 @@
  * waits on a dead host. */
 #include "cdcache/db.h"
 #include "cdcache/error.h"
-#include "cdcache/item.h"
 #include "cdcache/log.h"
 #include "cdcache/metrics.h"
 
@@ -28,39 +27,19 @@
 #include <string.h>
 #include <time.h>
 
-#define COLS "id, name, description, price::text, created_at, updated_at, version"
-
-/* In the order of enum db_statement. */
+/* In the order of enum db_statement. Statements with SQL are prepared on every connection; the
+ * others are generated per resource (sql.c, catalog.c) and run through db_exec(). */
 static const struct {
     const char *name;
     const char *sql;
     int nparams;
 } statements[] = {
-    {"get", "SELECT " COLS " FROM inventory.items WHERE id = $1", 1},
-    /* a page is bounded in rows ($2) and, roughly, in bytes ($3): rows are kept while the text
-     * before them stays under $3 (the first row always), so neither the result PostgreSQL sends
-     * nor the JSON rendered from it grows with the rows' size; n counts the rows before the byte
-     * bound, so the caller knows whether it left some */
-    {"list",
-     "SELECT " COLS ", n FROM (SELECT *, sum(sz) OVER (ORDER BY id) - sz AS before, count(*) "
-     "OVER () AS n FROM (SELECT *, octet_length(name) + octet_length(description) + 160 AS sz "
-     "FROM inventory.items WHERE id > $1 ORDER BY id LIMIT $2) l) w WHERE before < $3 ORDER BY "
-     "id",
-     3},
-    {"create",
-     "INSERT INTO inventory.items (name, description, price) VALUES ($1, $2, $3::numeric) "
-     "RETURNING " COLS,
-     3},
-    {"update",
-     "UPDATE inventory.items SET name = COALESCE($2, name), description = COALESCE($3, "
-     "description), price = COALESCE($4::numeric, price) WHERE id = $1 AND ($5::bigint IS NULL OR "
-     "version = $5) RETURNING " COLS,
-     5},
-    {"delete",
-     "DELETE FROM inventory.items WHERE id = $1 AND ($2::bigint IS NULL OR version = $2) RETURNING "
-     "id",
-     2},
-    {"exists", "SELECT 1 FROM inventory.items WHERE id = $1", 1},
+    {"get", NULL, 0},
+    {"list", NULL, 0},
+    {"create", NULL, 0},
+    {"update", NULL, 0},
+    {"delete", NULL, 0},
+    {"exists", NULL, 0},
     /* the watermark chain (migrations/000003): skipped when another replica wrote it within $1 ms
      */
     {"tick",
@@ -74,7 +53,10 @@ static const struct {
      "SELECT wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM "
      "pg_replication_slots WHERE slot_name = $1",
      1},
+    {"catalog", NULL, 0},
 };
+_Static_assert(sizeof(statements) / sizeof(statements[0]) == DB_STMT_COUNT,
+               "one row per enum db_statement");
 
 struct db {
     _Atomic uint64_t queries[DB_STMT_COUNT];
@@ -233,9 +215,13 @@ static PGconn *open_conn(struct db *db)
         return NULL;
     }
     snprintf(sql, sizeof(sql), "SET statement_timeout = %d", db->statement_timeout_ms);
-    if (!exec_ok(c, "SET TimeZone = 'UTC'") || !exec_ok(c, sql))
+    if (!exec_ok(c, "SET TimeZone = 'UTC'") || !exec_ok(c, "SET DateStyle = 'ISO, YMD'") ||
+        !exec_ok(c, "SET IntervalStyle = 'postgres'") || !exec_ok(c, "SET bytea_output = 'hex'") ||
+        !exec_ok(c, "SET extra_float_digits = 1") || !exec_ok(c, sql))
         goto fail;
     for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+        if (!statements[i].sql)
+            continue;
         PGresult *r =
             PQprepare(c, statements[i].name, statements[i].sql, statements[i].nparams, NULL);
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -335,7 +321,7 @@ static PGresult *run_sql(struct db *db, enum db_statement which, const char *sql
                          const char *const *params, bool retry, bool keep_errors)
 {
     const char *stmt = db_statement_name(which);
-    assert(sql || (size_t)which < sizeof(statements) / sizeof(statements[0]));
+    assert(sql || statements[which].sql);
     for (int attempt = 0; attempt < 2; attempt++) {
         PGconn *c = acquire(db);
         PGresult *r;
@@ -390,157 +376,6 @@ struct pg_result *db_exec(struct db *db, enum db_statement which, const char *sq
     return run_sql(db, which, sql, n, params, retry, true);
 }
 
-static int render_row(PGresult *r, int row, struct buf *out, int64_t *id, int64_t *version)
-{
-    struct item_fields f;
-    char err[96];
-
-    memset(&f, 0, sizeof(f));
-    if (!parse_i64_str(PQgetvalue(r, row, 0), &f.id) ||
-        !parse_i64_str(PQgetvalue(r, row, 6), &f.version))
-        return CDC_EDB;
-    f.name = PQgetvalue(r, row, 1);
-    f.name_len = (size_t)PQgetlength(r, row, 1);
-    f.description = PQgetvalue(r, row, 2);
-    f.description_len = (size_t)PQgetlength(r, row, 2);
-    f.price = PQgetvalue(r, row, 3);
-    f.created_at = PQgetvalue(r, row, 4);
-    f.updated_at = PQgetvalue(r, row, 5);
-    if (item_render(&f, out, err, sizeof(err))) {
-        LOG_ERROR("db: cannot render row %lld: %s", (long long)f.id, err);
-        return CDC_EDB;
-    }
-    if (id)
-        *id = f.id;
-    if (version)
-        *version = f.version;
-    return 0;
-}
-
-int db_item_get(struct db *db, int64_t id, struct buf *body, int64_t *version)
-{
-    char ids[24];
-    const char *params[1] = {ids};
-    PGresult *r;
-    int rc;
-
-    snprintf(ids, sizeof(ids), "%lld", (long long)id);
-    r = run(db, DB_STMT_GET, 1, params, true);
-    if (!r)
-        return CDC_EDB;
-    rc = PQntuples(r) == 0 ? CDC_ENOTFOUND : render_row(r, 0, body, NULL, version);
-    PQclear(r);
-    return rc;
-}
-
-int db_item_list(struct db *db, int64_t after, int limit, int64_t max_bytes, struct buf *out,
-                 int *count, int64_t *last_id, bool *more)
-{
-    char afters[24], limits[16], bytes[24];
-    const char *params[3] = {afters, limits, bytes};
-    PGresult *r;
-    int64_t n_all = 0;
-    int rc = 0, n;
-
-    snprintf(afters, sizeof(afters), "%lld", (long long)after);
-    snprintf(limits, sizeof(limits), "%d", limit);
-    snprintf(bytes, sizeof(bytes), "%lld", (long long)max_bytes);
-    r = run(db, DB_STMT_LIST, 3, params, true);
-    if (!r)
-        return CDC_EDB;
-    n = PQntuples(r);
-    for (int i = 0; i < n && rc == 0; i++) {
-        if (i > 0)
-            rc = buf_puts(out, ",");
-        if (rc == 0)
-            rc = render_row(r, i, out, last_id, NULL);
-    }
-    if (n > 0 && !parse_i64_str(PQgetvalue(r, 0, 7), &n_all))
-        rc = CDC_EDB;
-    if (rc == 0) {
-        *count = n;
-        *more = n > 0 && (n_all == limit || n < n_all);
-    }
-    PQclear(r);
-    return rc ? CDC_EDB : 0;
-}
-
-int db_item_create(struct db *db, const struct item_input *in, struct buf *body, int64_t *id,
-                   int64_t *version)
-{
-    const char *params[3] = {in->name, in->description, in->price};
-    PGresult *r = run(db, DB_STMT_CREATE, 3, params, false);
-    int rc;
-
-    if (!r)
-        return CDC_EDB;
-    rc = PQntuples(r) == 1 ? render_row(r, 0, body, id, version) : CDC_EDB;
-    PQclear(r);
-    return rc;
-}
-
-/* After a conditional statement matched no row: tells "absent" from "present at another version".
- */
-static int absent_or_conflict(struct db *db, const char *ids)
-{
-    const char *params[1] = {ids};
-    PGresult *r = run(db, DB_STMT_EXISTS, 1, params, true);
-    int rc;
-    if (!r)
-        return CDC_EDB;
-    rc = PQntuples(r) > 0 ? CDC_ECONFLICT : CDC_ENOTFOUND;
-    PQclear(r);
-    return rc;
-}
-
-int db_item_update(struct db *db, int64_t id, int64_t if_match, const struct item_input *in,
-                   struct buf *body, int64_t *version)
-{
-    char ids[24], matchs[24];
-    const char *params[5];
-    PGresult *r;
-    int rc;
-
-    snprintf(ids, sizeof(ids), "%lld", (long long)id);
-    snprintf(matchs, sizeof(matchs), "%lld", (long long)if_match);
-    params[0] = ids;
-    params[1] = in->name;
-    params[2] = in->description;
-    params[3] = in->has_price ? in->price : NULL;
-    params[4] = if_match >= 0 ? matchs : NULL;
-    r = run(db, DB_STMT_UPDATE, 5, params, false);
-    if (!r)
-        return CDC_EDB;
-    if (PQntuples(r) == 1)
-        rc = render_row(r, 0, body, NULL, version);
-    else
-        rc = if_match >= 0 ? absent_or_conflict(db, ids) : CDC_ENOTFOUND;
-    PQclear(r);
-    return rc;
-}
-
-int db_item_delete(struct db *db, int64_t id, int64_t if_match)
-{
-    char ids[24], matchs[24];
-    const char *params[2] = {ids, NULL};
-    PGresult *r;
-    int rc;
-
-    snprintf(ids, sizeof(ids), "%lld", (long long)id);
-    snprintf(matchs, sizeof(matchs), "%lld", (long long)if_match);
-    if (if_match >= 0)
-        params[1] = matchs;
-    r = run(db, DB_STMT_DELETE, 2, params, false);
-    if (!r)
-        return CDC_EDB;
-    if (PQntuples(r) == 1)
-        rc = 0;
-    else
-        rc = if_match >= 0 ? absent_or_conflict(db, ids) : CDC_ENOTFOUND;
-    PQclear(r);
-    return rc;
-}
-
 int db_ping(struct db *db, char *err, size_t errlen)
 {
     PGconn *c = acquire(db);
@@ -575,15 +410,9 @@ void db_stats(struct db *db, struct db_stats *out)
     pthread_mutex_unlock(&db->lock);
 }
 
-static const char *const statement_names[] = {
-#define DB_STATEMENT_NAME(name, text) text,
-    DB_STATEMENTS(DB_STATEMENT_NAME)
-#undef DB_STATEMENT_NAME
-};
-
 const char *db_statement_name(enum db_statement s)
 {
-    return (unsigned)s < DB_STMT_COUNT ? statement_names[s] : "unknown";
+    return (unsigned)s < DB_STMT_COUNT ? statements[s].name : "unknown";
 }
 
 void db_metrics_render(struct db *db, struct metrics_page *p)

@@ -449,9 +449,17 @@ static bool path_key(struct request *rq, const char *text, char *key, size_t cap
     char msg[200];
     size_t len;
 
-    if (codec_key_canon(&k->type, text, strlen(text), key, cap, &len) == 0)
+    /* a key drawn from a sequence is positive: 0 or -1 names no row (and never did for /items) */
+    if (codec_key_canon(&k->type, text, strlen(text), key, cap, &len) == 0 &&
+        !(k->serial && (key[0] == '-' || strcmp(key, "0") == 0)))
         return true;
-    snprintf(msg, sizeof(msg), "the key must be a valid %s", k->sql_type);
+    if (k->serial)
+        snprintf(msg, sizeof(msg), "the %s must be an integer between 1 and %s", k->name,
+                 k->type.kind == CODEC_INT8   ? "9223372036854775807"
+                 : k->type.kind == CODEC_INT4 ? "2147483647"
+                                              : "32767");
+    else
+        snprintf(msg, sizeof(msg), "the %s must be a valid %s", k->name, k->sql_type);
     send_problem(rq, P_INVALID_ID, msg, k->name);
     return false;
 }

@@ -4,6 +4,7 @@
 #include "cdcache/metrics.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,10 +54,13 @@ struct metrics {
     struct histogram propagation;
 };
 
-static const char *const resource_route_templates[] = {
-#define METRICS_RESOURCE_ROUTE_TEMPLATE(name, label) label,
-    METRICS_RESOURCE_ROUTES(METRICS_RESOURCE_ROUTE_TEMPLATE)
-#undef METRICS_RESOURCE_ROUTE_TEMPLATE
+static const struct {
+    const char *method;
+    bool row;
+} resource_routes[] = {
+#define METRICS_RESOURCE_ROUTE_ROW(name, method, row) {method, row},
+    METRICS_RESOURCE_ROUTES(METRICS_RESOURCE_ROUTE_ROW)
+#undef METRICS_RESOURCE_ROUTE_ROW
 };
 
 struct metrics *metrics_create(size_t nresources, const char *const *names,
@@ -70,8 +74,9 @@ struct metrics *metrics_create(size_t nresources, const char *const *names,
         for (int rr = 0; rr < RROUTE_COUNT; rr++) {
             struct buf b;
             buf_init(&b, 1024);
-            /* every template names the resource, and the row routes its key column */
-            buf_printf(&b, resource_route_templates[rr], names[i], keys[i]);
+            buf_printf(&b, "%s /%s", resource_routes[rr].method, names[i]);
+            if (resource_routes[rr].row)
+                buf_printf(&b, "/{%s}", keys[i]);
             m->res[i].label[rr] = buf_steal(&b, NULL);
         }
     return m;

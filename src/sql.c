@@ -31,12 +31,30 @@ static void key_where(const struct resource *r, struct buf *sql)
     buf_printf(sql, " WHERE %s = $1::%s", k->quoted, k->sql_type);
 }
 
+/* The one column a check constraint of r's table is on, into out (empty when it spans several):
+ * PostgreSQL names no column for a check violation. Only on that error path. */
+static void check_column(struct db *db, const struct resource *r, const char *constraint,
+                         char *out, size_t cap)
+{
+    static const char q[] =
+        "SELECT a.attname FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND "
+        "a.attnum = c.conkey[1] WHERE c.conname = $1 AND c.conrelid = $2::regclass AND "
+        "array_length(c.conkey, 1) = 1";
+    const char *params[2] = {constraint, r->qualified};
+    PGresult *res = db_exec(db, DB_STMT_CATALOG, q, 2, params, true);
+
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        snprintf(out, cap, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
+
 /* Maps a failed result to a status, reading SQLSTATE. */
-static int failure(PGresult *res, struct sql_error *e)
+static int failure(struct db *db, const struct resource *r, PGresult *res, struct sql_error *e)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *col = res ? PQresultErrorField(res, PG_DIAG_COLUMN_NAME) : NULL;
+    const char *con = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
 
     if (!state)
         return CDC_EDB;
@@ -46,6 +64,8 @@ static int failure(PGresult *res, struct sql_error *e)
     if (e) {
         snprintf(e->detail, sizeof(e->detail), "%s", msg ? msg : "refused by PostgreSQL");
         snprintf(e->field, sizeof(e->field), "%s", col ? col : "");
+        if (!col && con && strcmp(state, "23514") == 0)
+            check_column(db, r, con, e->field, sizeof(e->field));
     }
     if (strcmp(state, "23505") == 0)
         return CDC_EDUPLICATE;
@@ -101,7 +121,7 @@ int sql_get(struct db *db, const struct resource *r, const char *key, struct buf
     key_where(r, &sql);
     res = db_exec(db, DB_STMT_GET, sql.data, 1, &key, true);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = failure(res, NULL);
+        rc = failure(db, r, res, NULL);
     else
         rc = PQntuples(res) == 0 ? CDC_ENOTFOUND : render(r, res, 0, out, version);
     PQclear(res);
@@ -122,7 +142,7 @@ static int absent_or_conflict(struct db *db, const struct resource *r, const cha
     key_where(r, &sql);
     res = db_exec(db, DB_STMT_EXISTS, sql.data, 1, &key, true);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = failure(res, NULL);
+        rc = failure(db, r, res, NULL);
     else
         rc = PQntuples(res) ? CDC_ECONFLICT : CDC_ENOTFOUND;
     PQclear(res);
@@ -154,7 +174,7 @@ int sql_create(struct db *db, const struct resource *r, const struct row_input *
     select_list(r, &sql);
     res = db_exec(db, DB_STMT_CREATE, sql.data, (int)in->n, in->val, false);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        rc = failure(res, e);
+        rc = failure(db, r, res, e);
         goto out;
     }
     rc = render(r, res, 0, out, version);
@@ -195,7 +215,7 @@ int sql_update(struct db *db, const struct resource *r, const char *key, int64_t
     select_list(r, &sql);
     res = db_exec(db, DB_STMT_UPDATE, sql.data, (int)np, params, false);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = failure(res, e);
+        rc = failure(db, r, res, e);
     else if (PQntuples(res) == 0)
         rc = absent_or_conflict(db, r, key);
     else
@@ -224,7 +244,7 @@ int sql_delete(struct db *db, const struct resource *r, const char *key, int64_t
                r->columns[r->version].quoted, r->columns[r->version].quoted);
     res = db_exec(db, DB_STMT_DELETE, sql.data, 2, params, false);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = failure(res, NULL);
+        rc = failure(db, r, res, NULL);
     else if (PQntuples(res) == 0)
         rc = absent_or_conflict(db, r, key);
     else
@@ -251,7 +271,7 @@ int sql_list(struct db *db, const struct resource *r, const struct filter *f, in
         goto out;
     res = db_exec(db, DB_STMT_LIST, sql.data, np, params, true);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = failure(res, NULL);
+        rc = failure(db, r, res, NULL);
         goto out;
     }
     rows = PQntuples(res);

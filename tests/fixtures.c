@@ -104,6 +104,7 @@ struct resource *fixtures_items_resource(unsigned index)
     column(&r->columns[5], "updated_at", CODEC_TIMESTAMPTZ, -1, "timestamp with time zone", true);
     column(&r->columns[6], "version", CODEC_INT8, -1, "bigint", true);
     r->columns[0].orderable = true;
+    r->columns[0].serial = true;
     r->key = 0;
     r->version = 6;
     return r;
@@ -125,4 +126,15 @@ void fixtures_resource_free(struct resource *r)
     free(r->qualified);
     free(r->stream);
     free(r);
+}
+
+struct resource_set *fixtures_resource_set(struct resource *r)
+{
+    struct resource_set *set = xcalloc(1, sizeof(*set));
+    set->n = 1;
+    set->r = xcalloc(1, sizeof(*set->r));
+    set->r[0] = *r;
+    set->r[0].index = 0;
+    free(r);
+    return set;
 }

@@ -23,5 +23,8 @@ char *fixtures_read(const char *name);
  * fixtures_resource_free(). */
 struct resource *fixtures_items_resource(unsigned index);
 void fixtures_resource_free(struct resource *r);
+/* A set of the one resource r (taken: r is freed, its contents moved), release with
+ * resource_set_free() (or hand it to catalog_install()). */
+struct resource_set *fixtures_resource_set(struct resource *r);
 
 #endif

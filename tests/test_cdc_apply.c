@@ -4,6 +4,7 @@
 #include "fixtures.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 static struct fixture_entry *ev;

@@ -30,6 +30,10 @@ void catalog_destroy(struct catalog *cat);
  * set stays as it was. */
 int catalog_load(struct catalog *cat, bool check_publication, char *err, size_t errlen);
 
+/* Publishes set (taking ownership) as if it had been loaded: for tests and fuzzers that serve a
+ * descriptor built by hand, without a database. */
+void catalog_install(struct catalog *cat, struct resource_set *set);
+
 /* The current set (NULL before the first successful load). Borrowed: valid until
  * catalog_destroy(). */
 const struct resource_set *catalog_current(const struct catalog *cat);

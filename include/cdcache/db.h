@@ -1,4 +1,5 @@
-/* PostgreSQL access for inventory.items (libpq). Every function renders rows through item_render().
+/* PostgreSQL access (libpq): the connection pool, the fixed statements (the watermark chain, the
+ * replication slot, a ping) and db_exec() for the statements generated per resource (sql.c).
  *
  * Threads: every function may be called from any thread. Connections come from a pool of at most
  * pool_size, each lent to one thread for one statement (libpq allows one thread per PGconn at a
@@ -8,7 +9,6 @@
 #ifndef CDCACHE_DB_H
 #define CDCACHE_DB_H
 
-#include "cdcache/body.h"
 #include "cdcache/util.h"
 
 #include <stdbool.h>
@@ -24,23 +24,6 @@ struct db *db_create(const char *conninfo, int statement_timeout_ms, int connect
                      int pool_size, int wait_ms);
 void db_destroy(struct db *db);
 
-/* Appends the item's JSON to body. Returns 0, CDC_ENOTFOUND or CDC_EDB. */
-int db_item_get(struct db *db, int64_t id, struct buf *body, int64_t *version);
-/* Appends up to limit items with id > after, as JSON objects separated by commas, to out, but
- * stops before a row once the rows before it hold about max_bytes of text (at least one row is
- * sent). Writes the count, the last id, and whether rows were left for a next page. Returns 0 or
- * CDC_EDB. */
-int db_item_list(struct db *db, int64_t after, int limit, int64_t max_bytes, struct buf *out,
-                 int *count, int64_t *last_id, bool *more);
-/* Inserts. Appends the new item's JSON to body. Returns 0 or CDC_EDB. */
-int db_item_create(struct db *db, const struct item_input *in, struct buf *body, int64_t *id,
-                   int64_t *version);
-/* Updates the fields present in in. if_match < 0: no precondition. Returns 0, CDC_ENOTFOUND,
- * CDC_ECONFLICT (the row exists with another version) or CDC_EDB. */
-int db_item_update(struct db *db, int64_t id, int64_t if_match, const struct item_input *in,
-                   struct buf *body, int64_t *version);
-/* Deletes. Returns 0, CDC_ENOTFOUND, CDC_ECONFLICT or CDC_EDB. */
-int db_item_delete(struct db *db, int64_t id, int64_t if_match);
 /* Writes the watermark chain's row (migrations/000003) unless it was written within min_gap_ms.
  * Returns 0 or CDC_EDB. */
 int db_watermark_tick(struct db *db, int64_t min_gap_ms);

@@ -51,7 +51,7 @@ struct dbz_event {
     int64_t source_ts_ms; /* source.ts_ms (commit time in PostgreSQL), 0 when absent */
     bool source_fresh;    /* source.sequence names no previous commit: the source started without
                              offsets (Debezium's first transaction after such a start) */
-    struct buf body;      /* c/u/r with complete: the item's canonical JSON (item_render) */
+    struct buf body;      /* c/u/r with complete: the row's canonical JSON (row_render_dbz) */
 };
 
 /* Decodes one entry of n fields of resource r's stream. Returns 0 and fills *ev; or CDC_EDECODE

@@ -27,19 +27,19 @@ enum metrics_route {
         ROUTE_COUNT
 };
 
-/* Every resource's routes; a label is the template with the resource's name and key column
- * ("GET /items/{id}"). */
+/* Every resource's routes: the method, and whether the path names a row. A label is
+ * "<method> /<name>" or "<method> /<name>/{<key column>}" ("GET /items/{id}"). */
 #define METRICS_RESOURCE_ROUTES(X)                                                                 \
-    X(GET, "GET /%s/{%s}")                                                                         \
-    X(LIST, "GET /%s")                                                                             \
-    X(CREATE, "POST /%s")                                                                          \
-    X(UPSERT, "PUT /%s")                                                                           \
-    X(REPLACE, "PUT /%s/{%s}")                                                                     \
-    X(PATCH, "PATCH /%s/{%s}")                                                                     \
-    X(DELETE, "DELETE /%s/{%s}")
+    X(GET, "GET", true)                                                                            \
+    X(LIST, "GET", false)                                                                          \
+    X(CREATE, "POST", false)                                                                       \
+    X(UPSERT, "PUT", false)                                                                        \
+    X(REPLACE, "PUT", true)                                                                        \
+    X(PATCH, "PATCH", true)                                                                        \
+    X(DELETE, "DELETE", true)
 
 enum metrics_resource_route {
-#define METRICS_RESOURCE_ROUTE_ENUM(name, label) RROUTE_##name,
+#define METRICS_RESOURCE_ROUTE_ENUM(name, method, row) RROUTE_##name,
     METRICS_RESOURCE_ROUTES(METRICS_RESOURCE_ROUTE_ENUM)
 #undef METRICS_RESOURCE_ROUTE_ENUM
         RROUTE_COUNT

@@ -35,6 +35,7 @@ struct resource_column {
     bool generated;    /* GENERATED ALWAYS (identity or stored): read-only */
     bool exposed;      /* in the representation */
     bool orderable;    /* the leading column of a btree index: order= may name it */
+    bool serial;       /* filled from a sequence (serial, identity): only positive values */
 };
 
 struct resource {

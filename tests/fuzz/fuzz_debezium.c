@@ -3,6 +3,7 @@
  * stricter than cJSON, so whatever it accepts cJSON must parse too, with the same op, and the body
  * rendered from the after-image must be JSON that carries the after-image's name and description
  * exactly (escapes decoded the same way). */
+#include "../fixtures.h"
 #include "cdcache/debezium.h"
 
 #include <cjson/cJSON.h>
@@ -56,8 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct dbz_event ev;
     char err[160];
     struct dbz_watermark wm;
+    static struct resource *items;
+    char table[256];
 
-    if (dbz_decode(&f, 1, &ev, err, sizeof(err)) == 0) {
+    if (!items)
+        items = fixtures_items_resource(0); /* lives as long as the process */
+    if (dbz_decode(items, &f, 1, &ev, err, sizeof(err)) == 0) {
         if (ev.complete && ev.body.len == 0)
             __builtin_trap();
         check_against_cjson(&f, &ev);
@@ -66,5 +71,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the watermark chain's links: a decoded seq is an exact integer, never a guess */
     if (dbz_decode_watermark(&f, 1, &wm) == 0 && wm.has_seq && !memmem(s, size, "seq", 3))
         __builtin_trap();
+    (void)dbz_decode_ddl(&f, 1, table, sizeof(table));
     return 0;
 }

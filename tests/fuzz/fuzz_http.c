@@ -16,7 +16,9 @@
  * Threads: the handlers run on civetweb's worker threads; libFuzzer's coverage counters are global,
  * so their edges count. One connection at a time, read to EOF, so an input's coverage is recorded
  * before the next input starts (up to what a worker does after closing the connection). */
+#include "../fixtures.h"
 #include "cdcache/cache.h"
+#include "cdcache/catalog.h"
 #include "cdcache/config.h"
 #include "cdcache/db.h"
 #include "cdcache/http.h"
@@ -114,6 +116,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     struct cache *cache = NULL;
     struct db *db;
     struct metrics *metrics;
+    struct catalog *catalog;
     char listen[32], err[512];
     int port = free_port();
 
@@ -143,17 +146,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     if (cfg->cache_enabled) {
         struct cache_options co = {(size_t)cfg->cache_max_bytes, (unsigned)cfg->cache_shards,
-                                   cfg->cache_negative_entries, (int)cfg->cache_fill_wait_ms};
+                                   (unsigned)cfg->nresources, cfg->cache_negative_entries,
+                                   (int)cfg->cache_fill_wait_ms};
         cache = cache_create(&co);
     }
     db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms,
                    (int)cfg->postgres_connect_timeout_ms, (int)cfg->postgres_pool_size,
                    (int)cfg->postgres_pool_wait_ms);
-    metrics = metrics_create();
+    /* no database: the shipped config's one resource, described by hand as catalog.c would */
+    catalog = catalog_create(cfg, db);
+    catalog_install(catalog, fixtures_resource_set(fixtures_items_resource(0)));
+    {
+        const char *names[] = {"items"}, *keys[] = {"id"};
+        metrics = metrics_create(1, names, keys);
+    }
     /* The server, cfg, cache, db and metrics live until the process exits: libFuzzer never returns
      * control to tear them down, and they stay reachable from the server, so LeakSanitizer is
      * quiet about them. */
-    if (!http_start(cfg, cache, db, NULL, metrics, err, sizeof(err)))
+    if (!http_start(cfg, catalog, cache, db, NULL, metrics, err, sizeof(err)))
         die("http_start", err);
     server.sin_family = AF_INET;
     server.sin_port = htons((uint16_t)port);

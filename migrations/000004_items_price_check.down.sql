@@ -1,0 +1,1 @@
+ALTER TABLE inventory.items DROP CONSTRAINT IF EXISTS items_price_not_negative;
