@@ -650,19 +650,21 @@ static int put_param(struct buf *sql, const struct resource_column *c, int i, bo
     return buf_printf(sql, "$%d::%s%s", i + 1, c->sql_type, array ? "[]" : "");
 }
 
-/* ORDER BY's list: (order column, key) in the page's direction. */
-static int put_order(struct buf *sql, const struct filter *f)
+/* ORDER BY's list: (order column, key) in the page's direction. qual: "" or a relation's alias and
+ * '.', for the outermost ORDER BY, where a bare name would mean the caller's output column of that
+ * name ("id"::text is called id, and would sort as text). */
+static int put_order(struct buf *sql, const struct filter *f, const char *qual)
 {
     const struct resource_column *k = &f->r->columns[f->r->key], *o = &f->r->columns[f->order];
     const char *dir = f->desc ? " DESC" : " ASC";
 
     if (f->order == f->r->key)
-        return buf_printf(sql, "%s%s", k->quoted, dir);
-    return buf_printf(sql, "%s%s%s, %s%s", o->quoted, dir,
+        return buf_printf(sql, "%s%s%s", qual, k->quoted, dir);
+    return buf_printf(sql, "%s%s%s%s, %s%s%s", qual, o->quoted, dir,
                       !o->nullable ? ""
                       : f->desc    ? " NULLS FIRST"
                                    : " NULLS LAST",
-                      k->quoted, dir);
+                      qual, k->quoted, dir);
 }
 
 /* The keyset predicate: rows after the cursor's, in the page's order. */
@@ -769,12 +771,12 @@ int filter_sql(const struct filter *f, const char *cols, struct buf *sql, const 
     if (rc == 0)
         rc = buf_puts(sql, " ORDER BY ");
     if (rc == 0)
-        rc = put_order(sql, f);
+        rc = put_order(sql, f, "");
     if (rc == 0)
         rc = buf_printf(sql, " LIMIT $%d::int8) cdcache_l WINDOW cdcache_w AS (ORDER BY ",
                         f->limit_param + 1);
     if (rc == 0)
-        rc = put_order(sql, f);
+        rc = put_order(sql, f, "");
     if (rc == 0)
         rc = buf_printf(sql, ")) cdcache_p WHERE \"cdcache rn\" < $%d::int8", f->limit_param + 1);
     if (rc == 0 && f->bytes_param >= 0)
@@ -782,7 +784,7 @@ int filter_sql(const struct filter *f, const char *cols, struct buf *sql, const 
     if (rc == 0)
         rc = buf_puts(sql, " ORDER BY ");
     if (rc == 0)
-        rc = put_order(sql, f);
+        rc = put_order(sql, f, "cdcache_p.");
     if (rc != 0)
         return CDC_ETOOBIG;
     for (int i = 0; i < f->nparams; i++)
