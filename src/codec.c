@@ -406,13 +406,13 @@ static int put_dt(struct buf *out, enum codec_kind k, const struct codec_dt *dt)
             return CDC_EINVAL;
         {
             char d[12];
-            int k = 0;
+            int nd = 0;
             do { /* at least 4 digits, as PostgreSQL writes years; printf costs 8% of an event */
-                d[k++] = (char)('0' + y % 10);
+                d[nd++] = (char)('0' + y % 10);
                 y /= 10;
-            } while (y > 0 || k < 4);
-            while (k > 0)
-                o[n++] = d[--k];
+            } while (y > 0 || nd < 4);
+            while (nd > 0)
+                o[n++] = d[--nd];
         }
         o[n++] = '-';
         n += put_2(o + n, dt->mon);
