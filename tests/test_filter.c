@@ -98,7 +98,7 @@ static struct resource_column customers_cols[] = {
         false, true, false),
     COL("notes", "\"notes\"", CODEC_TEXT, false, -1, 25, "text", true, true, false),
     COL("tier", "\"tier\"", CODEC_ENUM, false, -1, 90001, "shop.tier", false, true, false),
-    COL("score", "\"score\"", CODEC_FLOAT8, false, -1, 701, "double precision", true, true, false),
+    COL("score", "\"score\"", CODEC_FLOAT8, false, -1, 701, "double precision", true, true, true),
     COL("born", "\"born\"", CODEC_DATE, false, -1, 1082, "date", true, true, true),
     COL("avatar", "\"avatar\"", CODEC_BYTEA, false, -1, 17, "bytea", true, true, false),
     COL("created_at", "\"created_at\"", CODEC_TIMESTAMPTZ, false, -1, 1184,
@@ -115,6 +115,27 @@ static struct resource customers = {.name = "customers",
                                     .columns = customers_cols,
                                     .key = 0,
                                     .version = 13};
+
+/* shop.orders: an identity key, a timestamptz that leads an index */
+static struct resource_column orders_cols[] = {
+    COL("id", "\"id\"", CODEC_INT8, false, -1, 20, "bigint", false, true, true),
+    COL("customer_id", "\"customer_id\"", CODEC_UUID, false, -1, 2950, "uuid", false, true, true),
+    COL("total", "\"total\"", CODEC_NUMERIC, false, (12 << 16 | 2) + 4, 1700, "numeric(12,2)",
+        false, true, false),
+    COL("quantity", "\"quantity\"", CODEC_INT4, false, -1, 23, "integer", false, true, false),
+    COL("status", "\"status\"", CODEC_TEXT, false, -1, 25, "text", false, true, false),
+    COL("placed_at", "\"placed_at\"", CODEC_TIMESTAMPTZ, false, -1, 1184,
+        "timestamp with time zone", false, true, true),
+};
+static struct resource orders = {.name = "orders",
+                                 .schema = "shop",
+                                 .table = "orders",
+                                 .qualified = "\"shop\".\"orders\"",
+                                 .methods = RESOURCE_ALL,
+                                 .ncolumns = 6,
+                                 .columns = orders_cols,
+                                 .key = 0,
+                                 .version = -1};
 
 /* identifiers that need quoting: SQL must take them from the descriptor */
 static struct resource_column odd_cols[] = {
@@ -679,7 +700,7 @@ static bool pg_setup(void)
     pg_ok("INSERT INTO inventory.items (name, description, price) SELECT 'i' || i, 'd', i FROM "
           "generate_series(1, 25) i");
     /* born leads an index in this test (the descriptor above says orderable); the odd table */
-    pg_ok("CREATE INDEX ON shop.customers (born);"
+    pg_ok("CREATE INDEX ON shop.customers (born); CREATE INDEX ON shop.customers (score);"
           "INSERT INTO shop.customers (id, email, name, active, tags, balance, tier, born, score) "
           "SELECT md5(i::text)::uuid, 'c' || (i % 7) || '-' || i || '@x.org', 'n' || i, i % 3 <> "
           "0, ARRAY['t' || (i % 4)], i * 1.25, (ARRAY['free','pro','enterprise'])[1 + i % 3]::"
@@ -687,6 +708,9 @@ static bool pg_setup(void)
           "FROM generate_series(1, 40) i;"
           "CREATE SCHEMA odd; CREATE TABLE odd.\"ta\"\"ble\" (\"Key\" int PRIMARY KEY, "
           "\"we\"\"ird\" text, \"a.b\" int);"
+          "INSERT INTO shop.orders (customer_id, total, quantity, placed_at) SELECT md5((1 + i % "
+          "40)::text)::uuid, i * 0.5, i % 3, timestamptz '2024-02-29 23:59:59.123456Z' + (i % 9) "
+          "* interval '1.000001 s' FROM generate_series(1, 30) i;"
           "INSERT INTO odd.\"ta\"\"ble\" SELECT i, CASE WHEN i % 3 = 0 THEN NULL ELSE 'w' || (i % "
           "4) END, i % 2 FROM generate_series(1, 15) i");
     return true;
@@ -770,6 +794,16 @@ Test(filter, statements_run_on_postgresql)
         int64_t max_bytes;
         const char *plain;
     } pg_cases[] = {
+        /* cursors of timestamptz and float8 order columns read back exactly */
+        {&orders, "limit=4&order=placed_at", MAX_BYTES,
+         "SELECT id FROM shop.orders ORDER BY placed_at, id"},
+        {&orders, "limit=3&order=placed_at.desc&quantity=neq.0&total=gt.2.5", MAX_BYTES,
+         "SELECT id FROM shop.orders WHERE quantity <> 0 AND total > 2.5 ORDER BY placed_at "
+         "DESC, id DESC"},
+        {&orders, "limit=5&order=customer_id.desc", MAX_BYTES,
+         "SELECT id FROM shop.orders ORDER BY customer_id DESC, id DESC"},
+        {&customers, "limit=3&order=score", MAX_BYTES,
+         "SELECT id FROM shop.customers ORDER BY score NULLS LAST, id"},
         /* the seed's list: an int8 key sorts as a number, not as the text the caller selects */
         {&items, "limit=4", MAX_BYTES, "SELECT id FROM inventory.items ORDER BY id"},
         {&items, "limit=3&order=id.desc&price=lt.20&name=not.in.(i3,i4)", MAX_BYTES,
