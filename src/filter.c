@@ -89,8 +89,7 @@ struct filter_err {
     size_t fieldlen;
 };
 
-/* Reports a refusal: field gets name[0..n), err "<what> '<field>': <fmt...>". Returns CDC_EINVAL.
- */
+/* Refuses: field gets name[0..n), err "<what> '<field>': <fmt...>". Returns CDC_EINVAL. */
 static int fail(const struct filter_err *e, const char *what, const char *name, size_t n,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int fail(const struct filter_err *e, const char *what, const char *name, size_t n,

@@ -40,11 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FILTER_MAX_PARAMS 64   /* SQL parameters one list query may carry */
-#define FILTER_MAX_CONDS  64   /* filters one list query may carry */
-#define FILTER_MAX_IN     100  /* elements of one in.() list */
-#define FILTER_MAX_VALUE  8192 /* bytes of one converted value (an in.() list's array literal: 8x) \
-                                */
+#define FILTER_MAX_PARAMS    64   /* SQL parameters one list query may carry */
+#define FILTER_MAX_CONDS     64   /* filters one list query may carry */
+#define FILTER_MAX_IN        100  /* elements of one in.() list */
+#define FILTER_MAX_VALUE     8192 /* bytes of one converted value (an in.() literal: 8 times) */
 #define FILTER_LIMIT_DEFAULT 50
 
 /* A parsed list query. Owns its strings; release with filter_free(). */
