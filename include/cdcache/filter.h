@@ -22,6 +22,24 @@
  * (`after=50`, as /items has always had); otherwise it is opaque: base64url (no padding) of the
  * JSON array [order column text or null, key text].
  *
+ * The statement (WHERE only when there are filters or a cursor; the byte bound only when given):
+ *   SELECT <cols>, "cdcache n", "cdcache ck", "cdcache co" FROM (
+ *     SELECT *, count(*) OVER () AS "cdcache n", row_number() OVER cdcache_w AS "cdcache rn",
+ *            sum("cdcache sz") OVER cdcache_w - "cdcache sz" AS "cdcache before"
+ *     FROM (SELECT *, <size of the exposed columns' text> AS "cdcache sz",
+ *                  to_jsonb("id") #>> '{}' AS "cdcache ck",
+ *                  to_jsonb("email") #>> '{}' AS "cdcache co"
+ *           FROM "shop"."customers"
+ *           WHERE "active" = $1::boolean AND "tier" = ANY($2::shop.tier[])
+ *             AND ("email", "id") > ($3::text, $4::uuid)
+ *           ORDER BY "email" ASC, "id" ASC LIMIT $5::int8) cdcache_l    -- $5: limit + 1
+ *     WINDOW cdcache_w AS (ORDER BY "email" ASC, "id" ASC)) cdcache_p
+ *   WHERE "cdcache rn" < $5::int8 AND "cdcache before" < $6::int8     -- $6: max_bytes
+ *   ORDER BY cdcache_p."email" ASC, cdcache_p."id" ASC
+ * (one line in fact). A nullable order column adds NULLS LAST/FIRST and an IS NULL arm to the
+ * keyset predicate. The outermost ORDER BY is qualified: a bare "id" there would name the
+ * caller's "id"::text output column and sort as text.
+ *
  * Caps: FILTER_MAX_CONDS filters, FILTER_MAX_IN elements per in.() (one SQL parameter: an array),
  * FILTER_MAX_PARAMS parameters in all (4 kept for the cursor, the limit and the byte bound),
  * FILTER_MAX_VALUE bytes per converted value.
@@ -61,11 +79,14 @@ void filter_free(struct filter *f); /* NULL-safe */
 
 /* The statement. Appends to sql one SELECT of cols (the caller's column list, already quoted and
  * cast, naming columns unqualified: it is evaluated over a subquery that has every column of the
- * table under its own name) followed by three columns of its own:
+ * table under its own name; the statement's own names start with "cdcache " or "cdcache_", which
+ * a listed table's columns must not) followed by three columns of its own:
  *   n  (int8) the rows matched before the bounds, at most limit+1: a next page exists when n
  *            exceeds the rows returned (the limit or the byte bound cut them);
  *   ck (text) the key's cursor text;  co (text) the order column's cursor text (NULL when the
- *            value is NULL or when ordered by the key).
+ *            value is NULL or when ordered by the key): to_jsonb(col) #>> '{}', the text a
+ *            request would write, which the codec reads back exactly (RFC 3339 times, shortest
+ *            floats), whatever the session's DateStyle.
  * The rows are at most limit, ordered as the page is, and stop before a row once the rows before
  * it hold about max_bytes of text (the first row always comes), as db.c's list always did. Writes
  * its parameters to params[0..*n) (params must hold FILTER_MAX_PARAMS; borrowed from f, valid until
