@@ -713,15 +713,16 @@ static void row_list(struct request *rq)
     char err[256], field[128];
     int count = 0, rc;
 
-    if (filter_parse(rq->res, qs, qs ? strlen(qs) : 0, (int)rq->srv->cfg->http_max_list_limit, &f,
-                     err, sizeof(err), field, sizeof(field))) {
+    if (filter_parse(rq->res, qs, qs ? strlen(qs) : 0, (int)rq->srv->cfg->http_max_list_limit,
+                     rq->srv->cfg->http_max_list_bytes, &f, err, sizeof(err), field,
+                     sizeof(field))) {
         send_problem(rq, P_INVALID_QUERY, err, field);
         return;
     }
     buf_init(&out, 1u << 30);
     buf_init(&next, 1u << 16);
     buf_puts(&out, "{\"items\":[");
-    rc = sql_list(rq->srv->db, rq->res, f, rq->srv->cfg->http_max_list_bytes, &out, &count, &next);
+    rc = sql_list(rq->srv->db, rq->res, f, &out, &count, &next);
     if (rc == CDC_ESCHEMA && catalog_load(rq->srv->catalog, false, err, sizeof(err)) == 0) {
         rq->res = &catalog_current(rq->srv->catalog)->r[rq->res->index];
         buf_reset(&out);
@@ -730,11 +731,11 @@ static void row_list(struct request *rq)
         filter_free(f);
         f = NULL;
         rc = filter_parse(rq->res, qs, qs ? strlen(qs) : 0,
-                          (int)rq->srv->cfg->http_max_list_limit, &f, err, sizeof(err), field,
+                          (int)rq->srv->cfg->http_max_list_limit,
+                          rq->srv->cfg->http_max_list_bytes, &f, err, sizeof(err), field,
                           sizeof(field));
         if (rc == 0)
-            rc = sql_list(rq->srv->db, rq->res, f, rq->srv->cfg->http_max_list_bytes, &out,
-                          &count, &next);
+            rc = sql_list(rq->srv->db, rq->res, f, &out, &count, &next);
     }
     if (rc) {
         send_problem(rq, P_DB_DOWN, "the database could not answer; try again", NULL);

@@ -18,9 +18,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* Form-URL-decodes s[0..n) into out (outlen bytes with the NUL). Returns the decoded length, -1 on
- * a malformed escape, -2 when the result does not fit. */
-static long decode(const char *s, size_t n, char *out, size_t outlen)
+long query_decode(const char *s, size_t n, char *out, size_t outlen)
 {
     size_t o = 0;
 
@@ -77,7 +75,7 @@ int query_parse(const char *qs, size_t len, const char *const *names, size_t cou
         pos += seglen + 1;
         if (seglen == 0)
             continue;
-        dn = decode(seg, nlen, name, sizeof(name));
+        dn = query_decode(seg, nlen, name, sizeof(name));
         if (dn < 0) {
             set_field(field, fieldlen, seg, nlen);
             snprintf(err, errlen, "parameter '%s': %s", field ? field : "",
@@ -108,7 +106,7 @@ int query_parse(const char *qs, size_t len, const char *const *names, size_t cou
         }
         out->present[idx] = true;
         if (eq) {
-            dn = decode(eq + 1, seglen - nlen - 1, out->value[idx], sizeof(out->value[idx]));
+            dn = query_decode(eq + 1, seglen - nlen - 1, out->value[idx], sizeof(out->value[idx]));
             if (dn < 0) {
                 snprintf(err, errlen, "parameter '%s': %s", names[idx],
                          dn == -1 ? "malformed %-escape in the value" : "value too long");

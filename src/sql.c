@@ -75,15 +75,15 @@ static int failure(struct db *db, const struct resource *r, PGresult *res, struc
     return CDC_EDB;
 }
 
-/* Renders row `row` of res (the select list) to out. */
+/* Renders row `row` of res (the select list, maybe followed by other fields) to out. */
 static int render(const struct resource *r, PGresult *res, int row, struct buf *out,
                   int64_t *version)
 {
     const char *vals[ROW_MAX_COLUMNS + 1];
     int lens[ROW_MAX_COLUMNS + 1];
-    int n = PQnfields(res);
+    int n = (int)row_select_count(r);
 
-    if (n != (int)row_select_count(r) || n > ROW_MAX_COLUMNS + 1)
+    if (PQnfields(res) < n || n > ROW_MAX_COLUMNS + 1)
         return CDC_ESCHEMA;
     for (int i = 0; i < n; i++) {
         vals[i] = PQgetisnull(res, row, i) ? NULL : PQgetvalue(res, row, i);
@@ -254,13 +254,13 @@ int sql_delete(struct db *db, const struct resource *r, const char *key, int64_t
     return rc;
 }
 
-int sql_list(struct db *db, const struct resource *r, const struct filter *f, int64_t max_bytes,
-             struct buf *out, int *count, struct buf *next)
+int sql_list(struct db *db, const struct resource *r, const struct filter *f, struct buf *out,
+             int *count, struct buf *next)
 {
     const char *params[FILTER_MAX_PARAMS];
     struct buf sql, cols;
     PGresult *res = NULL;
-    int np = 0, rc, rows, limit = filter_limit(f), kf = key_field(r);
+    int np = 0, rc, rows, nf, found;
 
     *count = 0;
     buf_init(&sql, SQL_CAP);
@@ -274,23 +274,32 @@ int sql_list(struct db *db, const struct resource *r, const struct filter *f, in
         rc = failure(db, r, res, NULL);
         goto out;
     }
+    /* filter.h: the select list, then the rows found ("cdcache n", up to limit + 1), the key's and
+     * the order column's cursor texts of each row */
     rows = PQntuples(res);
-    for (int i = 0; i < rows && i < limit; i++) {
+    nf = (int)row_select_count(r);
+    if (PQnfields(res) != nf + 3) {
+        rc = CDC_ESCHEMA;
+        goto out;
+    }
+    for (int i = 0; i < rows; i++) {
         int64_t v;
-        if (i > 0 && (int64_t)out->len >= max_bytes)
-            break;
-        if (i > 0 && buf_append(out, ",", 1))
-            break;
+        if (i > 0 && buf_append(out, ",", 1)) {
+            rc = CDC_ETOOBIG;
+            goto out;
+        }
         if ((rc = render(r, res, i, out, &v)) != 0)
             goto out;
         (*count)++;
     }
-    if (*count < rows) {
-        int last = *count - 1;
-        int of = field_of(r, filter_order_column(f));
-        filter_next_query(f, of >= 0 && !PQgetisnull(res, last, of) ? PQgetvalue(res, last, of)
-                                                                    : NULL,
-                          PQgetvalue(res, last, kf), next);
+    found = rows ? (int)strtol(PQgetvalue(res, 0, nf), NULL, 10) : 0;
+    if (rows > 0 && found > rows) {
+        int last = rows - 1;
+        rc = filter_next_query(f, PQgetisnull(res, last, nf + 2) ? NULL
+                                                                 : PQgetvalue(res, last, nf + 2),
+                               PQgetvalue(res, last, nf + 1), next)
+                 ? CDC_ETOOBIG
+                 : 0;
     }
 out:
     PQclear(res);

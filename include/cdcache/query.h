@@ -30,4 +30,9 @@ struct query_values {
 int query_parse(const char *qs, size_t len, const char *const *names, size_t count,
                 struct query_values *out, char *err, size_t errlen, char *field, size_t fieldlen);
 
+/* Form-URL-decodes s[0..n) ('+' is a space, %XX a byte) into out (outlen bytes with the NUL;
+ * outlen > 0; n + 1 always suffices). Returns the decoded length, -1 on a malformed escape, -2
+ * when the result does not fit. Also used by filter.c for the list queries of every resource. */
+long query_decode(const char *s, size_t n, char *out, size_t outlen);
+
 #endif

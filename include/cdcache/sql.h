@@ -41,10 +41,10 @@ int sql_update(struct db *db, const struct resource *r, const char *key, int64_t
 /* Deletes; writes the deleted row's version. */
 int sql_delete(struct db *db, const struct resource *r, const char *key, int64_t if_match,
                int64_t *version);
-/* A page of the list f describes: appends the rows' JSON separated by commas to out, stopping
- * before a row once out holds max_bytes (one row at least). *next gets the next page's query string
- * (empty when this is the last page). */
-int sql_list(struct db *db, const struct resource *r, const struct filter *f, int64_t max_bytes,
-             struct buf *out, int *count, struct buf *next);
+/* A page of the list f describes (its rows and byte bounds: filter.h): appends the rows' JSON
+ * separated by commas to out. *next gets the next page's query string (empty when this is the last
+ * page). */
+int sql_list(struct db *db, const struct resource *r, const struct filter *f, struct buf *out,
+             int *count, struct buf *next);
 
 #endif
