@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from harness import HeartbeatFeeder, Replica, Stack
+from harness import SHOP_SQL, SHOP_YAML, HeartbeatFeeder, Replica, Stack, resources_yaml
 
 STREAM = "cdcache.inventory.items"
 
@@ -50,3 +50,57 @@ def xadd_change(stack, item_id, op="u", after="row", before=None, key=None):
              "op": op, "ts_ms": now, "transaction": None}
     k = json.dumps({"id": int(item_id)}) if key is None else key
     return stack.redis("XADD", STREAM, "*", k, json.dumps(value, separators=(",", ":")))
+
+
+# ------------------------------------------------------------------ the second schema (issue 14)
+# tests/schemas/shop.sql in the session's database, and replicas whose config declares
+# tests/schemas/shop.yaml's resources (items, customers, orders). Change entries for those tables are
+# XADDed to Debezium's stream of each table: <topic prefix>.<schema>.<table>.
+CUSTOMERS_STREAM = "cdcache.shop.customers"
+ORDERS_STREAM = "cdcache.shop.orders"
+
+
+@pytest.fixture(scope="session")
+def shop_db(stack):
+    """The stack with tests/schemas/shop.sql applied (idempotent)."""
+    stack.psql_file(SHOP_SQL)
+    return stack
+
+
+def shop_replica_of(stack, replica_id, resources=None, **kw):
+    """A replica (not started) declaring shop.yaml's resources (or `resources`), after `cdcache prepare
+    --apply` for them."""
+    r = Replica(stack, replica_id, resources=resources_yaml(SHOP_YAML) if resources is None else resources,
+                **kw)
+    r.prepare()
+    return r
+
+
+@pytest.fixture(scope="session")
+def shop_replica(shop_db, heartbeats):
+    """A replica serving items, customers and orders (tests/schemas/shop.yaml)."""
+    r = shop_replica_of(shop_db, "it-shop").start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="session")
+def shop_replica_b(shop_db, heartbeats, shop_replica):
+    """A second replica with the same resources: read-your-writes across replicas. No Debezium runs in
+    the integration tests, so this replica sees no change event for another replica's writes: only the
+    write's token can keep it from serving its older cached copy."""
+    r = shop_replica_of(shop_db, "it-shop-b").start()
+    yield r
+    r.stop()
+
+
+def xadd_event(stack, stream, schema, table, key, op, after=None, before=None):
+    """Appends a change entry in Debezium Server's compact Redis format to a table's stream; key is the
+    key's JSON object (e.g. {"id": "<uuid>"})."""
+    now = int(time.time() * 1000)
+    value = {"before": before, "after": after,
+             "source": {"version": "3.6.0.Final", "connector": "postgresql", "name": "cdcache",
+                        "ts_ms": now, "schema": schema, "table": table},
+             "op": op, "ts_ms": now, "transaction": None}
+    return stack.redis("XADD", stream, "*", json.dumps(key, separators=(",", ":")),
+                       json.dumps(value, separators=(",", ":")))
