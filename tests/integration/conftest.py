@@ -96,11 +96,13 @@ def shop_replica_b(shop_db, heartbeats, shop_replica):
 
 def xadd_event(stack, stream, schema, table, key, op, after=None, before=None):
     """Appends a change entry in Debezium Server's compact Redis format to a table's stream; key is the
-    key's JSON object (e.g. {"id": "<uuid>"})."""
+    key's JSON object (e.g. {"id": "<uuid>"}), or None for a keyless entry (a truncate), which Debezium
+    Server writes as the string "default"."""
     now = int(time.time() * 1000)
     value = {"before": before, "after": after,
              "source": {"version": "3.6.0.Final", "connector": "postgresql", "name": "cdcache",
                         "ts_ms": now, "schema": schema, "table": table},
              "op": op, "ts_ms": now, "transaction": None}
-    return stack.redis("XADD", stream, "*", json.dumps(key, separators=(",", ":")),
+    k = "default" if key is None else json.dumps(key, separators=(",", ":"))
+    return stack.redis("XADD", stream, "*", k,
                        json.dumps(value, separators=(",", ":")))
