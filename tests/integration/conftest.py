@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from harness import SHOP_SQL, SHOP_YAML, HeartbeatFeeder, Replica, Stack, resources_yaml
+from harness import SHOP_SQL, HeartbeatFeeder, Replica, Stack
+from shop import shop_replica_of
 
 STREAM = "cdcache.inventory.items"
 
@@ -52,12 +53,10 @@ def xadd_change(stack, item_id, op="u", after="row", before=None, key=None):
     return stack.redis("XADD", STREAM, "*", k, json.dumps(value, separators=(",", ":")))
 
 
+
 # ------------------------------------------------------------------ the second schema (issue 14)
 # tests/schemas/shop.sql in the session's database, and replicas whose config declares
-# tests/schemas/shop.yaml's resources (items, customers, orders). Change entries for those tables are
-# XADDed to Debezium's stream of each table: <topic prefix>.<schema>.<table>.
-CUSTOMERS_STREAM = "cdcache.shop.customers"
-ORDERS_STREAM = "cdcache.shop.orders"
+# tests/schemas/shop.yaml's resources (items, customers, orders); helpers in tests/pylib/shop.py.
 
 
 @pytest.fixture(scope="session")
@@ -65,15 +64,6 @@ def shop_db(stack):
     """The stack with tests/schemas/shop.sql applied (idempotent)."""
     stack.psql_file(SHOP_SQL)
     return stack
-
-
-def shop_replica_of(stack, replica_id, resources=None, **kw):
-    """A replica (not started) declaring shop.yaml's resources (or `resources`), after `cdcache prepare
-    --apply` for them."""
-    r = Replica(stack, replica_id, resources=resources_yaml(SHOP_YAML) if resources is None else resources,
-                **kw)
-    r.prepare()
-    return r
 
 
 @pytest.fixture(scope="session")
@@ -92,17 +82,3 @@ def shop_replica_b(shop_db, heartbeats, shop_replica):
     r = shop_replica_of(shop_db, "it-shop-b").start()
     yield r
     r.stop()
-
-
-def xadd_event(stack, stream, schema, table, key, op, after=None, before=None):
-    """Appends a change entry in Debezium Server's compact Redis format to a table's stream; key is the
-    key's JSON object (e.g. {"id": "<uuid>"}), or None for a keyless entry (a truncate), which Debezium
-    Server writes as the string "default"."""
-    now = int(time.time() * 1000)
-    value = {"before": before, "after": after,
-             "source": {"version": "3.6.0.Final", "connector": "postgresql", "name": "cdcache",
-                        "ts_ms": now, "schema": schema, "table": table},
-             "op": op, "ts_ms": now, "transaction": None}
-    k = "default" if key is None else json.dumps(key, separators=(",", ":"))
-    return stack.redis("XADD", stream, "*", k,
-                       json.dumps(value, separators=(",", ":")))

@@ -6,7 +6,6 @@ text[], jsonb, numeric(12,2), enum, float8, date, bytea, a TOASTed text, timesta
 identity key, a foreign key, numeric, int4, timestamptz) and its config tests/schemas/shop.yaml (items,
 customers, orders). Each test's docstring names the guarantee it checks."""
 import base64
-import json
 import os
 import random
 import re
@@ -17,8 +16,8 @@ import uuid
 
 import pytest
 
-from conftest import CUSTOMERS_STREAM, ORDERS_STREAM, STREAM, shop_replica_of, xadd_change, xadd_event
 from harness import CDCACHE, SHOP_YAML, Replica, resources_yaml, wait_until
+from shop import CUSTOMERS_STREAM, ITEMS_STREAM, ORDERS_STREAM, shop_replica_of, xadd_event
 
 # shop.customers' columns, in table order: every one is exposed by default; cdcache's bookkeeping column
 # (cdcache_version) never is
@@ -783,10 +782,13 @@ def test_poison_entry_flushes_only_its_resource(shop_replica, shop_db):
     assert r.get(f"/customers/{cid}").header("x-cache") == "miss", "customers were flushed"
     assert r.get(f"/orders/{oid}").header("x-cache") == "hit"
     assert r.get(f"/items/{item}").header("x-cache") == "hit"
-    # and the consumer still applies items' change entries
-    shop_db.psql(f"UPDATE inventory.items SET name = 'after poison' WHERE id = {item}")
-    xadd_change(shop_db, item)
-    wait_until(lambda: r.get(f"/items/{item}").json()["name"] == "after poison", 30, what="change after poison")
+    # and the consumer still applies the customers stream's change entries after the poison
+    warm(r, f"/customers/{cid}")
+    shop_db.psql(f"DELETE FROM shop.customers WHERE id = '{cid}'")
+    xadd_event(shop_db, CUSTOMERS_STREAM, "shop", "customers", {"id": cid}, "d",
+               before={"id": cid, "email": "", "name": "", "active": False, "tags": [], "balance": "0.00",
+                       "tier": "free", "created_at": "1970-01-01T00:00:00Z"})
+    wait_until(lambda: r.get(f"/customers/{cid}").status == 404, 30, what="a delete after the poison")
 
 
 # ------------------------------------------------------------------ generated from the resources
@@ -878,7 +880,7 @@ def test_consumer_group_on_every_declared_stream(shop_replica, shop_db):
     xadd_event(shop_db, ORDERS_STREAM, "shop", "orders", {"id": 987654321}, "d",
                before={"id": 987654321, "customer_id": cid, "total": "0.00", "quantity": 0, "status": "",
                        "placed_at": "1970-01-01T00:00:00Z"})
-    for stream in (CUSTOMERS_STREAM, ORDERS_STREAM, STREAM):
+    for stream in (CUSTOMERS_STREAM, ORDERS_STREAM, ITEMS_STREAM):
         wait_until(lambda: "cdcache-it-shop" in shop_db.redis("XINFO", "GROUPS", stream), 30,
                    what=f"the group on {stream}")
     wait_until(lambda: shop_db.redis("XPENDING", ORDERS_STREAM, "cdcache-it-shop").splitlines()[0] == "0", 30,
