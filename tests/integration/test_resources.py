@@ -101,6 +101,18 @@ def assert_write_token(r, path):
 
 # ------------------------------------------------------------------ config, check-config, prepare
 
+@pytest.fixture(scope="module", autouse=True)
+def _declared_tables_prepared_afterwards(shop_db):
+    """Tests here prepare configs that declare other sets of tables; afterwards the publication and the
+    bookkeeping are prepared again for shop.yaml (items, customers, orders), so that the modules that run
+    later find items published as before."""
+    yield
+    try:
+        shop_replica_of(shop_db, "it-shop-restore")
+    except AssertionError:
+        pass  # no `cdcache prepare` to run: nothing was changed either
+
+
 def test_prepare_prints_idempotent_sql_then_applies_it(shop_db):
     """`cdcache prepare --config F` prints the SQL (and changes nothing); `--apply` installs the hidden
     bookkeeping column cdcache_version with its trigger, the DDL signal table cdcache.ddl_signal with an
@@ -108,7 +120,9 @@ def test_prepare_prints_idempotent_sql_then_applies_it(shop_db):
     changes nothing and succeeds."""
     stack = shop_db
     stack.psql("DROP TABLE IF EXISTS public.res_prep; CREATE TABLE public.res_prep (id bigint PRIMARY KEY, v text)")
-    cfg = Replica(stack, "it-prep", resources="resources:\n  - name: prep\n    table: public.res_prep\n")
+    cfg = Replica(stack, "it-prep", resources=[
+        {"name": "items", "table": "inventory.items", "version_column": "version"},
+        {"name": "prep", "table": "public.res_prep"}])
     printed = cfg.cli("prepare")
     assert printed.returncode == 0, printed
     assert "cdcache_version" in printed.stdout and "res_prep" in printed.stdout, printed.stdout
