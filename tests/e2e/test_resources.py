@@ -276,6 +276,57 @@ def test_add_and_drop_column_while_running(shop, replicas):
                   f"DROP COLUMN in {dropped:.1f}s; {len(poller.statuses)} reads meanwhile, none a 5xx")
 
 
+def test_retyped_column_is_picked_up_while_running(shop, replicas):
+    """ALTER TABLE shop.orders ALTER COLUMN quantity TYPE numeric(6,1) while running: every replica re-reads
+    the column's type and renders the cached order with the new type (1 becomes 1.0) without a row change
+    and without a 5xx; retyped back, it renders 1 again."""
+    cid = insert_customer(shop)
+    made = request(replicas[0], "POST", "/orders", {"customer_id": cid, "total": "1.00", "quantity": 1})
+    assert made.status == 201, made
+    path = made.header("location")
+    for base in replicas:
+        warm(base, path)
+    poller = Poller(replicas, [path])
+    poller.start()
+    try:
+        shop.psql("ALTER TABLE shop.orders ALTER COLUMN quantity TYPE numeric(6,1)")
+        for base in replicas:
+            wait_until(lambda: b'"quantity":1.0,' in request(base, "GET", path).body, 60, interval=0.05,
+                       what=f"the retyped column on {base}")
+        shop.psql("ALTER TABLE shop.orders ALTER COLUMN quantity TYPE integer USING quantity::integer")
+        for base in replicas:
+            wait_until(lambda: b'"quantity":1,' in request(base, "GET", path).body, 60, interval=0.05,
+                       what=f"the column typed back on {base}")
+    finally:
+        poller.stop()
+        if shop.psql("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                     "'shop.orders'::regclass AND attname = 'quantity'") != "integer":
+            shop.psql("ALTER TABLE shop.orders ALTER COLUMN quantity TYPE integer USING quantity::integer")
+    assert not poller.failures, poller.failures[:5]
+
+
+def test_poison_on_orders_stream_flushes_only_orders(shop, replicas):
+    """A poison entry that names no key on the orders stream flushes orders on every replica and leaves
+    customers cached; the consumers go on applying Debezium's changes."""
+    cid = insert_customer(shop)
+    made = request(replicas[0], "POST", "/orders", {"customer_id": cid, "total": "1.00"})
+    assert made.status == 201, made
+    opath, cpath = made.header("location"), f"/customers/{cid}"
+    for base in replicas:
+        warm(base, opath)
+        warm(base, cpath)
+    poison = [metric(b, "cdcache_cdc_events_poison_total") for b in replicas]
+    shop.redis("XADD", "cdcache.shop.orders", "*", "not a key", "not a value")
+    for i, base in enumerate(replicas):
+        wait_until(lambda: metric(base, "cdcache_cdc_events_poison_total") > poison[i], 60, what="poison counted")
+        assert request(base, "GET", opath).header("x-cache") == "miss", "orders were flushed"
+        assert request(base, "GET", cpath).header("x-cache") == "hit", "customers were not"
+    shop.psql(f"UPDATE shop.customers SET name = 'after poison' WHERE id = '{cid}'")
+    v = sql_version(shop, cid)
+    for base in replicas:
+        assert wait_served_version(base, cpath, v).json()["name"] == "after poison"
+
+
 def test_truncate_orders_flushes_only_orders(shop, replicas):
     """TRUNCATE shop.orders flushes orders on every replica (a cached order is gone) and nothing else (a
     cached customer is still a hit with the same version)."""
