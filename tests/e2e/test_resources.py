@@ -89,9 +89,9 @@ def test_every_replica_serves_the_declared_resources(shop, replicas, lb):
 
 
 def test_raw_sql_update_refreshes_every_replica_with_identical_bytes(shop, replicas):
-    """A plain-SQL UPDATE of a cached customer reaches every replica through Debezium: each serves the new
-    version from its cache, and the after-image renders byte for byte what the query renders (every
-    column type of shop.customers, non-null)."""
+    """A plain-SQL UPDATE of a cached customer reaches every replica through Debezium: each refreshes its
+    entry in place (no miss on the way) and serves the new version from its cache, and the after-image
+    renders byte for byte what the query renders (every column type of shop.customers, non-null)."""
     cid = insert_customer(shop)
     path = f"/customers/{cid}"
     for base in replicas:
@@ -101,7 +101,10 @@ def test_raw_sql_update_refreshes_every_replica_with_identical_bytes(shop, repli
     shop.psql(f"UPDATE shop.customers SET name = 'set by sql' WHERE id = '{cid}'")
     v = sql_version(shop, cid)
     for base in replicas:
-        got = wait_served_version(base, path, v)
+        seen = []
+        got = wait_served_version(base, path, v, seen=seen)
+        assert "miss" not in [r.header("x-cache") for r in seen], \
+            "refreshed in place from the after-image, not evicted (every column of this row renders from it)"
         assert got.json()["name"] == "set by sql" and version_of(got) == v
         fresh = request(base, "GET", path, headers={"Cache-Control": "no-cache"})
         assert fresh.header("x-cache") == "bypass"
