@@ -54,9 +54,20 @@ worst staleness, and exits non-zero on any violation, divergence or fault that c
   tests/consistency/checker.py --reads 40000 --faults all            # every fault kind, in one schedule
   tests/consistency/checker.py --faults partition,source-reset --build /tmp/oldbuild
   tests/consistency/checker.py --stack .stack                        # uses a running stack instead
+  RESOURCES=items tests/consistency/checker.py --reads 20000         # items only, on today's stack
+
+Resources (--resources or the environment's RESOURCES, a comma list of items, customers, orders; default:
+every one of them the stack declares). The keys, writes and reads are spread over the chosen resources
+(issue 14): items by their name, customers by their name, orders by their status, each through the API and
+with plain SQL (updates, deletes, re-inserts of deleted keys, OVERRIDING SYSTEM VALUE for orders' identity),
+and the summary gives reads, violations and diverged entries per resource. A stack the checker starts
+itself declares tests/schemas/shop.yaml (after tests/schemas/shop.sql) unless the resources are items
+alone, which runs today's stack. With --stack and faults that restart Debezium or PostgreSQL, run it with
+the CONFIG the stack was started with in the environment (CONFIG=tests/schemas/shop.yaml).
 """
 import argparse
 import http.client
+import json
 import os
 import random
 import re
@@ -67,9 +78,10 @@ import threading
 import urllib.request
 import time
 import urllib.parse
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pylib"))
-from harness import ROOT, Stack, request  # noqa: E402
+from harness import ROOT, SHOP_SQL, SHOP_YAML, Stack, request  # noqa: E402
 
 ABSENT = "<absent>"
 KILLS = ["redis", "debezium", "replica"]
@@ -81,9 +93,85 @@ ALL_FAULTS = ["redis", "partition", "debezium", "source-reset", "replica", "pg-r
 # keep the defaults.
 STREAMS = ["cdcache.inventory.items", "cdcache.inventory.cdcache_watermark", "__debezium-heartbeat.cdcache"]
 WATERMARK_STREAM = STREAMS[1]
+DDL_STREAM = "cdcache.cdcache.ddl_signal"      # cdc.ddl_stream: the DDL signal's stream
 GROUP_PREFIX = "cdcache"
 SLOT = "cdcache"                                # debezium/application.properties: slot.name
 OFFSETS_KEY = "metadata:debezium:offsets"       # offset.storage.redis.key
+
+
+class Resource:
+    """One resource the checker loads: its route, table and stream, and the text column every write sets to
+    a unique token: the state a read is judged on."""
+
+    def __init__(self, name, table, state_col, stream, uuid_key):
+        self.name, self.table, self.col, self.stream, self.uuid_key = name, table, state_col, stream, uuid_key
+        self.marker = f'"{state_col}":"'.encode()
+
+    def lit(self, key):
+        """The key as a SQL literal."""
+        return f"'{key}'" if self.uuid_key else str(int(key))
+
+    def path(self, key):
+        return f"/{self.name}/{key}"
+
+    def create_body(self, token, anchor):
+        if self.name == "items":
+            return {"name": token, "description": "checker", "price": "1.00"}
+        if self.name == "customers":
+            return {"email": f"{uuid.uuid4().hex}@checker.invalid", "name": token}
+        return {"customer_id": anchor, "total": "1.00", "status": token}
+
+    def reinsert_sql(self, key, token, anchor):
+        if self.name == "items":
+            return (f"INSERT INTO inventory.items (id, name, description, price) VALUES "
+                    f"({key}, '{token}', 'reinserted', 2.00) RETURNING 'ok'")
+        if self.name == "customers":
+            return (f"INSERT INTO shop.customers (id, email, name) VALUES ('{key}', '{key}@checker.invalid', "
+                    f"'{token}') RETURNING 'ok'")
+        return (f"INSERT INTO shop.orders (id, customer_id, total, status) OVERRIDING SYSTEM VALUE VALUES "
+                f"({key}, '{anchor}', 2.00, '{token}') RETURNING 'ok'")
+
+    def update_sql(self, key, token):
+        return f"UPDATE {self.table} SET {self.col} = '{token}' WHERE id = {self.lit(key)} RETURNING 'ok'"
+
+    def state_of(self, body):
+        return body.split(self.marker, 1)[1].split(b'"', 1)[0].decode()
+
+    def key_json(self, key):
+        return json.dumps({"id": key if self.uuid_key else int(key)}, separators=(",", ":"))
+
+
+RESOURCES = {
+    "items": Resource("items", "inventory.items", "name", "cdcache.inventory.items", False),
+    "customers": Resource("customers", "shop.customers", "name", "cdcache.shop.customers", True),
+    "orders": Resource("orders", "shop.orders", "status", "cdcache.shop.orders", False),
+}
+
+
+def parse_resources(value):
+    """'' -> None (every resource the stack declares), else a comma list of items, customers, orders."""
+    if not value:
+        return None
+    names = []
+    for part in value.split(","):
+        part = part.strip()
+        if part not in RESOURCES:
+            raise argparse.ArgumentTypeError(f"unknown resource {part!r}: a comma list of {', '.join(RESOURCES)}")
+        if part not in names:
+            names.append(part)
+    return names
+
+
+def declared_resources(base):
+    """The checker's resources that the replica at base serves (GET /NAME answers 200)."""
+    out = []
+    for name in RESOURCES:
+        try:
+            if request(base, "GET", f"/{name}?limit=1", timeout=10).status == 200:
+                out.append(name)
+        except OSError:
+            pass
+    return out
 
 
 def parse_faults(value):
@@ -283,9 +371,16 @@ class Checker:
         self.replicas = stack_vars["REPLICA_URLS"].split(",")
         self.lb = stack_vars.get("CDCACHE_URL") or self.replicas[0]
         self.pg_port = stack_vars["PG_PORT"]
-        self.keys = []          # written by the writers
-        self.fault_keys = []    # written only by the fault schedule
+        names = args.resources or declared_resources(self.replicas[0])
+        missing = [n for n in names if n not in declared_resources(self.replicas[0])]
+        if not names or missing:
+            raise SystemExit(f"checker: the stack does not serve {', '.join(missing) or 'any resource'}")
+        self.resources = [RESOURCES[n] for n in names]
+        self.anchor = None      # the customer every order belongs to (never deleted)
+        self.keys = []          # (resource, key) written by the writers
+        self.fault_keys = []    # (resource, key) written only by the fault schedule
         self.hist = {}
+        self.per = {n: {"reads": 0, "violations": 0, "writes": 0} for n in names}
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.reads = self.violations = self.errors = self.unknown = 0
@@ -306,26 +401,35 @@ class Checker:
         self.fault_sql = None
 
     # ----------------------------------------------------------------- setup
-    def new_key(self, name):
-        r = request(self.lb, "POST", "/items", {"name": name, "description": "checker", "price": "1.00"})
+    def new_key(self, res, name):
+        r = request(self.lb, "POST", f"/{res.name}", res.create_body(name, self.anchor))
         assert r.status == 201, r
-        key = r.json()["id"]
+        key = (res, r.json()["id"])
         h = History()
         h.ack(h.begin(name), time.monotonic())
         self.hist[key] = h
         return key
 
     def seed_keys(self):
+        """--keys keys (and --fault-keys) spread round-robin over the resources; with items alone, the same
+        keys as before resources existed."""
+        if any(res.name == "orders" for res in self.resources):
+            r = request(self.lb, "POST", "/customers", {"email": f"anchor-{uuid.uuid4().hex}@checker.invalid",
+                                                        "name": "checker anchor"})
+            assert r.status == 201, r
+            self.anchor = r.json()["id"]
+        n = len(self.resources)
         for i in range(self.args.keys):
-            self.keys.append(self.new_key(f"seed-{i}-{self.args.seed}"))
+            self.keys.append(self.new_key(self.resources[i % n], f"seed-{i}-{self.args.seed}"))
         if self.kinds:
             for i in range(self.args.fault_keys):
-                self.fault_keys.append(self.new_key(f"fseed-{i}-{self.args.seed}"))
+                self.fault_keys.append(self.new_key(self.resources[i % n], f"fseed-{i}-{self.args.seed}"))
 
     # ----------------------------------------------------------------- writers
-    def settle(self, sql, key, token, state):
+    def settle(self, sql, rkey, token, state):
         """A write whose outcome is unknown or failed: did it commit? PostgreSQL says."""
-        truth = sql.retry(f"SELECT name FROM inventory.items WHERE id = {key}")
+        res, key = rkey
+        truth = sql.retry(f"SELECT {res.col} FROM {res.table} WHERE id = {res.lit(key)}")
         return truth == [] if state == ABSENT else truth == [token]
 
     def writer(self, w):
@@ -336,16 +440,16 @@ class Checker:
         seq = 0
         try:
             while not self.stop.is_set():
-                key = rng.choice(mine)
-                h = self.hist[key]
+                rkey = rng.choice(mine)
+                res, key = rkey
+                h = self.hist[rkey]
                 seq += 1
                 token = f"k{key}-w{w}-{seq}"
                 try:
-                    if key in absent:
+                    if rkey in absent:
                         state = token
                         i = h.begin(state)
-                        ok = sql.once(f"INSERT INTO inventory.items (id, name, description, price) VALUES "
-                                      f"({key}, '{token}', 'reinserted', 2.00) RETURNING 'ok'") == ["ok"]
+                        ok = sql.once(res.reinsert_sql(key, token, self.anchor)) == ["ok"]
                     else:
                         op = rng.random()
                         if op < 0.45:
@@ -353,24 +457,23 @@ class Checker:
                             i = h.begin(state)
                             base = rng.choice(self.replicas + [self.lb])
                             try:
-                                ok = request(base, "PATCH", f"/items/{key}", {"name": token},
+                                ok = request(base, "PATCH", res.path(key), {res.col: token},
                                              timeout=30).status == 200
                             except (OSError, http.client.HTTPException):
                                 ok = None  # unknown outcome: the write may or may not have committed
                         elif op < 0.85:
                             state = token
                             i = h.begin(state)
-                            ok = sql.once(f"UPDATE inventory.items SET name = '{token}' WHERE id = {key} "
-                                          "RETURNING 'ok'") == ["ok"]
+                            ok = sql.once(res.update_sql(key, token)) == ["ok"]
                         else:
                             state = ABSENT
                             i = h.begin(state)
                             if rng.random() < 0.5:
-                                ok = sql.once(f"DELETE FROM inventory.items WHERE id = {key} "
+                                ok = sql.once(f"DELETE FROM {res.table} WHERE id = {res.lit(key)} "
                                               "RETURNING 'ok'") == ["ok"]
                             else:
                                 try:
-                                    ok = request(rng.choice(self.replicas), "DELETE", f"/items/{key}",
+                                    ok = request(rng.choice(self.replicas), "DELETE", res.path(key),
                                                  timeout=30).status == 204
                                 except (OSError, http.client.HTTPException):
                                     ok = None
@@ -380,15 +483,16 @@ class Checker:
                     # Failed (a 5xx, PostgreSQL restarting) or unknown (a replica died mid-request):
                     # keep the state possible but never use it as the reference point until the truth
                     # in PostgreSQL says it committed.
-                    ok = self.settle(sql, key, token, state)
+                    ok = self.settle(sql, rkey, token, state)
                 if ok:
                     h.ack(i, time.monotonic())
                     if state == ABSENT:
-                        absent.add(key)
+                        absent.add(rkey)
                     else:
-                        absent.discard(key)
+                        absent.discard(rkey)
                     with self.lock:
                         self.writes += 1
+                        self.per[res.name]["writes"] += 1
                 else:
                     h.abandon(i)
                 time.sleep(self.args.write_interval * rng.random() * 2)
@@ -398,16 +502,16 @@ class Checker:
     def fault_writes(self):
         """Writes every fault key once (plain SQL), inside the fault's outage; returns how many committed."""
         n = 0
-        for key in self.fault_keys:
-            h = self.hist[key]
+        for rkey in self.fault_keys:
+            res, key = rkey
+            h = self.hist[rkey]
             token = f"f{key}-fault{len(self.faults)}"
             i = h.begin(token)
             for attempt in range(3):  # a session PostgreSQL's restart closed fails its first statement
                 try:
-                    ok = self.fault_sql.once(f"UPDATE inventory.items SET name = '{token}' WHERE id = {key} "
-                                             "RETURNING 'ok'") == ["ok"]
+                    ok = self.fault_sql.once(res.update_sql(key, token)) == ["ok"]
                 except PsqlLost:
-                    ok = self.settle(self.fault_sql, key, token, token)
+                    ok = self.settle(self.fault_sql, rkey, token, token)
                 if ok:
                     break
             if ok:
@@ -426,11 +530,12 @@ class Checker:
         conns = {b: Conn(b) for b in self.replicas}
         all_keys = self.keys + self.fault_keys
         while not self.stop.is_set():
-            key = rng.choice(all_keys)
+            rkey = rng.choice(all_keys)
+            res, key = rkey
             base = rng.choice(self.replicas)
             t0 = time.monotonic()
             try:
-                status, xc, body = conns[base].get(f"/items/{key}")
+                status, xc, body = conns[base].get(res.path(key))
             except (OSError, http.client.HTTPException):
                 with self.lock:
                     self.errors += 1
@@ -439,19 +544,21 @@ class Checker:
             if status == 404:
                 state = ABSENT
             elif status == 200:
-                state = body.split(b'"name":"', 1)[1].split(b'"', 1)[0].decode()
+                state = res.state_of(body)
             else:
                 with self.lock:
                     self.errors += 1
                 continue
-            violation, stale, known, superseded = self.hist[key].judge(state, t0, self.args.bound)
+            violation, stale, known, superseded = self.hist[rkey].judge(state, t0, self.args.bound)
             with self.lock:
                 self.reads += 1
+                self.per[res.name]["reads"] += 1
                 self.by_cache[xc] = self.by_cache.get(xc, 0) + 1
                 if not known:
                     self.unknown += 1
                 if violation:
                     self.violations += 1
+                    self.per[res.name]["violations"] += 1
                     f = self.fault_at(superseded)
                     if f is None:
                         self.outside_violations += 1
@@ -462,11 +569,11 @@ class Checker:
                         where = f"superseded during fault {f['n']} ({f['kind']}{f['target']})"
                     shown = self.examples.setdefault(f["n"] if f else 0, [])
                     if len(shown) < 3:  # a few of each fault's, and of those outside any
-                        shown.append(f"key {key} on {base} ({xc}) at +{t0 - self.t_start:.1f}s returned "
+                        shown.append(f"{res.name} key {key} on {base} ({xc}) at +{t0 - self.t_start:.1f}s returned "
                                      f"{state!r} {stale:.3f}s after it was superseded, {where}")
                 if stale > self.worst:
                     self.worst = stale
-                    self.worst_detail = f"key {key} on {base} (X-Cache: {xc})"
+                    self.worst_detail = f"{res.name} key {key} on {base} (X-Cache: {xc})"
                 self.maybe_finish()
 
     def fault_at(self, t):
@@ -618,7 +725,7 @@ class Checker:
                 if c.get("addr", "").rsplit(":", 1)[-1].isdigit() and int(c["addr"].rsplit(":", 1)[1]) in ports:
                     self.stack.redis("CLIENT", "KILL", "ID", c["id"])
                     killed.append(f"id {c['id']} cmd={c.get('cmd', '?')}")
-            destroyed = [s for s in STREAMS if self.stack.redis("XGROUP", "DESTROY", s, group) == "1"]
+            destroyed = [s for s in self.streams() if self.stack.redis("XGROUP", "DESTROY", s, group) == "1"]
             self.stack.redis("HDEL", f"{GROUP_PREFIX}:replicas", group)
             t = time.monotonic()
             w = self.fault_writes()
@@ -628,6 +735,14 @@ class Checker:
         return (f"SIGSTOP; killed its Redis connections ({', '.join(killed) or 'none open'}); destroyed group "
                 f"{group} on {len(destroyed)} streams and its registry entry; {w} fault-key writes; "
                 f"SIGCONT after {self.args.outage:.1f}s")
+
+    def streams(self):
+        """Every stream a replica reads: the checker's resources' (and, with shop declared, the DDL
+        signal's), the watermark's and the heartbeat's."""
+        out = [res.stream for res in self.resources]
+        if any(res.name != "items" for res in self.resources):
+            out.append(DDL_STREAM)
+        return out + [s for s in STREAMS if s not in out]
 
     def fault_source_reset(self, f, rng):
         t = time.monotonic()
@@ -716,11 +831,11 @@ class Checker:
         while True:
             diverged = []
             for base in self.replicas:
-                for key in self.keys + self.fault_keys:
-                    a = request(base, "GET", f"/items/{key}")
-                    b = request(base, "GET", f"/items/{key}", headers={"Cache-Control": "no-cache"})
+                for res, key in self.keys + self.fault_keys:
+                    a = request(base, "GET", res.path(key))
+                    b = request(base, "GET", res.path(key), headers={"Cache-Control": "no-cache"})
                     if (a.status, a.body) != (b.status, b.body):
-                        diverged.append(f"{base} key {key}: cached {a.status} {a.body[:80]!r} != row "
+                        diverged.append(f"{base} {res.name} key {key}: cached {a.status} {a.body[:80]!r} != row "
                                         f"{b.status} {b.body[:80]!r}")
             if not diverged or time.monotonic() > end:
                 return diverged
@@ -730,22 +845,29 @@ class Checker:
         """What a divergence needs to be explained: the key's last writes (as the writer saw them), the
         change entries for it in the items stream, and each replica's consumer counters."""
         out = []
-        keys = sorted({int(re.search(r" key (\d+):", d).group(1)) for d in diverged})
-        for key in keys[:3]:
-            with self.hist[key].lock:
-                last = [(None if t is None else round(t - self.t_start, 3), st) for t, st in self.hist[key].entries[-6:]]
-            out.append(f"  diagnose key {key}: last writes (acked at +s, state): {last}")
+        by_text = {(res.name, str(key)): (res, key) for res, key in self.keys + self.fault_keys}
+        keys = []
+        for d in diverged:
+            m = re.search(r" (\w+) key (\S+):", d)
+            rkey = by_text.get((m.group(1), m.group(2))) if m else None
+            if rkey and rkey not in keys:
+                keys.append(rkey)
+        for rkey in keys[:3]:
+            res, key = rkey
+            with self.hist[rkey].lock:
+                last = [(None if t is None else round(t - self.t_start, 3), st) for t, st in self.hist[rkey].entries[-6:]]
+            out.append(f"  diagnose {res.name} key {key}: last writes (acked at +s, state): {last}")
             try:
-                raw = self.stack.redis("XRANGE", STREAMS[0], "-", "+").splitlines()
-                mine = [i for i, line in enumerate(raw) if re.fullmatch(r'\{"id":%d\}' % key, line.strip())]
+                raw = self.stack.redis("XRANGE", res.stream, "-", "+").splitlines()
+                mine = [i for i, line in enumerate(raw) if line.strip() == res.key_json(key)]
                 for i in mine[-6:]:
                     val = raw[i + 1] if i + 1 < len(raw) else ""
                     op = re.search(r'"op":"(\w)"', val)
-                    ver = re.search(r'"after":\{[^}]*"version":(\d+)', val)
-                    out.append(f"  diagnose key {key}: stream entry {raw[i - 1] if i else '?'} op "
+                    ver = re.search(r'"after":\{[^}]*"(?:cdcache_version|version)":(\d+)', val)
+                    out.append(f"  diagnose {res.name} key {key}: stream entry {raw[i - 1] if i else '?'} op "
                                f"{op.group(1) if op else 'tombstone/none'} version {ver.group(1) if ver else '-'}")
             except Exception as e:  # noqa: BLE001 - diagnostics must not hide the verdict
-                out.append(f"  diagnose key {key}: stream unreadable: {e}")
+                out.append(f"  diagnose {res.name} key {key}: stream unreadable: {e}")
         # a Debezium that restarted resumes from its offsets (and may skip what it thinks it sent)
         for name, pattern in (("supervisord.log", r"(exited|stopped|spawned): '?debezium"),
                               (os.path.join("debezium", "debezium.log"),
@@ -796,6 +918,7 @@ class Checker:
         cached = sum(v for k, v in self.by_cache.items() if k == "hit")
         lines = [
             f"consistency checker: seed {self.args.seed}, {len(self.replicas)} replicas, {len(self.keys)} keys"
+            f" over {','.join(res.name for res in self.resources)}"
             f"{f' + {len(self.fault_keys)} fault keys' if self.fault_keys else ''}, "
             f"bound {self.args.bound:.3f}s, faults {','.join(self.kinds) if self.kinds else 'off'}",
             f"  reads checked:    {self.reads} in {elapsed:.1f}s ({self.reads / max(elapsed, 1e-9):.0f}/s); "
@@ -809,6 +932,12 @@ class Checker:
             f"  read errors:      {self.errors} (connection failures and 5xx during faults, not judged)",
             f"  diverged entries: {len(diverged)} after quiescence",
         ]
+        if len(self.resources) > 1 or self.resources[0].name != "items":
+            for res in self.resources:
+                p = self.per[res.name]
+                nd = sum(1 for d in diverged if f" {res.name} key " in d)
+                lines.append(f"  {res.name + ':':17} {p['reads']} reads, {p['writes']} writes, "
+                             f"{p['violations']} violations, {nd} diverged entries")
         for f in self.faults:
             worst = f" (worst {f['worst'] * 1000:.0f} ms)" if f["violations"] else ""
             lines.append(f"  fault {f['n']}: {self.describe(f)}; violations {f['violations']}{worst}")
@@ -852,6 +981,9 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, os.environ.get("CDCACHE_BUILD", "build")),
                     help="folder holding the cdcache binary (default: $CDCACHE_BUILD or build)")
     ap.add_argument("--stack", help="use the running stack in this folder instead of starting one")
+    ap.add_argument("--resources", type=parse_resources, default=parse_resources(os.environ.get("RESOURCES", "")),
+                    metavar="NAMES", help="comma list of items,customers,orders to spread the load over "
+                    "(default: $RESOURCES, else every one the stack declares)")
     ap.add_argument("--report", help="append the summary to this file")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
@@ -868,10 +1000,13 @@ def main():
             stack.dir = os.path.abspath(args.stack)
             stack.load_env()
     else:
+        # items alone: today's stack; otherwise the shop tables too (tests/schemas/shop.yaml declares
+        # items, customers and orders)
+        shop = {} if args.resources == ["items"] else dict(config=SHOP_YAML, sql_files=[SHOP_SQL])
         stack = Stack(parts="pg redis debezium replicas nginx", replicas=args.replicas,
                       env={"BUILD_DIR": args.build,
                            "MAX_STALENESS_MS": str(int(args.bound * 1000 * 0.5)),
-                           "CDCACHE_HEARTBEAT_MS": str(max(50, int(args.bound * 1000 * 0.1)))}).up()
+                           "CDCACHE_HEARTBEAT_MS": str(max(50, int(args.bound * 1000 * 0.1)))}, **shop).up()
         vars_ = stack.vars
     try:
         return Checker(args, vars_, stack).run()

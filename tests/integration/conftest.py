@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from harness import HeartbeatFeeder, Replica, Stack
+from harness import SHOP_SQL, HeartbeatFeeder, Replica, Stack
+from shop import shop_replica_of
 
 STREAM = "cdcache.inventory.items"
 
@@ -50,3 +51,34 @@ def xadd_change(stack, item_id, op="u", after="row", before=None, key=None):
              "op": op, "ts_ms": now, "transaction": None}
     k = json.dumps({"id": int(item_id)}) if key is None else key
     return stack.redis("XADD", STREAM, "*", k, json.dumps(value, separators=(",", ":")))
+
+
+
+# ------------------------------------------------------------------ the second schema (issue 14)
+# tests/schemas/shop.sql in the session's database, and replicas whose config declares
+# tests/schemas/shop.yaml's resources (items, customers, orders); helpers in tests/pylib/shop.py.
+
+
+@pytest.fixture(scope="session")
+def shop_db(stack):
+    """The stack with tests/schemas/shop.sql applied (idempotent)."""
+    stack.psql_file(SHOP_SQL)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def shop_replica(shop_db, heartbeats):
+    """A replica serving items, customers and orders (tests/schemas/shop.yaml)."""
+    r = shop_replica_of(shop_db, "it-shop").start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="session")
+def shop_replica_b(shop_db, heartbeats, shop_replica):
+    """A second replica with the same resources: read-your-writes across replicas. No Debezium runs in
+    the integration tests, so this replica sees no change event for another replica's writes: only the
+    write's token can keep it from serving its older cached copy."""
+    r = shop_replica_of(shop_db, "it-shop-b").start()
+    yield r
+    r.stop()

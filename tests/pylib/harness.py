@@ -15,6 +15,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, os.environ.get("CDCACHE_BUILD", "build"))
 CDCACHE = os.path.join(BUILD, "cdcache")
 REPORTS = os.path.join(BUILD, "test-reports")
+SCHEMAS = os.path.join(ROOT, "tests", "schemas")
+# The second real schema (issue 14): the tables, and the `resources:` config that declares them with items
+SHOP_SQL = os.path.join(SCHEMAS, "shop.sql")
+SHOP_YAML = os.path.join(SCHEMAS, "shop.yaml")
 
 
 def report(name, text):
@@ -41,6 +45,29 @@ def read_env_file(path):
     except FileNotFoundError:
         pass
     return out
+
+
+def resources_yaml(path=SHOP_YAML):
+    """The YAML text of a `resources:` config such as tests/schemas/shop.yaml (comments dropped), ready to
+    append to a replica's config."""
+    with open(path) as f:
+        return "".join(line for line in f if not line.lstrip().startswith("#")).rstrip() + "\n"
+
+
+def render_resources(resources):
+    """A `resources:` block from a list of dicts (values: str, list of str), e.g.
+    [{"name": "customers", "table": "shop.customers", "methods": ["GET"]}]."""
+    out = ["resources:"]
+    for res in resources:
+        first = True
+        for k, v in res.items():
+            if isinstance(v, (list, tuple)):
+                v = "[" + ", ".join(json.dumps(str(x)) for x in v) + "]"
+            else:
+                v = json.dumps(str(v))
+            out.append(f"  {'- ' if first else '  '}{k}: {v}")
+            first = False
+    return "\n".join(out) + "\n"
 
 
 def free_port():
@@ -110,9 +137,14 @@ def metric(base, name, context=None):
 
 
 class Stack:
-    """A throwaway native stack (scripts/stack.sh) in a temporary folder with free-picked ports."""
+    """A throwaway native stack (scripts/stack.sh) in a temporary folder with free-picked ports.
 
-    def __init__(self, parts, replicas=2, lb_port=0, env=None):
+    config: a YAML file laid over every replica's config (`CONFIG=FILE make restart`), e.g. SHOP_YAML;
+    the stack derives Debezium's tables from its `resources:` and prepares them. sql_files: run with psql
+    in the stack's database once PostgreSQL is up and before the rest starts, as a user creates their
+    tables before `CONFIG=... make restart` (e.g. [SHOP_SQL])."""
+
+    def __init__(self, parts, replicas=2, lb_port=0, env=None, config=None, sql_files=()):
         self.dir = tempfile.mkdtemp(prefix="cdcache-test-")
         os.chmod(self.dir, 0o755)
         self.parts = parts
@@ -121,10 +153,30 @@ class Stack:
                         BUILD_DIR=BUILD, PG_PORT_BASE="0", REDIS_PORT_BASE="0", REPLICA_PORT_BASE="0",
                         DBZ_HTTP_PORT_BASE="0", PG_FSYNC="off")
         self.env.update(env or {})
+        if config:
+            self.env["CONFIG"] = os.path.abspath(config)
+        self.sql_files = [os.path.abspath(f) for f in sql_files]
         self.vars = {}
+
+    @property
+    def config(self):
+        """The CONFIG file this stack's replicas are started with, or None."""
+        return self.env.get("CONFIG")
 
     def up(self):
         t0 = time.monotonic()
+        if self.sql_files and " pg " in f" {self.parts} ":
+            # PostgreSQL alone first (without CONFIG: the declared tables do not exist yet), then the
+            # user's tables, then everything with CONFIG
+            env = {k: v for k, v in self.env.items() if k != "CONFIG"}
+            r = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "up", self.dir],
+                               env=dict(env, PARTS="pg"), capture_output=True, text=True)
+            if r.returncode != 0:
+                self.down()
+                raise RuntimeError(f"stack up (PostgreSQL, before {self.sql_files}) failed:\n{r.stderr}")
+            self.load_env()
+            for f in self.sql_files:
+                self.psql_file(f)
         r = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "up", self.dir], env=self.env,
                            capture_output=True, text=True)
         if r.returncode != 0:
@@ -145,6 +197,25 @@ class Stack:
                     self.vars[k] = v
         if self.vars.get("REDIS_PORT") and self.redis_password:
             REDIS_PASSWORDS[str(self.vars["REDIS_PORT"])] = self.redis_password
+
+    def declare(self, config, sql_files=()):
+        """Lays config over the running stack's replicas (as `CONFIG=config make restart` does), after
+        running sql_files in its database: the whole stack is brought up again with CONFIG."""
+        for f in sql_files:
+            self.psql_file(f)
+        self.env["CONFIG"] = os.path.abspath(config)
+        self.sql_files = [os.path.abspath(f) for f in sql_files]
+        r = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "up", self.dir],
+                           env=dict(self.env, PARTS="pg redis debezium replicas nginx"),
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        self.load_env()
+
+    def undeclare(self):
+        """Forgets CONFIG: the next `stack.sh up` run with self.env starts today's stack (items only). For a
+        test that recreates the database (FRESH=1), where the declared tables no longer exist."""
+        self.env.pop("CONFIG", None)
+        self.sql_files = []
 
     def run_part(self, parts):
         """Runs `stack.sh up` for some parts only (e.g. restarting Debezium)."""
@@ -202,6 +273,18 @@ class Stack:
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()
+
+    def psql_file(self, path):
+        """Runs a SQL file (psql -f) in the stack's database, stopping at the first error."""
+        r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+                            self.pg_port, "-U", "postgres", "-d", "cdcache", "-f", path],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"{path}: {r.stderr}"
+
+    def psql_json(self, sql):
+        """The one JSON value a query returns (e.g. SELECT to_jsonb(c) FROM ...), or None for no row."""
+        out = self.psql(sql)
+        return json.loads(out) if out else None
 
     def redis(self, *args):
         """redis-cli as the administrator (user default; REDISCLI_AUTH keeps the password off the command line)."""
@@ -266,9 +349,10 @@ class Resp:
 class Replica:
     """A cdcache process started by a test, with its own YAML config."""
 
-    def __init__(self, stack, replica_id="it-1", extra_yaml="", env=None, ssl_context=None):
+    def __init__(self, stack, replica_id="it-1", extra_yaml="", env=None, ssl_context=None, resources=None):
         """ssl_context: the replica serves TLS (the test sets CDCACHE_HTTP_TLS_* in env); requests
-        go over https:// with this client context."""
+        go over https:// with this client context. resources: a `resources:` list for the config, as YAML
+        text (e.g. resources_yaml(SHOP_YAML)) or a list of dicts (render_resources)."""
         self.port = free_port()
         self.ssl_context = ssl_context
         self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
@@ -295,6 +379,8 @@ cdc:
 log:
   level: debug
 """ + extra_yaml)
+            if resources is not None:
+                f.write(resources if isinstance(resources, str) else render_resources(resources))
         self.env = dict(os.environ, **(env or {}))
         self.log_path = os.path.join(self.dir, "cdcache.log")
         self.proc = None
@@ -322,6 +408,19 @@ log:
             return request(self.url, "GET", path, timeout=2, context=self.ssl_context).status == 200
         except OSError:
             return False
+
+    def cli(self, *args, env=None, timeout=60):
+        """Runs `cdcache ARGS --config <this replica's config>` (check-config, prepare, debezium-config,
+        serve...) with the replica's environment; returns the CompletedProcess (text)."""
+        return subprocess.run([CDCACHE, *map(str, args), "--config", self.config], capture_output=True,
+                              text=True, env=dict(self.env, **(env or {})), timeout=timeout)
+
+    def prepare(self):
+        """`cdcache prepare --apply` for the declared resources (bookkeeping column and trigger, the DDL
+        signal, the publication); idempotent. Fails the test if it fails."""
+        r = self.cli("prepare", "--apply")
+        assert r.returncode == 0, f"cdcache prepare --apply failed:\n{r.stdout}\n{r.stderr}"
+        return r
 
     def stop(self):
         if self.proc:
