@@ -66,7 +66,7 @@ static const cyaml_schema_value_t raw_string_schema = {
                            key, 0, CYAML_UNLIMITED)
 #define RESOURCE_LIST(key)                                                                         \
     CYAML_FIELD_SEQUENCE(#key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct raw_resource, key, \
-                         &raw_string_schema, 0, CYAML_UNLIMITED)
+                         &raw_string_schema, 1, CYAML_UNLIMITED)
 static const cyaml_schema_field_t raw_resource_fields[] = {
     RESOURCE_STR(name),         RESOURCE_STR(table),          RESOURCE_STR(key),
     RESOURCE_LIST(columns),     RESOURCE_LIST(methods),       RESOURCE_STR(read_tokens),
@@ -684,6 +684,54 @@ static int validate(struct config *cfg, char *err, size_t errlen)
     return parse_redis_url(cfg, err, errlen);
 }
 
+/* libcyaml names the place of an error inside `resources:` with a backtrace ("... in mapping field
+ * 'methods' ... in sequence entry 'N' ... in mapping field 'resources'", N counted from 1).
+ * Rewritten as "resources[N-1].KEY", the index every other check uses (0-based, as in JSONPath and
+ * Kubernetes' messages). Returns true when msg was about a resource. what is cyaml_strerror(). */
+static bool resource_key_error(const char *msg, const char *what, bool in_env, const char *origin,
+                               char *err, size_t errlen)
+{
+    static const char seq[] = "in sequence entry '", field[] = "in mapping field '";
+    const char *entry = NULL, *key = NULL, *unexpected = strstr(msg, "Unexpected key: ");
+    const char *end = in_env ? NULL : strstr(msg, "in mapping field 'resources'");
+    size_t klen = 0;
+    int64_t n;
+
+    if ((!in_env && !end) || strstr(msg, "libyaml"))
+        return false; /* a syntax error has no resource to name */
+    /* the entry of the resources list: the last sequence entry (before 'resources' in a file) */
+    for (const char *p = msg; (p = strstr(p, seq)) && (!end || p < end); p += sizeof(seq) - 1)
+        entry = p;
+    if (!entry || !parse_i64(entry + sizeof(seq) - 1, strcspn(entry + sizeof(seq) - 1, "'"), &n) ||
+        n < 1)
+        return false;
+    if (unexpected) {
+        key = unexpected + strlen("Unexpected key: ");
+        klen = strcspn(key, " ");
+    } else {
+        /* the field inside that entry: the last one named before it */
+        for (const char *p = msg; (p = strstr(p, field)) && p < entry; p += sizeof(field) - 1)
+            key = p + sizeof(field) - 1;
+        klen = key ? strcspn(key, "'") : 0;
+    }
+    if (unexpected)
+        snprintf(err, errlen,
+                 "config: resources[%lld].%.*s%s: unknown key (name, table, key, columns, methods, "
+                 "read_tokens, write_tokens, version_column)",
+                 (long long)(n - 1), (int)(klen > 64 ? 64 : klen), key, origin);
+    else if (key && strstr(msg, "Insufficient entries"))
+        snprintf(err, errlen,
+                 "config: resources[%lld].%.*s%s: must name at least one (omit it for all)",
+                 (long long)(n - 1), (int)(klen > 64 ? 64 : klen), key, origin);
+    else
+        snprintf(err, errlen,
+                 "config: resources[%lld]%s%.*s%s: %s (a resource is a mapping of strings; "
+                 "columns and methods are lists of strings)",
+                 (long long)(n - 1), key ? "." : "", (int)(klen > 64 ? 64 : klen), key ? key : "",
+                 origin, what);
+    return true;
+}
+
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
     static const cyaml_config_t base = {.log_fn = NULL,
@@ -703,8 +751,9 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
     if (path) {
         cyaml_err_t yerr = cyaml_load_file(path, &ycfg, &raw_schema, (cyaml_data_t **)&raw, NULL);
         if (yerr != CYAML_OK) {
-            snprintf(err, errlen, "config: %s: %s%s%s", path, cyaml_strerror(yerr),
-                     lc.msg[0] ? ": " : "", lc.msg);
+            if (!resource_key_error(lc.msg, cyaml_strerror(yerr), false, "", err, errlen))
+                snprintf(err, errlen, "config: %s: %s%s%s", path, cyaml_strerror(yerr),
+                         lc.msg[0] ? ": " : "", lc.msg);
             goto out;
         }
     }
@@ -744,8 +793,9 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
             yerr = cyaml_load_data((const uint8_t *)env, strlen(env), &ycfg, &raw_resources_schema,
                                    (cyaml_data_t **)&env_list, &env_count);
             if (yerr != CYAML_OK) {
-                snprintf(err, errlen, "config: resources%s: %s%s%s", origin, cyaml_strerror(yerr),
-                         lc.msg[0] ? ": " : "", lc.msg);
+                if (!resource_key_error(lc.msg, cyaml_strerror(yerr), true, origin, err, errlen))
+                    snprintf(err, errlen, "config: resources%s: %s%s%s", origin,
+                             cyaml_strerror(yerr), lc.msg[0] ? ": " : "", lc.msg);
                 goto out;
             }
             if (resources_take(cfg, env_list, env_count, origin, err, errlen))
