@@ -784,7 +784,10 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
     /* resources: the file's list, or CDCACHE_RESOURCES (a YAML/JSON flow list) in its place, or
      * the default; a list replaces the default whole */
     {
+        /* empty counts as unset, so compose can pass ${CDCACHE_RESOURCES:-} through */
         const char *env = getenv("CDCACHE_RESOURCES");
+        if (env && !env[strspn(env, " \t\r\n")])
+            env = NULL;
         const char *origin = "";
         if (env) {
             cyaml_err_t yerr;

@@ -311,6 +311,12 @@ Test(config, resources_from_the_environment)
     cr_assert_eq(c->resources[1].ncolumns, 2);
     config_free(c);
     c = NULL;
+    setenv("CDCACHE_RESOURCES", " ", 1);
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c->nresources, 1, "empty: unset, the file's list");
+    cr_assert_str_eq(c->resources[0].name, "items");
+    config_free(c);
+    c = NULL;
     setenv("CDCACHE_RESOURCES", "[{name: a, table: nodot}]", 1);
     EXPECT_ERROR(NULL, "resources[0].table", "CDCACHE_RESOURCES");
     setenv("CDCACHE_RESOURCES", "[{name: a, table: a.b, bad: 1}]", 1);
