@@ -24,7 +24,7 @@ build: $(BUILD)/build.ninja
 # (a part that dies is started again by itself). AUTH=1: writes need the bearer token it prints (made once
 # per folder, kept in $(STACK_DIR)/secrets.env, CDCACHE_TOKEN in stack.env); without it writes are open.
 restart: deps build
-	@REPLICAS=$(REPLICAS) LB_PORT=$${LB_PORT:-8080} AUTH=$(AUTH) scripts/stack.sh up $(STACK_DIR)
+	@REPLICAS=$(REPLICAS) LB_PORT=$${LB_PORT:-8080} AUTH=$(AUTH) CONFIG=$(CONFIG) scripts/stack.sh up $(STACK_DIR)
 	@. $(STACK_DIR)/stack.env && echo && \
 	  echo "cdcache is up: $$CDCACHE_URL  (replicas: $$REPLICA_URLS)" && \
 	  echo "  try:  curl -s $$CDCACHE_URL/items/1" && \

@@ -11,6 +11,7 @@
 #include "cdcache/log.h"
 #include "cdcache/metrics.h"
 #include "cdcache/migrate.h"
+#include "cdcache/pipeline.h"
 #include "cdcache/util.h"
 
 #include <pthread.h>
@@ -25,6 +26,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: cdcache serve --config FILE\n"
                "       cdcache migrate up|down [N|all]|status [--config FILE] [--dir DIR]\n"
                "       cdcache check-config --config FILE\n"
+               "       cdcache debezium-config --config FILE\n"
+               "       cdcache prepare --config FILE [--apply] [--revert]\n"
                "       cdcache --version\n"
                "       cdcache [COMMAND] --help\n"
                "Every config key can be overridden with CDCACHE_<SECTION>_<KEY>; see "
@@ -48,6 +51,22 @@ static int command_help(const char *cmd)
         printf("usage: cdcache check-config --config FILE\n"
                "Checks a configuration file and the CDCACHE_<SECTION>_<KEY> overrides without\n"
                "starting anything; prints \"config ok\" or the key at fault (never a value).\n");
+    else if (strcmp(cmd, "debezium-config") == 0)
+        printf("usage: cdcache debezium-config --config FILE\n"
+               "Prints the Debezium Server properties the config's resources need: the captured\n"
+               "tables (table.include.list), the publication (cdc.publication, autocreate\n"
+               "disabled: `cdcache prepare` makes it), the topic prefix and slot, and each\n"
+               "stream's name as a comment. Append them to debezium/application.properties (a\n"
+               "key repeated later in the file wins). Connects to nothing.\n");
+    else if (strcmp(cmd, "prepare") == 0)
+        printf("usage: cdcache prepare --config FILE [--apply] [--revert]\n"
+               "Prints the SQL that readies the declared tables: for each resource without\n"
+               "version_column, a bookkeeping column cdcache_version set by an ENABLE ALWAYS\n"
+               "trigger from the global sequence cdcache.version_seq; the DDL signal (table\n"
+               "cdcache.ddl_signal and an event trigger); the publication cdc.publication with\n"
+               "every resource's table. Idempotent, one transaction, needs a superuser.\n"
+               "--apply runs it on postgres.conninfo; --revert prints (with --apply: runs) the\n"
+               "SQL that undoes it (the publication is kept, with the watermark table only).\n");
     else {
         usage(stderr);
         return 2;
@@ -61,6 +80,14 @@ static const char *opt_value(int argc, char **argv, const char *name)
         if (strcmp(argv[i], name) == 0)
             return argv[i + 1];
     return NULL;
+}
+
+static bool has_flag(int argc, char **argv, const char *name)
+{
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return true;
+    return false;
 }
 
 static struct config *load_config(int argc, char **argv)
@@ -234,6 +261,43 @@ static int migrate(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+/* `cdcache debezium-config` and `cdcache prepare`: text derived from the config (pipeline.h). */
+static int pipeline_command(int argc, char **argv)
+{
+    bool prepare = strcmp(argv[1], "prepare") == 0;
+    bool apply = prepare && has_flag(argc, argv, "--apply");
+    struct config *cfg = load_config(argc, argv);
+    struct buf out;
+    char err[512];
+    int rc = 1;
+
+    if (!cfg)
+        return 2;
+    buf_init(&out, 16u << 20);
+    if (prepare ? pipeline_prepare_sql(cfg, has_flag(argc, argv, "--revert"), &out)
+                : pipeline_debezium_properties(cfg, &out)) {
+        fprintf(stderr, "cdcache: %s: the output is over 16 MiB\n", argv[1]);
+        goto out;
+    }
+    if (!apply) {
+        fputs(out.data, stdout);
+        rc = 0;
+        goto out;
+    }
+    if (pipeline_apply(cfg->postgres_conninfo, (int)cfg->postgres_connect_timeout_ms, out.data, err,
+                       sizeof(err))) {
+        fprintf(stderr, "cdcache: %s\n", err);
+        goto out;
+    }
+    printf("prepare%s: applied (%zu resources)\n",
+           has_flag(argc, argv, "--revert") ? " --revert" : "", cfg->nresources);
+    rc = 0;
+out:
+    buf_free(&out);
+    config_free(cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -258,6 +322,8 @@ int main(int argc, char **argv)
         return serve(argc, argv);
     if (strcmp(argv[1], "migrate") == 0)
         return migrate(argc, argv);
+    if (strcmp(argv[1], "debezium-config") == 0 || strcmp(argv[1], "prepare") == 0)
+        return pipeline_command(argc, argv);
     if (strcmp(argv[1], "check-config") == 0) {
         struct config *cfg = load_config(argc, argv);
         if (!cfg)

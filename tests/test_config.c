@@ -1,6 +1,7 @@
 /* Configuration: defaults, YAML, environment overrides, and errors that name the key. */
 #include "cdcache/config.h"
 #include "cdcache/error.h"
+#include "cdcache/resource.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ static void cleanup(void)
     unsetenv("CDCACHE_HTTP_THREADS");
     unsetenv("CDCACHE_CACHE_MAX_BYTES");
     unsetenv("CDCACHE_HTTP_TLS_CERTIFICATE");
+    unsetenv("CDCACHE_RESOURCES");
 }
 TestSuite(config, .fini = cleanup);
 
@@ -36,7 +38,9 @@ Test(config, defaults)
     cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(c->http_threads, 16);
     cr_assert_eq(c->cache_max_bytes, 256LL << 20);
-    cr_assert_str_eq(c->cdc_stream, "cdcache.inventory.items");
+    cr_assert_str_eq(c->cdc_topic_prefix, "cdcache");
+    cr_assert_str_eq(c->cdc_publication, "cdcache_items");
+    cr_assert_str_eq(c->cdc_ddl_stream, "cdcache.cdcache.ddl_signal");
     cr_assert_str_eq(c->redis_host, "127.0.0.1");
     cr_assert_eq(c->redis_port, 6379);
     cr_assert(c->cache_negative_entries);
@@ -126,6 +130,10 @@ Test(config, example_file_documents_every_key_and_loads)
               "config.example.yaml does not document %s.%s", #sec, #key);
     CONFIG_KEYS(CHECK_DOCUMENTED)
 #undef CHECK_DOCUMENTED
+    cr_assert(strstr(text, "\n# resources:") || strstr(text, "\nresources:"),
+              "config.example.yaml does not document resources:");
+    cr_assert(strstr(text, "CDCACHE_RESOURCES"), "config.example.yaml: CDCACHE_RESOURCES");
+    cr_assert_not(strstr(text, "\n  stream:"), "cdc.stream is gone (cdc.topic_prefix)");
     cr_assert_eq(config_load(example, &c, err, sizeof(err)), 0, "%s", err);
     config_free(c);
 }
@@ -158,4 +166,169 @@ Test(config, names_that_would_be_cut_are_refused)
     snprintf(yaml, sizeof(yaml), "cdc:\n  group_prefix: \"a b\"\n");
     cr_assert_eq(config_load(write_yaml(yaml), &c, err, sizeof(err)), CDC_ECONFIG);
     cr_assert(strstr(err, "cdc.group_prefix"), "%s", err);
+}
+
+/* ---- resources: ---- */
+
+/* Loads yaml (NULL: no file) and expects an error that contains every one of want[]. */
+static void expect_error(const char *yaml, const char *const *want, size_t nwant)
+{
+    struct config *c = NULL;
+    int rc = config_load(yaml ? write_yaml(yaml) : NULL, &c, err, sizeof(err));
+    cr_assert_eq(rc, CDC_ECONFIG, "accepted:\n%s", yaml ? yaml : "(env)");
+    cr_assert_null(c);
+    for (size_t i = 0; i < nwant; i++)
+        cr_assert(strstr(err, want[i]), "\"%s\" not in: %s", want[i], err);
+}
+#define EXPECT_ERROR(yaml, ...)                                                                    \
+    do {                                                                                           \
+        static const char *const w_[] = {__VA_ARGS__};                                             \
+        expect_error(yaml, w_, sizeof(w_) / sizeof(w_[0]));                                        \
+    } while (0)
+
+Test(config, resources_default_to_items)
+{
+    struct config *c = NULL;
+    cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c->nresources, 1);
+    cr_assert_str_eq(c->resources[0].name, "items");
+    cr_assert_str_eq(c->resources[0].table, "inventory.items");
+    cr_assert_str_eq(c->resources[0].version_column, "version");
+    cr_assert_eq(c->resources[0].methods, RESOURCE_ALL);
+    cr_assert_null(c->resources[0].key);
+    cr_assert_null(c->resources[0].columns);
+    cr_assert_null(c->resources[0].read_tokens);
+    cr_assert_null(c->resources[0].write_tokens);
+    config_free(c);
+    c = NULL;
+    /* an empty list declares none: the default stays */
+    cr_assert_eq(config_load(write_yaml("resources: []\n"), &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c->nresources, 1);
+    cr_assert_str_eq(c->resources[0].name, "items");
+    config_free(c);
+}
+
+Test(config, resources_full_entry)
+{
+    struct config *c = NULL;
+    write_yaml("resources:\n"
+               "  - name: customers\n"
+               "    table: shop.customers\n"
+               "    key: id\n"
+               "    columns: [id, email, name]\n"
+               "    methods: [get, Post, DELETE]\n"
+               "    read_tokens: \"r1, r2\"\n"
+               "    write_tokens: w1\n"
+               "  - name: orders-v2\n"
+               "    table: shop.orders\n"
+               "    version_column: rev\n");
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c->nresources, 2, "a list replaces the default");
+    cr_assert_str_eq(c->resources[0].name, "customers");
+    cr_assert_str_eq(c->resources[0].table, "shop.customers");
+    cr_assert_str_eq(c->resources[0].key, "id");
+    cr_assert_eq(c->resources[0].ncolumns, 3);
+    cr_assert_str_eq(c->resources[0].columns[0], "id");
+    cr_assert_str_eq(c->resources[0].columns[2], "name");
+    cr_assert_eq(c->resources[0].methods, RESOURCE_GET | RESOURCE_POST | RESOURCE_DELETE);
+    cr_assert_str_eq(c->resources[0].read_tokens, "r1, r2");
+    cr_assert_str_eq(c->resources[0].write_tokens, "w1");
+    cr_assert_null(c->resources[0].version_column, "NULL: cdcache_version (prepare)");
+    cr_assert_str_eq(c->resources[1].name, "orders-v2");
+    cr_assert_eq(c->resources[1].methods, RESOURCE_ALL);
+    cr_assert_str_eq(c->resources[1].version_column, "rev");
+    cr_assert_null(c->resources[1].key);
+    config_free(c);
+}
+
+Test(config, resources_errors_name_the_key)
+{
+    EXPECT_ERROR("resources:\n  - table: a.b\n", "resources[0].name");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n  - name: \"\"\n    table: a.c\n",
+                 "resources[1].name");
+    EXPECT_ERROR("resources:\n  - name: a/b\n    table: a.b\n", "resources[0].name");
+    EXPECT_ERROR("resources:\n  - name: \"x y\"\n    table: a.b\n", "resources[0].name");
+    EXPECT_ERROR("resources:\n  - name: health\n    table: a.b\n", "resources[0].name", "reserved");
+    EXPECT_ERROR("resources:\n  - name: ready\n    table: a.b\n", "resources[0].name", "reserved");
+    EXPECT_ERROR("resources:\n  - name: metrics\n    table: a.b\n", "resources[0].name");
+    EXPECT_ERROR("resources:\n  - name: openapi.json\n    table: a.b\n", "resources[0].name");
+    EXPECT_ERROR("resources:\n  - name: openapi.yaml\n    table: a.b\n", "resources[0].name");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n  - name: a\n    table: a.c\n",
+                 "resources[1].name", "resources[0].name");
+    EXPECT_ERROR("resources:\n  - name: a\n", "resources[0].table");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: items\n", "resources[0].table");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b.c\n", "resources[0].table");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: \"a.\"\n", "resources[0].table");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: \"a.b-c\"\n", "resources[0].table");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: \"1a.b\"\n", "resources[0].table");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n  - name: c\n    table: a.b\n",
+                 "resources[1].table");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n    methods: [GET, FETCH]\n",
+                 "resources[0].methods", "FETCH");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n    methods: []\n",
+                 "resources[0].methods");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n    columns: []\n",
+                 "resources[0].columns");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n    columns: [x, y, x]\n",
+                 "resources[0].columns[2]");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n    key: \"\"\n", "resources[0].key");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n    version_column: \"\"\n",
+                 "resources[0].version_column");
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n  - name: b\n    table: a.c\n"
+                 "    colour: red\n",
+                 "resources[1].colour", "unknown key");
+}
+
+Test(config, resources_tokens_are_never_echoed)
+{
+    EXPECT_ERROR(
+        "resources:\n  - name: a\n    table: a.b\n    write_tokens: \"s3cr3t-one s3cr3t-two\"\n",
+        "resources[0].write_tokens");
+    cr_assert_null(strstr(err, "s3cr3t"), "%s", err);
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n    read_tokens: \"t\\tk-s3cr3t\"\n",
+                 "resources[0].read_tokens");
+    cr_assert_null(strstr(err, "s3cr3t"), "%s", err);
+    /* a later error does not carry an earlier resource's tokens either */
+    EXPECT_ERROR("resources:\n  - name: a\n    table: a.b\n    write_tokens: s3cr3t\n"
+                 "  - name: b\n    table: bad\n",
+                 "resources[1].table");
+    cr_assert_null(strstr(err, "s3cr3t"), "%s", err);
+}
+
+Test(config, resources_from_the_environment)
+{
+    struct config *c = NULL;
+    write_yaml("resources:\n  - name: items\n    table: inventory.items\n");
+    setenv("CDCACHE_RESOURCES",
+           "[{name: customers, table: shop.customers, methods: [GET]}, "
+           "{\"name\": \"orders\", \"table\": \"shop.orders\", \"columns\": [\"id\", \"total\"]}]",
+           1);
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c->nresources, 2, "the environment's list replaces the file's");
+    cr_assert_str_eq(c->resources[0].name, "customers");
+    cr_assert_eq(c->resources[0].methods, RESOURCE_GET);
+    cr_assert_str_eq(c->resources[1].table, "shop.orders");
+    cr_assert_eq(c->resources[1].ncolumns, 2);
+    config_free(c);
+    c = NULL;
+    setenv("CDCACHE_RESOURCES", " ", 1);
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c->nresources, 1, "empty: unset, the file's list");
+    cr_assert_str_eq(c->resources[0].name, "items");
+    config_free(c);
+    c = NULL;
+    setenv("CDCACHE_RESOURCES", "[{name: a, table: nodot}]", 1);
+    EXPECT_ERROR(NULL, "resources[0].table", "CDCACHE_RESOURCES");
+    setenv("CDCACHE_RESOURCES", "[{name: a, table: a.b, bad: 1}]", 1);
+    EXPECT_ERROR(NULL, "resources[0].bad", "CDCACHE_RESOURCES");
+    setenv("CDCACHE_RESOURCES", "[{name: a, table: a.b", 1);
+    EXPECT_ERROR(NULL, "resources", "CDCACHE_RESOURCES");
+    setenv("CDCACHE_RESOURCES", "[{name: a, table: a.b, write_tokens: \"s3cr3t x\"}]", 1);
+    EXPECT_ERROR(NULL, "resources[0].write_tokens", "CDCACHE_RESOURCES");
+    cr_assert_null(strstr(err, "s3cr3t"), "%s", err);
+}
+
+Test(config, removed_cdc_stream_is_an_unknown_key)
+{
+    EXPECT_ERROR("cdc:\n  stream: cdcache.inventory.items\n", "stream");
 }
