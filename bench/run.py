@@ -236,10 +236,11 @@ def poll_probe(stack, replicas, first):
 def apply_round(stack, n, rnd, upd):
     """One round: n entries written while a fresh replica is held at its gate, then the time for it
     to apply them all, and the raw XREADGROUP + XACK ceiling over the same entries."""
-    stream = f"bench.items.{rnd}"
+    prefix = f"bench{rnd}"
+    stream = f"{prefix}.inventory.items"  # the replica's items stream under its own topic prefix
     gate = os.path.join(tempfile.mkdtemp(), "closed")
     open(gate, "w").close()
-    r = Replica(stack, f"bench-apply{rnd}", env={"CDCACHE_CDC_STREAM": stream, "CDCACHE_TEST_CDC_GATE": gate,
+    r = Replica(stack, f"bench-apply{rnd}", env={"CDCACHE_CDC_TOPIC_PREFIX": prefix, "CDCACHE_TEST_CDC_GATE": gate,
                                                  "CDCACHE_LOG_LEVEL": "warn",
                                                  "CDCACHE_CDC_BATCH_COUNT": "1000"}).start(wait_ready=False)
     wait_until(lambda: f"cdcache-bench-apply{rnd}" in stack.redis("XINFO", "GROUPS", stream), 20, what="group")
