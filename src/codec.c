@@ -16,7 +16,11 @@
  * json/jsonb as a string holding PostgreSQL's text. A numeric array holding NaN or Infinity arrives
  * as null, and a multi-dimensional array as [null,null] or as Java's
  * "[Ljava.lang.String;@1f2e" per row: those render CDC_EREJECTED (evict), as do interval, money and
- * every other type.
+ * every other type. An unchanged TOASTed value arrives as "__debezium_unavailable_value" (strings,
+ * numeric, json), as the base64 of those bytes (bytea, with binary.handling.mode=bytes), as
+ * [placeholder] (text-like arrays, bytea[], uuid[] with the name-uuid of those bytes), as the list
+ * of those bytes (int4[], int8[], date[]), and as null for every other array type: see
+ * codec_dbz_unavailable() and dbz_array_null_is_null().
  *
  * Years outside 1..9999 (RFC 3339's range) render as PostgreSQL writes them, normalised like the
  * others: "0044-03-15 BC", "0044-03-15T12:00:00Z BC", "10000-01-01T00:00:00"; infinite dates and
@@ -966,6 +970,21 @@ static int render_dbz_scalar(const struct codec_type *t, const struct json_span 
     return rc;
 }
 
+/* True when a null after-image value of array type t can only be SQL NULL. Debezium
+ * (UnchangedToastedReplicationMessageColumn) gives a placeholder of its own only to unchanged
+ * TOASTed arrays of text, varchar, bpchar, json, jsonb, bytea, int4, date, int8 and uuid; any other
+ * array (bool[], float8[], numeric[], timestamptz[], an enum's, ...) arrives as null, as does a
+ * numeric[] holding NaN or Infinity (captured: tests/fixtures/shop-events.jsonl). Those nulls
+ * evict. */
+static bool dbz_array_null_is_null(const struct codec_type *t)
+{
+    static const uint32_t distinct[] = {1009, 1015, 1014, 199, 3807, 1001, 1007, 1182, 1016, 2951};
+    for (size_t i = 0; i < sizeof(distinct) / sizeof(distinct[0]); i++)
+        if (t->oid == distinct[i])
+            return true;
+    return false; /* oid 0 (not known) included: when in doubt, evict */
+}
+
 /* Java's toString of an array ("[Ljava.lang.String;@1b2c"): what Debezium writes for each row of a
  * multi-dimensional text array. */
 static bool java_array_garbage(const struct json_span *v)
@@ -984,8 +1003,7 @@ static int render_dbz_array(const struct codec_type *t, const struct json_span *
 
     et.array = false;
     if (v->kind == JSON_NULL)
-        /* numeric[] holding NaN or Infinity arrives as null: a null cannot be told from it */
-        return t->kind == CODEC_NUMERIC ? CDC_EREJECTED : buf_append(out, "null", 4);
+        return dbz_array_null_is_null(t) ? buf_append(out, "null", 4) : CDC_EREJECTED;
     if (t->kind == CODEC_OTHER)
         return CDC_EREJECTED;
     if (v->kind == JSON_STRING && json_string_equals(v, DBZ_UNAVAILABLE))
