@@ -90,6 +90,8 @@ enum codec_kind codec_kind_of(const char *typname, char typtype)
 
 /* ------------------------------------------------------------------ small helpers */
 
+static bool uuid_form(const char *s, size_t n, char *o);
+
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
@@ -107,6 +109,42 @@ static bool lit_eq(const char *s, size_t n, const char *lit)
 {
     size_t k = strlen(lit);
     return n == k && memcmp(s, lit, k) == 0;
+}
+
+/* True when s[0..n) is valid UTF-8 without NUL: what a JSON string may hold. PostgreSQL's text is,
+ * in a UTF8 database; a SQL_ASCII one can hand back anything, which is refused, not passed on. */
+static bool utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = u[i], cp, need, min;
+        if (c < 0x80) {
+            if (c == 0)
+                return false;
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0)
+            need = 1, cp = c & 0x1F, min = 0x80;
+        else if ((c & 0xF0) == 0xE0)
+            need = 2, cp = c & 0x0F, min = 0x800;
+        else if ((c & 0xF8) == 0xF0)
+            need = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return false;
+        if (n - i <= need)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((u[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (u[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += need + 1;
+    }
+    return true;
 }
 
 static int put_quoted(struct buf *out, const char *s, size_t n)
@@ -699,11 +737,17 @@ static int render_pg_scalar(const struct codec_type *t, const char *s, size_t n,
     case CODEC_TEXT:
     case CODEC_ENUM:
     case CODEC_OTHER:
-        return put_quoted(out, s, n);
-    case CODEC_UUID:
-        if (n != 36)
+        if (!utf8_valid(s, n)) /* no NUL (PostgreSQL's text never holds one) and valid UTF-8 */
             return CDC_EINVAL;
         return put_quoted(out, s, n);
+    case CODEC_UUID: {
+        char u[38];
+        u[0] = '"';
+        if (!uuid_form(s, n, u + 1))
+            return CDC_EINVAL;
+        u[37] = '"';
+        return buf_append(out, u, sizeof(u));
+    }
     case CODEC_INT2:
     case CODEC_INT4:
     case CODEC_INT8:
@@ -869,8 +913,15 @@ static int render_dbz_scalar(const struct codec_type *t, const struct json_span 
     case CODEC_UUID:
         if (v->kind != JSON_STRING)
             break;
-        if (t->kind == CODEC_UUID && v->len != 36)
+        if (t->kind == CODEC_UUID) {
+            char u[38];
+            u[0] = '"';
+            u[37] = '"';
+            if (v->escaped || !uuid_form(v->p, v->len, u + 1))
+                break;
+            rc = buf_append(out, u, sizeof(u));
             break;
+        }
         if (!v->escaped) { /* no escapes and no control characters: already canonical */
             rc = buf_append(out, v->p - 1, v->len + 2);
             break;
@@ -1204,6 +1255,7 @@ static int param_numeric(const struct codec_type *t, const char *s, size_t n, st
     return rc;
 }
 
+/* The 8-4-4-4-12 hex form, in any case; writes its 36 lower-case characters to o. */
 static bool uuid_form(const char *s, size_t n, char *o)
 {
     if (n != 36)
