@@ -973,7 +973,7 @@ static int render_dbz_scalar(const struct codec_type *t, const struct json_span 
         memset(&dt, 0, sizeof(dt));
         if (iv == DBZ_DATE_POS_INF || iv == DBZ_DATE_NEG_INF)
             dt.inf = iv == DBZ_DATE_POS_INF ? 1 : -1;
-        else if (iv >= -2440588 && iv <= 2145042905) /* PostgreSQL's 4713 BC .. 5874897 AD */
+        else if (iv >= -2440588 && iv <= 2145042905) /* PostgreSQL's 4714-11-24 BC .. 5874897-12-31 */
             civil_from_days(iv, &dt.year, &dt.mon, &dt.day);
         else
             break;
