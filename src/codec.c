@@ -973,7 +973,8 @@ static int render_dbz_scalar(const struct codec_type *t, const struct json_span 
         memset(&dt, 0, sizeof(dt));
         if (iv == DBZ_DATE_POS_INF || iv == DBZ_DATE_NEG_INF)
             dt.inf = iv == DBZ_DATE_POS_INF ? 1 : -1;
-        else if (iv >= -2440588 && iv <= 2145042905) /* PostgreSQL's 4714-11-24 BC .. 5874897-12-31 */
+        else if (iv >= -2440588 &&
+                 iv <= 2145042905) /* PostgreSQL's 4714-11-24 BC .. 5874897-12-31 */
             civil_from_days(iv, &dt.year, &dt.mon, &dt.day);
         else
             break;
@@ -1642,7 +1643,7 @@ int codec_key_canon(const struct codec_type *t, const char *s, size_t len, char 
         return 0;
     default:
         n = len;
-        if (n >= cap || n == 0 || memchr(s, '\0', n))
+        if (n >= cap || n == 0 || !utf8_valid(s, n)) /* PostgreSQL would refuse it, not find it */
             return CDC_EINVAL;
         memcpy(out, s, n);
         out[n] = '\0';

@@ -458,6 +458,7 @@ Test(codec, key_canon)
         {CODEC_UUID, "not-a-uuid", NULL},
         {CODEC_TEXT, "Ada É", "Ada É"},
         {CODEC_TEXT, "", NULL},
+        {CODEC_TEXT, "\xff\xfe", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct codec_type t = ty(cases[i].kind, false, -1);

@@ -13,8 +13,8 @@
  *
  * The exact bytes, where a choice had to be made:
  * - float4/float8: the fewest significant digits that read back as the same float/double, laid out
- *   as ECMAScript's Number#toString (plain for 1e-7 < |v| < 1e21: "0.1", "100000000000000000000",
- *   else "1e+21", "5e-324"); -0 stays "-0"; NaN, Infinity, -Infinity as strings.
+ *   as ECMAScript's Number#toString (plain for 1e-6 <= |v| < 1e21: "0.1", "100000000000000000000",
+ *   else "1e-7", "1e+21", "5e-324"); -0 stays "-0"; NaN, Infinity, -Infinity as strings.
  * - numeric: PostgreSQL's digits as they are ("1.50" stays 1.50, never an exponent).
  * - json/jsonb: PostgreSQL's text without the whitespace between tokens ({"a": 1} -> {"a":1});
  *   strings inside are copied as PostgreSQL wrote them. A json value that the strict scanner
