@@ -12,7 +12,7 @@ type kind, made by this script), it writes rows with edge values, then stores:
                                      raw XADD fields, including updates whose after-image carries Debezium's
                                      placeholders for unchanged TOASTed values
 
-usage: scripts/record-shop-fixtures.py STACK_DIR
+usage: scripts/record-shop-fixtures.py STACK_DIR [--ddl-only]
   STACK_DIR: a stack started with scripts/stack.sh up STACK_DIR, whose debezium.source.table.include.list
   also holds shop.customers,shop.orders,shop.kinds (and tests/schemas/shop.sql and the kinds table below
   created before Debezium started, so that its publication covers them).
@@ -53,13 +53,21 @@ CREATE TABLE IF NOT EXISTS shop.kinds (
     c_int8a int8[], c_f8a float8[], c_boola bool[], c_uuida uuid[], c_datea date[], c_tstza timestamptz[],
     c_byteaa bytea[], c_enuma shop.mood[], c_vca varchar(5)[],
     c_interval interval, c_money money, c_inet inet, c_point point,
-    big_text text, big_bytea bytea, big_arr int4[], big_texta text[], big_jsonb jsonb
+    big_text text, big_bytea bytea, big_arr int4[], big_texta text[], big_jsonb jsonb,
+    big_int8a int8[], big_datea date[], big_uuida uuid[], big_byteaa bytea[], big_boola bool[],
+    big_f8a float8[], big_numa numeric[], big_tstza timestamptz[], big_enuma shop.mood[], big_num numeric
 );
 ALTER TABLE shop.kinds ALTER COLUMN big_text SET STORAGE EXTERNAL;
 ALTER TABLE shop.kinds ALTER COLUMN big_bytea SET STORAGE EXTERNAL;
 ALTER TABLE shop.kinds ALTER COLUMN big_arr SET STORAGE EXTERNAL;
 ALTER TABLE shop.kinds ALTER COLUMN big_texta SET STORAGE EXTERNAL;
 ALTER TABLE shop.kinds ALTER COLUMN big_jsonb SET STORAGE EXTERNAL;
+DO $$ DECLARE c text; BEGIN
+    FOREACH c IN ARRAY ARRAY['big_int8a', 'big_datea', 'big_uuida', 'big_byteaa', 'big_boola', 'big_f8a',
+                             'big_numa', 'big_tstza', 'big_enuma', 'big_num'] LOOP
+        EXECUTE format('ALTER TABLE shop.kinds ALTER COLUMN %I SET STORAGE EXTERNAL', c);
+    END LOOP;
+END $$;
 """
 
 # Each entry: id, then column=SQL literal. Edge values per kind.
@@ -159,6 +167,8 @@ def columns(schema, table):
 
 def main():
     psql(KINDS_DDL)
+    if "--ddl-only" in sys.argv:  # before Debezium starts, so that its publication covers shop.kinds
+        return
     starts = {}
     for s in STREAMS:
         last = redis("XREVRANGE", s, "+", "-", "COUNT", "1")
@@ -180,9 +190,25 @@ def main():
          "(SELECT array_agg(g) FROM generate_series(1, 3000) g), "
          "(SELECT array_agg(md5(g::text)) FROM generate_series(1, 300) g), "
          "(SELECT jsonb_agg(md5(g::text)) FROM generate_series(1, 300) g))")
+    # every other array kind, out of line too: what Debezium sends for each when unchanged
+    psql("INSERT INTO shop.kinds (id, c_int4, big_int8a, big_datea, big_uuida, big_byteaa, big_boola, big_f8a, "
+         "big_numa, big_tstza, big_enuma, big_num) VALUES (101, 1, "
+         "(SELECT array_agg(g::int8) FROM generate_series(1, 3000) g), "
+         "(SELECT array_agg(DATE '2000-01-01' + g) FROM generate_series(1, 3000) g), "
+         "(SELECT array_agg(md5(g::text)::uuid) FROM generate_series(1, 300) g), "
+         "(SELECT array_agg(decode(md5(g::text), 'hex')) FROM generate_series(1, 300) g), "
+         "(SELECT array_agg(g % 2 = 0) FROM generate_series(1, 9000) g), "
+         "(SELECT array_agg(g / 7.0::float8) FROM generate_series(1, 3000) g), "
+         "(SELECT array_agg(g / 7.0) FROM generate_series(1, 1000) g), "
+         "(SELECT array_agg(TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * INTERVAL '1 s') "
+         "FROM generate_series(1, 3000) g), "
+         "(SELECT array_agg(CASE WHEN g % 2 = 0 THEN 'sad'::shop.mood ELSE 'happy' END) "
+         "FROM generate_series(1, 3000) g), "
+         "(SELECT string_agg(lpad(g::text, 4, '0'), '')::numeric FROM generate_series(1, 2000) g))")
     rows.append({"table": "shop.kinds", "row": query_row("shop.kinds", kcols, "id = 100")})
-    psql("UPDATE shop.kinds SET c_int4 = 2 WHERE id = 100")
-    nevents["cdcache.shop.kinds"] += 2
+    rows.append({"table": "shop.kinds", "row": query_row("shop.kinds", kcols, "id = 101")})
+    psql("UPDATE shop.kinds SET c_int4 = 2 WHERE id IN (100, 101)")
+    nevents["cdcache.shop.kinds"] += 4
 
     ccols = [c["column"] for c in cols["customers"]]
     notes = "n" * 10240

@@ -16,7 +16,11 @@
  * json/jsonb as a string holding PostgreSQL's text. A numeric array holding NaN or Infinity arrives
  * as null, and a multi-dimensional array as [null,null] or as Java's
  * "[Ljava.lang.String;@1f2e" per row: those render CDC_EREJECTED (evict), as do interval, money and
- * every other type.
+ * every other type. An unchanged TOASTed value arrives as "__debezium_unavailable_value" (strings,
+ * numeric, json), as the base64 of those bytes (bytea, with binary.handling.mode=bytes), as
+ * [placeholder] (text-like arrays, bytea[], uuid[] with the name-uuid of those bytes), as the list
+ * of those bytes (int4[], int8[], date[]), and as null for every other array type: see
+ * codec_dbz_unavailable() and dbz_array_null_is_null().
  *
  * Years outside 1..9999 (RFC 3339's range) render as PostgreSQL writes them, normalised like the
  * others: "0044-03-15 BC", "0044-03-15T12:00:00Z BC", "10000-01-01T00:00:00"; infinite dates and
@@ -86,6 +90,8 @@ enum codec_kind codec_kind_of(const char *typname, char typtype)
 
 /* ------------------------------------------------------------------ small helpers */
 
+static bool uuid_form(const char *s, size_t n, char *o);
+
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
@@ -103,6 +109,42 @@ static bool lit_eq(const char *s, size_t n, const char *lit)
 {
     size_t k = strlen(lit);
     return n == k && memcmp(s, lit, k) == 0;
+}
+
+/* True when s[0..n) is valid UTF-8 without NUL: what a JSON string may hold. PostgreSQL's text is,
+ * in a UTF8 database; a SQL_ASCII one can hand back anything, which is refused, not passed on. */
+static bool utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = u[i], cp, need, min;
+        if (c < 0x80) {
+            if (c == 0)
+                return false;
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0)
+            need = 1, cp = c & 0x1F, min = 0x80;
+        else if ((c & 0xF0) == 0xE0)
+            need = 2, cp = c & 0x0F, min = 0x800;
+        else if ((c & 0xF8) == 0xF0)
+            need = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return false;
+        if (n - i <= need)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((u[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (u[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += need + 1;
+    }
+    return true;
 }
 
 static int put_quoted(struct buf *out, const char *s, size_t n)
@@ -695,11 +737,17 @@ static int render_pg_scalar(const struct codec_type *t, const char *s, size_t n,
     case CODEC_TEXT:
     case CODEC_ENUM:
     case CODEC_OTHER:
-        return put_quoted(out, s, n);
-    case CODEC_UUID:
-        if (n != 36)
+        if (!utf8_valid(s, n)) /* no NUL (PostgreSQL's text never holds one) and valid UTF-8 */
             return CDC_EINVAL;
         return put_quoted(out, s, n);
+    case CODEC_UUID: {
+        char u[38];
+        u[0] = '"';
+        if (!uuid_form(s, n, u + 1))
+            return CDC_EINVAL;
+        u[37] = '"';
+        return buf_append(out, u, sizeof(u));
+    }
     case CODEC_INT2:
     case CODEC_INT4:
     case CODEC_INT8:
@@ -865,8 +913,15 @@ static int render_dbz_scalar(const struct codec_type *t, const struct json_span 
     case CODEC_UUID:
         if (v->kind != JSON_STRING)
             break;
-        if (t->kind == CODEC_UUID && v->len != 36)
+        if (t->kind == CODEC_UUID) {
+            char u[38];
+            u[0] = '"';
+            u[37] = '"';
+            if (v->escaped || !uuid_form(v->p, v->len, u + 1))
+                break;
+            rc = buf_append(out, u, sizeof(u));
             break;
+        }
         if (!v->escaped) { /* no escapes and no control characters: already canonical */
             rc = buf_append(out, v->p - 1, v->len + 2);
             break;
@@ -918,7 +973,8 @@ static int render_dbz_scalar(const struct codec_type *t, const struct json_span 
         memset(&dt, 0, sizeof(dt));
         if (iv == DBZ_DATE_POS_INF || iv == DBZ_DATE_NEG_INF)
             dt.inf = iv == DBZ_DATE_POS_INF ? 1 : -1;
-        else if (iv > -3000000 && iv < 3000000)
+        else if (iv >= -2440588 &&
+                 iv <= 2145042905) /* PostgreSQL's 4714-11-24 BC .. 5874897-12-31 */
             civil_from_days(iv, &dt.year, &dt.mon, &dt.day);
         else
             break;
@@ -966,6 +1022,21 @@ static int render_dbz_scalar(const struct codec_type *t, const struct json_span 
     return rc;
 }
 
+/* True when a null after-image value of array type t can only be SQL NULL. Debezium
+ * (UnchangedToastedReplicationMessageColumn) gives a placeholder of its own only to unchanged
+ * TOASTed arrays of text, varchar, bpchar, json, jsonb, bytea, int4, date, int8 and uuid; any other
+ * array (bool[], float8[], numeric[], timestamptz[], an enum's, ...) arrives as null, as does a
+ * numeric[] holding NaN or Infinity (captured: tests/fixtures/shop-events.jsonl). Those nulls
+ * evict. */
+static bool dbz_array_null_is_null(const struct codec_type *t)
+{
+    static const uint32_t distinct[] = {1009, 1015, 1014, 199, 3807, 1001, 1007, 1182, 1016, 2951};
+    for (size_t i = 0; i < sizeof(distinct) / sizeof(distinct[0]); i++)
+        if (t->oid == distinct[i])
+            return true;
+    return false; /* oid 0 (not known) included: when in doubt, evict */
+}
+
 /* Java's toString of an array ("[Ljava.lang.String;@1b2c"): what Debezium writes for each row of a
  * multi-dimensional text array. */
 static bool java_array_garbage(const struct json_span *v)
@@ -984,8 +1055,7 @@ static int render_dbz_array(const struct codec_type *t, const struct json_span *
 
     et.array = false;
     if (v->kind == JSON_NULL)
-        /* numeric[] holding NaN or Infinity arrives as null: a null cannot be told from it */
-        return t->kind == CODEC_NUMERIC ? CDC_EREJECTED : buf_append(out, "null", 4);
+        return dbz_array_null_is_null(t) ? buf_append(out, "null", 4) : CDC_EREJECTED;
     if (t->kind == CODEC_OTHER)
         return CDC_EREJECTED;
     if (v->kind == JSON_STRING && json_string_equals(v, DBZ_UNAVAILABLE))
@@ -1186,6 +1256,7 @@ static int param_numeric(const struct codec_type *t, const char *s, size_t n, st
     return rc;
 }
 
+/* The 8-4-4-4-12 hex form, in any case; writes its 36 lower-case characters to o. */
 static bool uuid_form(const char *s, size_t n, char *o)
 {
     if (n != 36)
@@ -1572,7 +1643,7 @@ int codec_key_canon(const struct codec_type *t, const char *s, size_t len, char 
         return 0;
     default:
         n = len;
-        if (n >= cap || n == 0 || memchr(s, '\0', n))
+        if (n >= cap || n == 0 || !utf8_valid(s, n)) /* PostgreSQL would refuse it, not find it */
             return CDC_EINVAL;
         memcpy(out, s, n);
         out[n] = '\0';
