@@ -143,7 +143,7 @@ bench-scaling: deps
 # library with coverage instrumentation, so the edges are the parsers' and routes', not only the
 # harness's. fuzz-short is the pass CI can afford (FUZZ_SHORT_SECONDS each). Both fail only on a
 # crash, leak, hang or OOM (input in $(BUILD)-fuzz/artifacts/<harness>/). See tests/fuzz/run.sh.
-FUZZ_HARNESSES = body debezium config http
+FUZZ_HARNESSES = body debezium config http codec filter
 
 fuzz-build:
 	@scripts/deps.sh
