@@ -61,25 +61,34 @@ int row_render_dbz(const struct resource *r, const struct json_span *cols, struc
                    int64_t *version)
 {
     const struct json_span *v = &cols[r->version];
-    bool first = true;
+    bool first = true, missing = v->kind == JSON_NONE;
+    size_t mark = out->len;
     int rc = 0;
 
-    if (v->kind == JSON_NONE)
-        return CDC_EREJECTED;
-    if (!json_span_i64(v, version))
+    if (!missing && !json_span_i64(v, version))
         return CDC_EDECODE;
+    /* every present column is rendered, so that a value of the wrong type (poison) is told from
+     * a column that is missing (the schema moved on: evict) */
     for (size_t c = 0; c < r->ncolumns && rc == 0; c++) {
         if (!r->columns[c].exposed)
             continue;
-        if (cols[c].kind == JSON_NONE)
-            return CDC_EREJECTED; /* the image lacks a column: the schema moved on */
+        if (cols[c].kind == JSON_NONE) {
+            missing = true;
+            continue;
+        }
         rc = member_name(out, &r->columns[c], first);
         if (rc == 0)
             rc = codec_render_dbz(&r->columns[c].type, &cols[c], out);
         first = false;
     }
+    if (rc == 0 && missing)
+        rc = CDC_EREJECTED;
     if (rc == 0)
         rc = buf_append(out, first ? "{}" : "}", first ? 2 : 1);
+    if (rc && out->data) {
+        out->len = mark; /* nothing of a refused row stays */
+        out->data[mark] = '\0';
+    }
     return rc;
 }
 

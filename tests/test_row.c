@@ -32,7 +32,8 @@ static int render(const char *const *cols, struct buf *out, int64_t *version)
     int lens[8];
     size_t n = row_select_count(items);
 
-    cr_assert_eq(n, 8, "items' seven columns, then its version column");
+    cr_assert(n == 8 || (n == 7 && !items->columns[6].exposed),
+              "items' seven columns, then its version column");
     for (size_t i = 0; i < n; i++) {
         vals[i] = cols[row_select_column(items, i)];
         lens[i] = vals[i] ? (int)strlen(vals[i]) : 0;
