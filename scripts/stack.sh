@@ -56,7 +56,7 @@
 # DIR/config.overlay.yaml, so later partial `up`s (PARTS=...), failover and reset-source keep using it; a
 # full `up` without CONFIG removes it (today's stack). From DIR/cdcache.yaml the stack derives Debezium's
 # properties (`cdcache debezium-config`, appended to its application.properties: a later key wins) and,
-# after the migrations and before Debezium starts, runs `cdcache prepare --apply` (docs/resources.md),
+# after the migrations and before Debezium starts, runs `cdcache prepare --apply` (README.md, "Your own tables"),
 # then `cdcache check-config`; a failing prepare or check-config stops `up` with its message. Keys the
 # stack sets per replica (http.listen, cdc.replica_id, postgres.conninfo, redis.*) are best left alone.
 #

@@ -1,6 +1,6 @@
 /* The pipeline around the replicas, derived from the declared resources alone: Debezium Server's
  * properties (captured tables, publication, topic prefix, stream names) and the SQL of `cdcache
- * prepare` (design: docs/resources.md, "Versions for tables that have none").
+ * prepare` (design: README.md, "Your own tables").
  *
  * prepare is option (a) of issue 14: a table declared without version_column gets a bookkeeping
  * column cdcache_version, filled from one global sequence by a BEFORE INSERT OR UPDATE trigger made
