@@ -556,6 +556,10 @@ static bool read_if_match(struct request *rq, int64_t *if_match)
 
 static void send_write_error(struct request *rq, int rc, const struct sql_error *e)
 {
+    static const struct sql_error none = {"refused by PostgreSQL", ""};
+
+    if (!e)
+        e = &none;
     if (rc == CDC_ENOTFOUND)
         send_problem(rq, P_NOT_FOUND, "no row with this key", NULL);
     else if (rc == CDC_ECONFLICT)
@@ -669,16 +673,17 @@ static void row_write(struct request *rq, const char *key, enum row_mode mode)
 
 static void row_delete(struct request *rq, const char *key)
 {
+    struct sql_error e = {"", ""};
     int64_t if_match, version = 0;
     int rc;
 
     if (!read_if_match(rq, &if_match))
         return;
-    rc = reads_delete_row(rq->srv->reads, rq->res, key, if_match, &version);
+    rc = reads_delete_row(rq->srv->reads, rq->res, key, if_match, &version, &e);
     if (schema_moved(rq, rc))
         return;
     if (rc) {
-        send_write_error(rq, rc, NULL);
+        send_write_error(rq, rc, &e);
         return;
     }
     /* the token a read presents to never be answered from the deleted row: any version after it */

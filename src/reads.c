@@ -71,9 +71,9 @@ static int op_update(void *db, const struct resource *r, const char *key, int64_
 }
 
 static int op_delete(void *db, const struct resource *r, const char *key, int64_t if_match,
-                     int64_t *version)
+                     int64_t *version, struct sql_error *e)
 {
-    return sql_delete(db, r, key, if_match, version);
+    return sql_delete(db, r, key, if_match, version, e);
 }
 
 static bool op_vouching(void *cdc)
@@ -207,9 +207,9 @@ int reads_update_row(struct reads *rd, const struct resource *r, const char *key
 }
 
 int reads_delete_row(struct reads *rd, const struct resource *r, const char *key,
-                     int64_t if_match, int64_t *version)
+                     int64_t if_match, int64_t *version, struct sql_error *e)
 {
-    int rc = rd->ops.row_delete(rd->db, r, key, if_match, version);
+    int rc = rd->ops.row_delete(rd->db, r, key, if_match, version, e);
 
     if (rd->cache && (rc == 0 || rc == CDC_ENOTFOUND))
         cache_evict(rd->cache, key_of(r, key));

@@ -67,7 +67,9 @@ static int failure(struct db *db, const struct resource *r, PGresult *res, struc
         if (!col && con && strcmp(state, "23514") == 0)
             check_column(db, r, con, e->field, sizeof(e->field));
     }
-    if (strcmp(state, "23505") == 0)
+    /* a taken key or unique value, a row others still reference or a reference to no row: the
+     * request conflicts with what the database holds (409, as PostgREST answers) */
+    if (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0)
         return CDC_EDUPLICATE;
     /* data exceptions (22...) and integrity constraints (23...): the request's values */
     if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
@@ -226,7 +228,7 @@ int sql_update(struct db *db, const struct resource *r, const char *key, int64_t
 }
 
 int sql_delete(struct db *db, const struct resource *r, const char *key, int64_t if_match,
-               int64_t *version)
+               int64_t *version, struct sql_error *e)
 {
     const char *params[2];
     char match[24];
@@ -244,7 +246,7 @@ int sql_delete(struct db *db, const struct resource *r, const char *key, int64_t
                r->columns[r->version].quoted, r->columns[r->version].quoted);
     res = db_exec(db, DB_STMT_DELETE, sql.data, 2, params, false);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = failure(db, r, res, NULL);
+        rc = failure(db, r, res, e);
     else if (PQntuples(res) == 0)
         rc = absent_or_conflict(db, r, key);
     else

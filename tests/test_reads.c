@@ -107,12 +107,13 @@ static int f_update(void *db, const struct resource *r, const char *key, int64_t
 }
 
 static int f_delete(void *db, const struct resource *r, const char *key, int64_t if_match,
-                    int64_t *version)
+                    int64_t *version, struct sql_error *e)
 {
     struct fake *f = db;
     int64_t id = id_of(key);
     (void)if_match;
     (void)r;
+    (void)e;
     if (f->version[id] == 0)
         return CDC_ENOTFOUND;
     *version = f->version[id];
@@ -313,7 +314,7 @@ Test(reads, a_delete_evicts)
     int64_t dv = 0;
     F.version[6] = 1;
     get(6, 0, 0, 1);
-    cr_assert_eq(reads_delete_row(R, &RES, key_text(6), -1, &dv), 0);
+    cr_assert_eq(reads_delete_row(R, &RES, key_text(6), -1, &dv, NULL), 0);
     cr_assert_eq(dv, 1, "a delete tells the deleted row's version (the read-your-writes token)");
     cr_assert_eq(get(6, 0, CDC_ENOTFOUND, 0), READS_MISS);
 }

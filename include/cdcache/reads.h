@@ -41,7 +41,7 @@ struct reads_ops {
                       const struct row_input *in, struct buf *out, int64_t *version,
                       struct sql_error *e);
     int (*row_delete)(void *db, const struct resource *r, const char *key, int64_t if_match,
-                      int64_t *version);
+                      int64_t *version, struct sql_error *e);
     /* true while the cache may answer reads (bounded staleness); called with vouch_arg */
     bool (*vouching)(void *vouch_arg);
     /* Test hook, NULL in production: runs between a miss's query and its fill. */
@@ -92,6 +92,6 @@ int reads_update_row(struct reads *rd, const struct resource *r, const char *key
                      int64_t if_match, const struct row_input *in, struct buf *out,
                      int64_t *version, struct sql_error *e);
 int reads_delete_row(struct reads *rd, const struct resource *r, const char *key,
-                     int64_t if_match, int64_t *version);
+                     int64_t if_match, int64_t *version, struct sql_error *e);
 
 #endif

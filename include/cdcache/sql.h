@@ -40,7 +40,7 @@ int sql_update(struct db *db, const struct resource *r, const char *key, int64_t
                const struct row_input *in, struct buf *out, int64_t *version, struct sql_error *e);
 /* Deletes; writes the deleted row's version. */
 int sql_delete(struct db *db, const struct resource *r, const char *key, int64_t if_match,
-               int64_t *version);
+               int64_t *version, struct sql_error *e);
 /* A page of the list f describes (its rows and byte bounds: filter.h): appends the rows' JSON
  * separated by commas to out. *next gets the next page's query string (empty when this is the last
  * page). */
