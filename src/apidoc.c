@@ -32,6 +32,8 @@
 #define APIDOC_STEM_MAX 96 /* a resource's component-name stem, e.g. "Customers" */
 #define APIDOC_REF_MAX  160
 #define APIDOC_IN_MAX   10 /* elements an in.() list is documented with (filter.h takes more) */
+#define JSON_VALUE_NAME "JsonValue"
+#define JSON_VALUE_REF  "#/components/schemas/" JSON_VALUE_NAME
 
 /* The template's path keys and the components only the template uses (removed from the output). */
 #define TEMPLATE_COLLECTION "/items"
@@ -356,16 +358,21 @@ static cJSON *kind_schema(const struct resource_column *c, bool request)
     case CODEC_FLOAT4:
     case CODEC_FLOAT8:
         num = typed("number");
-        if (t->kind == CODEC_FLOAT4 && request) {
-            put_raw(num, "minimum", "-3.4028234663852886e38");
-            put_raw(num, "maximum", "3.4028234663852886e38");
+        if (request) { /* a number past the type's range is a 400, not an infinity */
+            bool single = t->kind == CODEC_FLOAT4;
+            put_raw(num, "minimum", single ? "-3.4028234663852886e38" : "-1.7976931348623157e308");
+            put_raw(num, "maximum", single ? "3.4028234663852886e38" : "1.7976931348623157e308");
         }
         return one_of2("oneOf", num, string_enum(nan_inf, 3));
     case CODEC_BOOL:
         return typed("boolean");
     case CODEC_JSON:
         s = obj();
-        put_str(s, "description", "Any JSON value (json/jsonb): the value itself, not a string.");
+        if (request) /* any JSON PostgreSQL's jsonb takes: no NUL in its strings */
+            put_str(s, "$ref", JSON_VALUE_REF);
+        else
+            put_str(s, "description",
+                    "Any JSON value (json/jsonb): the value itself, not a string.");
         return s;
     case CODEC_UUID:
         s = typed("string");
@@ -409,6 +416,49 @@ static cJSON *kind_schema(const struct resource_column *c, bool request)
             put_str(s, "pattern", "^" RE_NONUL "*$");
         return s;
     }
+}
+
+/* The request schema of a json/jsonb value, added to the components when a body uses it: any JSON
+ * whose strings and member names hold no NUL (jsonb refuses \u0000). */
+static cJSON *json_value_schema(void)
+{
+    cJSON *s = obj(), *any = put(s, "anyOf", arr()), *e, *ref;
+
+    put_str(
+        s, "description",
+        "Any JSON value (json/jsonb), written as itself; strings and member names without NUL.");
+    e = typed("string");
+    put_str(e, "pattern", "^" RE_NONUL "*$");
+    push(any, e);
+    e = obj();
+    {
+        cJSON *t = put(e, "type", arr());
+        push_str(t, "number");
+        push_str(t, "boolean");
+        push_str(t, "null");
+    }
+    push(any, e);
+    e = typed("array");
+    ref = put(e, "items", obj());
+    put_str(ref, "$ref", JSON_VALUE_REF);
+    push(any, e);
+    e = typed("object");
+    ref = put(e, "additionalProperties", obj());
+    put_str(ref, "$ref", JSON_VALUE_REF);
+    put_str(put(e, "propertyNames", obj()), "pattern", "^" RE_NONUL "*$");
+    push(any, e);
+    return s;
+}
+
+static bool uses_ref(const cJSON *n, const char *ref)
+{
+    const cJSON *r = cJSON_IsObject(n) ? cJSON_GetObjectItemCaseSensitive(n, "$ref") : NULL;
+    if (cJSON_IsString(r) && strcmp(r->valuestring, ref) == 0)
+        return true;
+    for (const cJSON *c = n->child; c; c = c->next)
+        if (uses_ref(c, ref))
+            return true;
+    return false;
 }
 
 /* s, or null too. A schema with a single "type" gets ["type","null"] (keywords of that type do
@@ -1144,12 +1194,59 @@ static int yaml_quoted(struct buf *out, const char *s)
     return rc;
 }
 
-/* A scalar, an empty collection, or a flow-free marker that a block follows. */
-static int yaml_scalar(struct buf *out, const cJSON *v)
+static int yaml_indent(struct buf *out, int n);
+
+/* True when s reads back exactly as a literal block scalar ("|" or "|-"): several lines, none
+ * with a control character or a YAML 1.1 line break (NEL, LS, PS), not starting with a space (that
+ * would need an indentation indicator), at most one final newline. */
+static bool yaml_literal_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || !strchr(s, '\n') || s[0] == ' ' || s[0] == '\n' ||
+        (n >= 2 && s[n - 1] == '\n' && s[n - 2] == '\n'))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p < 0x20 && *p != '\n') || *p == 0x7f)
+            return false;
+        if ((p[0] == 0xc2 && p[1] == 0x85) ||
+            (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)))
+            return false;
+        if (*p == '\n' && p[1] == ' ')
+            return false; /* a more-indented line is kept, but reads oddly: quote instead */
+    }
+    return true;
+}
+
+/* s as a literal block at indent (after "key: "). */
+static int yaml_literal(struct buf *out, const char *s, int indent)
+{
+    size_t n = strlen(s);
+    int rc = buf_puts(out, s[n - 1] == '\n' ? "|\n" : "|-\n");
+
+    while (!rc && *s) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl ? (size_t)(nl - s) : strlen(s);
+        if (len)
+            rc = yaml_indent(out, indent);
+        if (!rc)
+            rc = buf_append(out, s, len);
+        if (!rc && (nl ? nl[1] != '\0' : false))
+            rc = buf_puts(out, "\n");
+        s += len + (nl ? 1 : 0);
+    }
+    return rc;
+}
+
+/* A scalar, an empty collection, or a flow-free marker that a block follows. indent: where a
+ * literal block's lines go (-1: never a block). */
+static int yaml_scalar(struct buf *out, const cJSON *v, int indent)
 {
     char *t;
     int rc;
 
+    if (cJSON_IsString(v) && indent >= 0 && yaml_literal_ok(v->valuestring))
+        return yaml_literal(out, v->valuestring, indent);
     if (cJSON_IsString(v))
         return yaml_quoted(out, v->valuestring);
     if (cJSON_IsObject(v))
@@ -1199,7 +1296,7 @@ static int yaml_members(struct buf *out, const cJSON *v, int indent, bool first_
         } else if (!rc) {
             rc = buf_puts(out, ": ");
             if (!rc)
-                rc = yaml_scalar(out, m);
+                rc = yaml_scalar(out, m, indent + 2);
             if (!rc)
                 rc = buf_puts(out, "\n");
         }
@@ -1227,7 +1324,7 @@ static int yaml_node(struct buf *out, const cJSON *v, int indent)
             if (!rc)
                 rc = yaml_node(out, e, indent + 2);
         } else {
-            rc = yaml_scalar(out, e);
+            rc = yaml_scalar(out, e, -1);
             if (!rc)
                 rc = buf_puts(out, "\n");
         }
@@ -1304,6 +1401,8 @@ int apidoc_render(const struct resource_set *set, const char *base_json, size_t 
     }
     cJSON_ReplaceItemInObjectCaseSensitive(doc, "paths", newpaths);
     newpaths = NULL;
+    if (uses_ref(x.schemas, JSON_VALUE_REF))
+        put(x.schemas, JSON_VALUE_NAME, json_value_schema());
     rebuild_tags(doc, set);
     rebuild_index(x.schemas, set);
 

@@ -251,6 +251,7 @@ Test(apidoc, methods_limit_operations_and_components)
     set->r[1].methods = RESOURCE_GET;                 /* customers: read-only */
     set->r[2].methods = RESOURCE_GET | RESOURCE_POST; /* orders: no updates or deletes */
     render(set, &d);
+    cr_assert_null(at(d.root, "components|schemas|JsonValue"), "no body takes json");
     cr_assert_not_null(at(d.root, "paths|/customers|get"));
     cr_assert_null(at(d.root, "paths|/customers|post"));
     cr_assert_null(at(d.root, "paths|/customers|put"));
@@ -389,6 +390,19 @@ Test(apidoc, request_bodies_follow_the_write_rules)
     }
     cr_assert_eq(at(s, "properties|name|maxLength")->valueint, 200);
     cr_assert(type_has(at(s, "properties|tags"), "array"));
+    /* jsonb: any JSON without NUL (a component, present only when a body uses it); nullable */
+    cr_assert_str_eq(str_at(cJSON_GetArrayItem(at(s, "properties|profile|anyOf"), 0), "$ref"),
+                     "#/components/schemas/JsonValue");
+    cr_assert_not_null(at(d.root, "components|schemas|JsonValue|anyOf"));
+    /* floats: NaN and the infinities as strings, numbers within the type's range */
+    {
+        cJSON *nn = cJSON_GetArrayItem(at(s, "properties|score|anyOf"), 0);
+        cJSON *num = cJSON_GetArrayItem(at(nn, "oneOf"), 0);
+        cr_assert(type_has(num, "number"));
+        cr_assert_not_null(at(num, "maximum"));
+        cr_assert_not_null(strstr(d.json.data, "\"maximum\":1.7976931348623157e308}"));
+        cr_assert(array_has(at(cJSON_GetArrayItem(at(nn, "oneOf"), 1), "enum"), "-Infinity"));
+    }
     /* replace: the key is the path's; the same required set */
     s = schema(&d, "CustomersReplace");
     cr_assert_null(at(s, "properties|id"));
