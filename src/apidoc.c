@@ -758,7 +758,7 @@ static cJSON *body_object(const struct resource *r, enum body_kind kind)
 static void re_escape(struct buf *b, const char *s)
 {
     for (; *s; s++) {
-        if (strchr("\\^$.|?*+()[]{}/", *s))
+        if (strchr("\\^$.|?*+()[]{}", *s))
             buf_append(b, "\\", 1);
         buf_append(b, s, 1);
     }

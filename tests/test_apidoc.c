@@ -516,3 +516,27 @@ Test(apidoc, dump)
         resource_set_free(set);
     }
 }
+
+Test(apidoc, names_that_are_not_identifiers)
+{
+    struct resource_set *set = make_set(true);
+    struct doc d;
+
+    /* a route with a hyphen and a key column that cannot be a path template's name */
+    free(set->r[2].name);
+    set->r[2].name = xstrdup("order-lines");
+    free(set->r[2].columns[0].name);
+    set->r[2].columns[0].name = xstrdup("Order ID");
+    render(set, &d);
+    cr_assert_not_null(at(d.root, "paths|/order-lines|get"));
+    cr_assert_not_null(at(d.root, "paths|/order-lines/{key}|get"));
+    cr_assert_str_eq(str_at(d.root, "paths|/order-lines|get|operationId"), "listOrderLines");
+    cr_assert_str_eq(str_at(d.root, "components|parameters|OrderLinesKey|name"), "key");
+    cr_assert_not_null(at(d.root, "components|schemas|OrderLinesRow|properties|Order ID"));
+    cr_assert_str_eq(str_at(d.root, "components|headers|OrderLinesLocation|schema|pattern"),
+                     "^/order-lines/[^/]+$");
+    /* the YAML quotes what is not a plain key */
+    cr_assert_not_null(strstr(d.yaml.data, "\n        \"Order ID\":\n"));
+    doc_free(&d);
+    resource_set_free(set);
+}
