@@ -360,8 +360,9 @@ static cJSON *kind_schema(const struct resource_column *c, bool request)
         num = typed("number");
         if (request) { /* a number past the type's range is a 400, not an infinity */
             bool single = t->kind == CODEC_FLOAT4;
-            put_raw(num, "minimum", single ? "-3.4028234663852886e38" : "-1.7976931348623157e308");
-            put_raw(num, "maximum", single ? "3.4028234663852886e38" : "1.7976931348623157e308");
+            put_raw(num, "minimum",
+                    single ? "-3.4028234663852886e+38" : "-1.7976931348623157e+308");
+            put_raw(num, "maximum", single ? "3.4028234663852886e+38" : "1.7976931348623157e+308");
         }
         return one_of2("oneOf", num, string_enum(nan_inf, 3));
     case CODEC_BOOL:
@@ -1238,6 +1239,27 @@ static int yaml_literal(struct buf *out, const char *s, int indent)
     return rc;
 }
 
+/* A JSON number (or true/false/null) as YAML 1.1 and 1.2 both read it: YAML 1.1 (PyYAML) takes an
+ * exponent only after a '.' and with a sign, so "1e308" is written "1.0e+308". */
+static int yaml_number(struct buf *out, const char *t)
+{
+    const char *e = (t[0] == '-' || (t[0] >= '0' && t[0] <= '9')) ? strpbrk(t, "eE") : NULL;
+    int rc;
+
+    if (!e)
+        return buf_puts(out, t);
+    rc = buf_append(out, t, (size_t)(e - t));
+    if (!rc && !memchr(t, '.', (size_t)(e - t)))
+        rc = buf_puts(out, ".0");
+    if (!rc)
+        rc = buf_puts(out, "e");
+    if (!rc && e[1] != '+' && e[1] != '-')
+        rc = buf_puts(out, "+");
+    if (!rc)
+        rc = buf_puts(out, e + 1);
+    return rc;
+}
+
 /* A scalar, an empty collection, or a flow-free marker that a block follows. indent: where a
  * literal block's lines go (-1: never a block). */
 static int yaml_scalar(struct buf *out, const cJSON *v, int indent)
@@ -1253,13 +1275,13 @@ static int yaml_scalar(struct buf *out, const cJSON *v, int indent)
         return buf_puts(out, "{}");
     if (cJSON_IsArray(v))
         return buf_puts(out, "[]");
-    t = cJSON_PrintUnformatted(
-        v); /* numbers, raw numbers, true, false, null: as JSON writes them */
+    /* numbers, raw numbers, true, false, null: as JSON writes them */
+    t = cJSON_PrintUnformatted(v);
     if (!t) {
         fputs("cdcache: out of memory (apidoc)\n", stderr);
         abort();
     }
-    rc = buf_puts(out, t);
+    rc = yaml_number(out, t);
     cJSON_free(t);
     return rc;
 }

@@ -400,7 +400,7 @@ Test(apidoc, request_bodies_follow_the_write_rules)
         cJSON *num = cJSON_GetArrayItem(at(nn, "oneOf"), 0);
         cr_assert(type_has(num, "number"));
         cr_assert_not_null(at(num, "maximum"));
-        cr_assert_not_null(strstr(d.json.data, "\"maximum\":1.7976931348623157e308}"));
+        cr_assert_not_null(strstr(d.json.data, "\"maximum\":1.7976931348623157e+308}"));
         cr_assert(array_has(at(cJSON_GetArrayItem(at(nn, "oneOf"), 1), "enum"), "-Infinity"));
     }
     /* replace: the key is the path's; the same required set */
@@ -460,6 +460,9 @@ Test(apidoc, output_is_deterministic_and_ids_unique)
     /* YAML: keys that YAML 1.1 would misread are quoted; strings are double-quoted */
     cr_assert_not_null(strstr(a.yaml.data, "\n        \"200\":\n"));
     cr_assert_not_null(strstr(a.yaml.data, "openapi: \"3.1.0\"\n"));
+    /* numbers with an exponent as YAML 1.1 reads them too (a '.' and a signed exponent) */
+    cr_assert_not_null(strstr(a.yaml.data, "maximum: 1.7976931348623157e+308\n"));
+    cr_assert_not_null(strstr(a.yaml.data, "required: true\n"));
     doc_free(&a);
     doc_free(&b);
     resource_set_free(set);
