@@ -7,6 +7,7 @@
  * answered by civetweb_error(), so every error is application/problem+json. openapi.yaml describes
  * all of it. */
 #include "cdcache/http.h"
+#include "cdcache/apidoc.h"
 #include "cdcache/auth.h"
 #include "cdcache/catalog.h"
 #include "cdcache/codec.h"
@@ -25,6 +26,7 @@
 
 #include <assert.h>
 #include <civetweb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +35,23 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The OpenAPI document of one resource set (apidoc.h), rendered once per set generation. Replaced
+ * documents are kept (retired) until the server is freed: a worker may still be writing one. */
+struct http_doc {
+    uint64_t generation;
+    char *json, *yaml;
+    size_t json_len, yaml_len;
+    struct http_doc *retired;
+};
+
 struct http_server {
     struct mg_context *ctx;
     struct mg_context
         *admin; /* http.admin_listen: /health, /ready, /metrics on their own threads */
     struct reads *reads;
     struct catalog *catalog;
+    pthread_mutex_t doc_lock;     /* guards building and publishing doc */
+    _Atomic(struct http_doc *) doc; /* the current set's document; read lock-free */
     struct auth *auth;
     struct auth **res_auth; /* per resource: its own tokens, or a copy of the global ones */
     size_t nres_auth;
@@ -889,6 +902,52 @@ static bool authorized(struct request *rq, bool write)
     return false;
 }
 
+/* The document for the current resource set, rendered on first use after a (re)load. NULL only if
+ * the first render failed. */
+static const struct http_doc *served_doc(struct http_server *srv)
+{
+    const struct resource_set *set = catalog_current(srv->catalog);
+    struct http_doc *d = atomic_load(&srv->doc);
+
+    if (d && d->generation == set->generation)
+        return d;
+    pthread_mutex_lock(&srv->doc_lock);
+    d = atomic_load(&srv->doc);
+    if (!d || d->generation != set->generation) {
+        struct buf j, y;
+        buf_init(&j, 16u << 20);
+        buf_init(&y, 16u << 20);
+        if (apidoc_render(set, openapi_json, openapi_json_len, &j, &y) == 0) {
+            struct http_doc *n = xcalloc(1, sizeof(*n));
+            n->generation = set->generation;
+            n->json = buf_steal(&j, &n->json_len);
+            n->yaml = buf_steal(&y, &n->yaml_len);
+            n->retired = d;
+            atomic_store(&srv->doc, n);
+            d = n;
+        } else {
+            LOG_ERROR("http: cannot render the OpenAPI document for the resources");
+        }
+        buf_free(&j);
+        buf_free(&y);
+    }
+    pthread_mutex_unlock(&srv->doc_lock);
+    return d;
+}
+
+static void send_doc(struct request *rq, bool yaml)
+{
+    const struct http_doc *d = served_doc(rq->srv);
+
+    rq->route = ROUTE_OPENAPI;
+    if (!d)
+        send_problem(rq, P_INTERNAL, "the API description could not be rendered", NULL);
+    else if (yaml)
+        send_response(rq, 200, "application/yaml", d->yaml, d->yaml_len);
+    else
+        send_response(rq, 200, "application/json", d->json, d->json_len);
+}
+
 /* GET /: links to what the API serves, every resource first. */
 static void index_page(struct request *rq)
 {
@@ -1113,12 +1172,10 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
             index_page(&rq);
             break;
         case RT_OPENAPI_YAML:
-            rq.route = ROUTE_OPENAPI;
-            send_response(&rq, 200, "application/yaml", openapi_yaml, openapi_yaml_len);
+            send_doc(&rq, true);
             break;
         case RT_OPENAPI_JSON:
-            rq.route = ROUTE_OPENAPI;
-            send_response(&rq, 200, "application/json", openapi_json, openapi_json_len);
+            send_doc(&rq, false);
             break;
         case RT_HEALTH: {
             static const char ok[] = "{\"status\":\"ok\"}";
@@ -1320,6 +1377,11 @@ struct http_server *http_start(const struct config *cfg, struct catalog *catalog
 
     srv->cfg = cfg;
     srv->catalog = catalog;
+    pthread_mutex_init(&srv->doc_lock, NULL);
+    if (!served_doc(srv)) {
+        snprintf(err, errlen, "cannot render the OpenAPI document for the declared resources");
+        goto fail_auth;
+    }
     srv->cache = cache;
     srv->db = db;
     srv->cdc = cdc;
