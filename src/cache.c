@@ -485,8 +485,10 @@ static void account_locked(struct cache_shard *s, const struct cache_value *v, b
 }
 
 static void remove_locked(struct cache *c, struct cache_shard *s, struct cache_value *nd);
-static void sweep_locked(struct cache *c, struct cache_shard *s, size_t need,
+static void sweep_locked(struct cache *c, struct cache_shard *s, bool until_room, size_t need,
                          const struct cache_value *keep, size_t steps);
+static bool make_room_locked(struct cache *c, struct cache_shard *s, size_t need,
+                             const struct cache_value *keep);
 
 /* Finds key's live node and moves it to the front of its chain, so that at load factor 2 the keys
  * being read sit first and a hit on a hot key does not walk through cold nodes (each a cache
@@ -540,7 +542,11 @@ static struct cache_value *insert_locked(struct cache *c, struct cache_shard *s,
     struct cache_value *nd = entry_new(k, gen, 0, true, NULL, 0);
     size_t j;
 
-    sweep_locked(c, s, 0, NULL, 4); /* no pressure needed to give a flushed resource's bytes back */
+    sweep_locked(c, s, false, 0, NULL, 4); /* without pressure, a flushed resource's bytes too */
+    /* A lease node is charged like any entry (a long key makes it up to ~600 bytes). When nothing
+     * can go (every entry leased), it is linked anyway: the excess is bounded by the fills in
+     * flight, and their fills or aborts take it back. */
+    make_room_locked(c, s, entry_cost(nd), NULL);
     if (s->count >= 2 * s->nbuckets)
         grow_locked(c, s);
     j = k->h & (s->nbuckets - 1);
@@ -583,9 +589,9 @@ static void remove_locked(struct cache *c, struct cache_shard *s, struct cache_v
     cache_value_release(nd);
 }
 
-/* Unlinks dead entries at the sweep cursor, at most steps nodes, and (need > 0) only while need
+/* Unlinks dead entries at the sweep cursor, at most steps nodes, and (until_room) only while need
  * more bytes do not fit. A new cache_flush_resource() restarts the walk from the tail. */
-static void sweep_locked(struct cache *c, struct cache_shard *s, size_t need,
+static void sweep_locked(struct cache *c, struct cache_shard *s, bool until_room, size_t need,
                          const struct cache_value *keep, size_t steps)
 {
     uint64_t f = atomic_load_explicit(&c->flush_count, memory_order_acquire);
@@ -595,7 +601,7 @@ static void sweep_locked(struct cache *c, struct cache_shard *s, size_t need,
         s->sweep = s->tail;
         s->sweeping = true;
     }
-    while (s->sweeping && steps-- > 0 && (need == 0 || s->bytes + need > s->max_bytes)) {
+    while (s->sweeping && steps-- > 0 && (!until_room || s->bytes + need > s->max_bytes)) {
         struct cache_value *nd = s->sweep;
         if (!nd) {
             s->sweeping = false; /* reached the head: every older entry was looked at */
@@ -616,7 +622,7 @@ static bool make_room_locked(struct cache *c, struct cache_shard *s, size_t need
 {
     size_t budget = 2 * s->count + 2;
 
-    sweep_locked(c, s, need, keep, SIZE_MAX); /* dead entries go first */
+    sweep_locked(c, s, true, need, keep, SIZE_MAX); /* dead entries go first */
     while (s->bytes + need > s->max_bytes) {
         struct cache_value *nd = s->hand ? s->hand : s->tail;
         if (!nd || budget-- == 0)
@@ -651,7 +657,8 @@ static int replace_locked(struct cache *c, struct cache_shard *s, struct cache_v
         *why = CACHE_REJECT_TOO_LARGE;
         goto fail;
     }
-    if (vc > nc && !make_room_locked(c, s, vc - nc, nd)) {
+    /* also when v is no larger: a lease node linked over the bound (insert_locked) is put right */
+    if (!make_room_locked(c, s, vc > nc ? vc - nc : 0, nd)) {
         *why = CACHE_REJECT_NO_ROOM;
         goto fail;
     }
