@@ -69,6 +69,13 @@
 #include <time.h>
 
 void (*cache_test_before_fill)(struct cache_key key);
+uint64_t (*cache_test_hash)(uint64_t h);
+
+/* The key hash as the cache uses it: the test hook may weaken it to force collisions. */
+static inline uint64_t hash_final(uint64_t h)
+{
+    return cache_test_hash ? cache_test_hash(h) : h;
+}
 
 #define TOUCH_RING 64
 
@@ -247,9 +254,9 @@ static void kref_init(const struct cache *c, struct cache_key key, struct kref *
     k->rk = key.res << 16 | key.len;
     if (key.len <= KEY_INLINE) {
         k->kw = key_word(key.p, key.len);
-        k->h = hash_short(c->seed, k->kw, k->rk);
+        k->h = hash_final(hash_short(c->seed, k->kw, k->rk));
     } else {
-        k->h = hash_long(c->seed, key.p, key.len, k->rk);
+        k->h = hash_final(hash_long(c->seed, key.p, key.len, k->rk));
         k->kw = k->h;
     }
 }
@@ -280,7 +287,7 @@ static inline size_t key_out(size_t key_len)
 
 static uint64_t entry_hash(const struct cache *c, const struct cache_value *v)
 {
-    return entry_klen(v) <= KEY_INLINE ? hash_short(c->seed, v->kw, v->rk) : v->kw;
+    return entry_klen(v) <= KEY_INLINE ? hash_final(hash_short(c->seed, v->kw, v->rk)) : v->kw;
 }
 
 static inline bool entry_is(const struct cache_value *v, const struct kref *k)

@@ -920,3 +920,114 @@ Test(cache, metrics_keep_the_totals_and_label_each_resource)
     buf_free(&out);
     cache_destroy(c);
 }
+
+/* --- every key in one hash chain: equality must rest on resource and bytes, not on the hash --- */
+
+static uint64_t one_hash(uint64_t h)
+{
+    (void)h;
+    return 0x5eed;
+}
+
+static void collide(void)
+{
+    cache_test_hash = one_hash;
+}
+
+static void uncollide(void)
+{
+    cache_test_hash = NULL;
+}
+
+TestSuite(cache_collide, .init = collide, .fini = uncollide);
+
+Test(cache_collide, resources_keys_and_lengths_are_told_apart)
+{
+    struct cache *c = mk_res(1 << 20, 4, 3);
+    char a[CACHE_MAX_KEY], b[CACHE_MAX_KEY];
+    static const size_t lens[] = {9, 16, 17, 64, CACHE_MAX_KEY};
+
+    memset(a, 'x', sizeof(a));
+    memcpy(b, a, sizeof(b));
+    fill_ok(c, kb(0, "42", 2), 1, "r0 42");
+    fill_ok(c, kb(1, "42", 2), 2, "r1 42");
+    fill_ok(c, kb(0, "abc", 3), 3, "abc");
+    fill_ok(c, kb(0, "abc\0", 4), 4, "abc nul");
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        size_t L = lens[i];
+        char body[32];
+        b[L - 1] = 'y';
+        snprintf(body, sizeof(body), "a %zu", L);
+        fill_ok(c, kb(0, a, L), 10, body);
+        snprintf(body, sizeof(body), "b %zu", L);
+        fill_ok(c, kb(0, b, L), 11, body);
+        snprintf(body, sizeof(body), "r2 a %zu", L);
+        fill_ok(c, kb(2, a, L), 12, body);
+        b[L - 1] = 'x';
+    }
+    expect_body(c, kb(0, "42", 2), 1, "r0 42");
+    expect_body(c, kb(1, "42", 2), 2, "r1 42");
+    expect_body(c, kb(0, "abc", 3), 3, "abc");
+    expect_body(c, kb(0, "abc\0", 4), 4, "abc nul");
+    cr_assert(is_miss(c, kb(2, "42", 2)));
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        size_t L = lens[i];
+        char body[32];
+        b[L - 1] = 'y';
+        snprintf(body, sizeof(body), "a %zu", L);
+        expect_body(c, kb(0, a, L), 10, body);
+        snprintf(body, sizeof(body), "b %zu", L);
+        expect_body(c, kb(0, b, L), 11, body);
+        snprintf(body, sizeof(body), "r2 a %zu", L);
+        expect_body(c, kb(2, a, L), 12, body);
+        cr_assert(is_miss(c, kb(1, a, L)));
+        b[L - 1] = 'x';
+    }
+    /* evicting one of the colliding keys leaves the others */
+    cr_assert(cache_evict(c, kb(1, "42", 2)));
+    expect_body(c, kb(0, "42", 2), 1, "r0 42");
+    cr_assert(cache_evict(c, kb(0, a, 64)));
+    expect_body(c, kb(2, a, 64), 12, "r2 a 64");
+    cache_destroy(c);
+}
+
+/* Under one hash, an event on (0, "30") still says nothing about (1, "30"); a key of the same
+ * resource and hash may look touched (safe: it only refuses a fill). */
+Test(cache_collide, lease_since_tells_resources_apart)
+{
+    struct cache *c = mk_res(1 << 20, 1, 2);
+    uint64_t before = cache_epoch(c);
+
+    cache_evict(c, ikr(0, 30));
+    cr_assert_eq(cache_lease_since(c, ikr(0, 30), before), 0);
+    cr_assert_neq(cache_lease_since(c, ikr(1, 30), before), 0);
+    cache_destroy(c);
+}
+
+Test(cache_collide, flush_resource_and_the_bound_under_one_chain)
+{
+    size_t per = cache_entry_cost(20, 50);
+    struct cache *c = mk_res(per * 16, 1, 2);
+    char key[20], body[50];
+    struct cache_stats st;
+
+    memset(body, 'c', sizeof(body));
+    for (int n = 0; n < 200; n++) {
+        struct cache_value *v = NULL;
+        uint64_t lease = 0;
+        memset(key, 'k', sizeof(key));
+        snprintf(key, sizeof(key), "%d", n);
+        if (cache_lookup(c, kb((unsigned)n % 2, key, sizeof(key)), 0, &v, &lease) == CACHE_MISS)
+            cache_fill(c, kb((unsigned)n % 2, key, sizeof(key)), lease, 1, body, sizeof(body),
+                       NULL);
+        else
+            cache_value_release(v);
+        if (n % 50 == 49)
+            cache_flush_resource(c, 1);
+        cache_stats(c, &st);
+        cr_assert_leq(st.bytes, per * 16);
+    }
+    cache_stats_resource(c, 1, &st);
+    cr_assert_eq(st.entries, 0);
+    cache_destroy(c);
+}

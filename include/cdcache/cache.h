@@ -147,5 +147,9 @@ size_t cache_entry_cost(size_t key_len, size_t len);
 /* Test hook, NULL in production: called by cache_fill() before it takes the shard lock, so a test
  * can force an invalidation between a fill's query and its install deterministically. */
 extern void (*cache_test_before_fill)(struct cache_key key);
+/* Test hook, NULL in production: set before cache_create() and kept until cache_destroy(), it
+ * replaces each key's hash h with its result, so a test can make every key collide (return a
+ * constant) and check that keys are still told apart by their resource and bytes. */
+extern uint64_t (*cache_test_hash)(uint64_t h);
 
 #endif
