@@ -142,8 +142,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (cfg->cache_enabled) {
-        struct cache_options co = {(size_t)cfg->cache_max_bytes, (unsigned)cfg->cache_shards,
-                                   cfg->cache_negative_entries, (int)cfg->cache_fill_wait_ms};
+        /* every resource index the server may use (the config's resources are the lead's) */
+        struct cache_options co = {.max_bytes = (size_t)cfg->cache_max_bytes,
+                                   .shards = (unsigned)cfg->cache_shards,
+                                   .resources = CACHE_MAX_RESOURCES,
+                                   .negative_entries = cfg->cache_negative_entries,
+                                   .fill_wait_ms = (int)cfg->cache_fill_wait_ms};
         cache = cache_create(&co);
     }
     db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms,
