@@ -94,7 +94,8 @@ static void *misses(void *arg)
         struct cache_value *v;
         uint64_t lease;
         char kb[20];
-        struct cache_key key = {0, u64_dec(xorshift(&seed) % 1000000000 + KEYS + 10, kb), kb};
+        /* ids of at most 8 digits, inline like items' (a 9-digit one is stored out of line) */
+        struct cache_key key = {0, u64_dec(xorshift(&seed) % 90000000 + KEYS + 10, kb), kb};
         if (cache_lookup(c, key, 0, &v, &lease) == CACHE_MISS)
             cache_fill_abort(c, key, lease);
         else

@@ -155,12 +155,7 @@ struct cache_shard {
 } __attribute__((aligned(64)));
 
 struct cache {
-    _Atomic uint64_t epoch;       /* counts invalidations (events, evictions by writes, flushes) */
-    _Atomic uint64_t flush_epoch; /* epoch of the last whole flush */
-    _Atomic uint32_t gen[CACHE_MAX_RESOURCES];             /* each resource's generation */
-    _Atomic uint64_t res_flush_epoch[CACHE_MAX_RESOURCES]; /* epoch of its last flush */
-    _Atomic uint64_t res_flushes[CACHE_MAX_RESOURCES];     /* cache_flush_resource() calls */
-    _Atomic uint64_t flush_count; /* cache_flush_resource() calls, every resource's */
+    /* Read by every call; written only by cache_create() and cache_flush_resource() (gen). */
     struct cache_shard *shards;
     unsigned nshards;
     unsigned nres;
@@ -168,6 +163,15 @@ struct cache {
     bool negative_entries;
     int fill_wait_ms;
     size_t max_bytes;
+    _Atomic uint32_t gen[CACHE_MAX_RESOURCES]; /* each resource's generation */
+    /* Written by every change event: kept off the lines above, which every hit reads. The
+     * allocation is only 16-aligned, so a whole line of padding rather than an alignment. */
+    char pad_[64];
+    _Atomic uint64_t epoch;       /* counts invalidations (events, evictions by writes, flushes) */
+    _Atomic uint64_t flush_epoch; /* epoch of the last whole flush */
+    _Atomic uint64_t flush_count; /* cache_flush_resource() calls, every resource's */
+    _Atomic uint64_t res_flush_epoch[CACHE_MAX_RESOURCES]; /* epoch of each one's last flush */
+    _Atomic uint64_t res_flushes[CACHE_MAX_RESOURCES];     /* cache_flush_resource() calls */
 };
 
 static const char *const reject_names[] = {
@@ -848,8 +852,11 @@ int cache_fill(struct cache *c, struct cache_key key, uint64_t lease, int64_t ve
     int rc = CDC_EREJECTED;
 
     if (!key_ok(c, key)) {
-        reason = CACHE_REJECT_TOO_LARGE; /* the key is past CACHE_MAX_KEY */
-        goto out;
+        /* the key is past CACHE_MAX_KEY: counted (in shard 0, it has no shard of its own) */
+        reason = CACHE_REJECT_TOO_LARGE;
+        s = &c->shards[0];
+        pthread_mutex_lock(&s->lock);
+        goto out_count;
     }
     kref_init(c, key, &k);
     s = shard_of(c, &k);
@@ -878,7 +885,6 @@ out_count:
     if (rc)
         s->st.rejected[reason]++;
     pthread_mutex_unlock(&s->lock);
-out:
     if (rc && why)
         *why = reason;
     return rc;

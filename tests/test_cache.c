@@ -518,6 +518,13 @@ Test(cache, key_longer_than_the_max_is_never_cached)
     lease = cache_lease(c, kb(0, big, sizeof(big)));
     cr_assert_neq(lease, 0);
     cr_assert_eq(cache_fill(c, kb(0, big, sizeof(big)), lease, 1, "x", 1, &why), CDC_EREJECTED);
+    cr_assert_eq(why, CACHE_REJECT_TOO_LARGE);
+    {
+        struct cache_stats st;
+        cache_stats(c, &st);
+        cr_assert_eq(st.rejected[CACHE_REJECT_TOO_LARGE], 1, "every fill is installed or counted");
+        cr_assert_eq(st.entries, 0);
+    }
     cr_assert_eq(cache_lease_since(c, kb(0, big, sizeof(big)), cache_epoch(c)), 0);
     cr_assert_eq(cache_apply(c, kb(0, big, sizeof(big)), 2, "y", 1), CACHE_ABSENT);
     cache_destroy(c);

@@ -27,18 +27,19 @@ struct cache_key {
     const char *p;
 };
 
-/* An immutable cached response: the pre-rendered item JSON and its version. Refcounted: a reader
+/* An immutable cached response: the pre-rendered row JSON and its version. Refcounted: a reader
  * that got it from cache_lookup() may write body to a socket while the CDC thread evicts the entry.
  */
 struct cache_value;
 
 /* Why a fill was not installed. Every fill is either installed or counted under one of these. */
-#define CACHE_REJECT_REASONS(X)                                                                     \
-    X(LEASE_VOID, "lease_void")     /* an invalidation for the key arrived while the fill ran */    \
-    X(NOT_NEWER, "not_newer")       /* the cache already holds this version or a newer one */       \
-    X(TOO_LARGE, "too_large")       /* larger than a shard's share of the bound (or than 16 MiB,    \
-                                       or a version past 2^39 - 1, which the header cannot hold) */ \
-    X(NO_ROOM, "no_room")           /* nothing could be evicted to make room */                     \
+#define CACHE_REJECT_REASONS(X)                                                                    \
+    X(LEASE_VOID, "lease_void")     /* an invalidation for the key arrived while the fill ran */   \
+    X(NOT_NEWER, "not_newer")       /* the cache already holds this version or a newer one */      \
+    X(TOO_LARGE, "too_large")       /* larger than a shard's share of the bound (or than 16 MiB,   \
+                                       a key past CACHE_MAX_KEY, or a version past 2^39 - 1,       \
+                                       which the header cannot hold) */                            \
+    X(NO_ROOM, "no_room")           /* nothing could be evicted to make room */                    \
     X(NEGATIVE_OFF, "negative_off") /* negative entries are disabled */
 
 enum cache_reject {
@@ -123,7 +124,10 @@ void cache_flush_resource(struct cache *c, unsigned res);
 
 void cache_stats(struct cache *c, struct cache_stats *out);
 /* One resource's figures: hits, misses, negative_hits, fills, refreshes, evictions, invalidations,
- * flushes, entries and bytes (the others are 0). res < the resources given to cache_create(). */
+ * flushes, entries and bytes (the others are 0). res < the resources given to cache_create().
+ * flushes counts the resource's own flushes and whole-cache ones; entries and bytes count its
+ * entries of the current generation (a flushed entry not yet unlinked still counts in
+ * cache_stats()'s totals and against the bound, not here). */
 void cache_stats_resource(struct cache *c, unsigned res, struct cache_stats *out);
 struct metrics_page;
 /* Appends the cache's figures to a /metrics page (metrics.h): the totals, unlabelled, then the
