@@ -37,7 +37,8 @@
  * counts of older generations move to the shard's dead_* counters when the shard next syncs that
  * resource (res_sync_locked(), before anything links an entry, and when stats are read), so the
  * per-resource figures drop to 0 at once after a flush while the totals (and the byte bound) keep
- * counting dead entries until they are unlinked.
+ * counting dead entries until they are unlinked. cache_flush() (a continuity break, rare) stays
+ * eager: it unlinks every entry under each shard's lock in turn, so the memory comes back at once.
  *
  * Eviction is SIEVE (Zhang et al., NSDI '24): one FIFO queue per shard and one visited bit per
  * entry. A hit only sets the bit, so hits never reorder a list (unlike LRU) and the lock is held
