@@ -1,6 +1,8 @@
-/* Cache microbenchmark: get/put throughput with 1 and 2 threads (hits and misses), memory overhead
- * per entry, and RSS under a fill-heavy run against the configured bound. Prints "key value" lines
- * that bench/run.sh turns into the report. */
+/* Cache microbenchmark: get/put throughput with 1 and 2 threads (hits and misses), for items-like
+ * decimal keys ("12345", inline in the entry) and for uuid keys (36 bytes, stored out of line),
+ * memory overhead per entry, and RSS under a fill-heavy run against the configured bound. Prints
+ * "key value" lines that bench/run.sh turns into the report. Keys are rendered before the timed
+ * loops (decimal ids for misses with a few divisions), so the figures are the cache's. */
 #include "cdcache/cache.h"
 #include "cdcache/util.h"
 
@@ -16,6 +18,47 @@
 static struct cache *c;
 static char body[BODY + 1];
 static long ops_per_thread = 5000000;
+
+/* The keys of the timed loops, rendered once: decimal ids 1..KEYS (resource 0) and uuids
+ * (resource 1). */
+static char dec_keys[KEYS + 1][8];
+static uint8_t dec_len[KEYS + 1];
+static char uuid_keys[KEYS + 1][36];
+static bool use_uuid;
+
+/* n in decimal into out (at least 20 bytes); returns the length. */
+static uint32_t u64_dec(uint64_t n, char *out)
+{
+    char tmp[20];
+    uint32_t len = 0, i;
+    do {
+        tmp[len++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    for (i = 0; i < len; i++)
+        out[i] = tmp[len - 1 - i];
+    return len;
+}
+
+static void uuid_of(uint64_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t x = n * 0x9E3779B97F4A7C15ULL, y = ~n * 0xC2B2AE3D27D4EB4FULL;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            out[i] = '-';
+            continue;
+        }
+        out[i] = hex[(i < 18 ? x >> (4 * (i % 16)) : y >> (4 * (i % 16))) & 15];
+    }
+}
+
+static struct cache_key key_n(uint64_t n)
+{
+    if (use_uuid)
+        return (struct cache_key){1, 36, uuid_keys[n]};
+    return (struct cache_key){0, dec_len[n], dec_keys[n]};
+}
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -34,7 +77,7 @@ static void *hits(void *arg)
     for (long i = 0; i < ops_per_thread; i++) {
         struct cache_value *v;
         uint64_t lease;
-        if (cache_lookup(c, (int64_t)(xorshift(&seed) % (uint64_t)hit_keys) + 1, 0, &v, &lease) ==
+        if (cache_lookup(c, key_n(xorshift(&seed) % (uint64_t)hit_keys + 1), 0, &v, &lease) ==
             CACHE_HIT) {
             size_t len;
             n += (long)cache_value_body(v, &len)[0];
@@ -50,7 +93,9 @@ static void *misses(void *arg)
     for (long i = 0; i < ops_per_thread; i++) {
         struct cache_value *v;
         uint64_t lease;
-        int64_t key = (int64_t)(xorshift(&seed) % 1000000000) + KEYS + 10;
+        char kb[20];
+        /* ids of at most 8 digits, inline like items' (a 9-digit one is stored out of line) */
+        struct cache_key key = {0, u64_dec(xorshift(&seed) % 90000000 + KEYS + 10, kb), kb};
         if (cache_lookup(c, key, 0, &v, &lease) == CACHE_MISS)
             cache_fill_abort(c, key, lease);
         else
@@ -63,7 +108,8 @@ static void *puts_(void *arg)
 {
     uint64_t seed = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ULL + 3;
     for (long i = 0; i < ops_per_thread / 4; i++) {
-        int64_t key = (int64_t)(xorshift(&seed) % (KEYS * 4)) + 1;
+        char kb[20];
+        struct cache_key key = {0, u64_dec(xorshift(&seed) % (KEYS * 4) + 1, kb), kb};
         cache_fill(c, key, cache_lease(c, key), i + 1, body, BODY, NULL);
     }
     return NULL;
@@ -94,7 +140,11 @@ static long rss_kb(void)
 
 static struct cache *mk(size_t bytes, unsigned shards)
 {
-    struct cache_options o = {bytes, shards, true, 1000};
+    struct cache_options o = {.max_bytes = bytes,
+                              .shards = shards,
+                              .resources = 2,
+                              .negative_entries = true,
+                              .fill_wait_ms = 1000};
     return cache_create(&o);
 }
 
@@ -112,9 +162,11 @@ static int overhead(bool mixed)
     c = mk(1u << 30, 64);
     for (int64_t k = 1; k <= n; k++) {
         size_t len = mixed ? 100 + (size_t)(k % 400) : BODY;
-        cache_fill(c, k, cache_lease(c, k), 1, big, len, NULL);
+        char kb[20];
+        struct cache_key key = {0, u64_dec((uint64_t)k, kb), kb};
+        cache_fill(c, key, cache_lease(c, key), 1, big, len, NULL);
         bodies += (double)len;
-        charged += (double)cache_entry_cost(len) - (double)len - (double)sizeof(int64_t);
+        charged += (double)cache_entry_cost(key.len, len) - (double)len - (double)sizeof(int64_t);
     }
     printf("entry_overhead_charged%s %.1f\n", mixed ? "_mixed" : "", charged / (double)n);
     printf("entry_overhead_rss%s %.1f\n", mixed ? "_mixed" : "",
@@ -129,8 +181,10 @@ static int fill_heavy(void)
     size_t cap = 64u << 20;
     long base = rss_kb(), peak = 0;
     c = mk(cap, 64);
-    for (int64_t k = 1; k <= (int64_t)(10 * cap / cache_entry_cost(BODY)); k++) {
-        cache_fill(c, k, cache_lease(c, k), 1, body, BODY, NULL);
+    for (int64_t k = 1; k <= (int64_t)(10 * cap / cache_entry_cost(7, BODY)); k++) {
+        char kb[20];
+        struct cache_key key = {0, u64_dec((uint64_t)k, kb), kb};
+        cache_fill(c, key, cache_lease(c, key), 1, body, BODY, NULL);
         if (k % 16384 == 0 && rss_kb() - base > peak)
             peak = rss_kb() - base;
     }
@@ -150,9 +204,28 @@ int main(int argc, char **argv)
         return fill_heavy();
     if (argc > 1)
         ops_per_thread = strtol(argv[1], NULL, 10);
+    for (uint64_t k = 1; k <= KEYS; k++) {
+        dec_len[k] = (uint8_t)u64_dec(k, dec_keys[k]);
+        uuid_of(k, uuid_keys[k]);
+    }
+    /* uuid keys first, in a cache of their own, so that the decimal figures below are measured
+     * on the same cache as before keys were text */
     c = mk(1u << 30, 64);
-    for (int64_t k = 1; k <= KEYS; k++)
-        cache_fill(c, k, cache_lease(c, k), 1, body, BODY, NULL);
+    use_uuid = true;
+    for (uint64_t k = 1; k <= KEYS; k++)
+        cache_fill(c, key_n(k), cache_lease(c, key_n(k)), 1, body, BODY, NULL);
+    hit_keys = 1000;
+    printf("hits_uuid_hot_1t %.0f\n", run(hits, 1, ops_per_thread));
+    printf("hits_uuid_hot_2t %.0f\n", run(hits, 2, ops_per_thread));
+    hit_keys = KEYS;
+    printf("hits_uuid_1t %.0f\n", run(hits, 1, ops_per_thread));
+    printf("hits_uuid_2t %.0f\n", run(hits, 2, ops_per_thread));
+    cache_destroy(c);
+    c = mk(1u << 30, 64);
+    use_uuid = false;
+    for (uint64_t k = 1; k <= KEYS; k++)
+        cache_fill(c, key_n(k), cache_lease(c, key_n(k)), 1, body, BODY, NULL);
+    use_uuid = false;
     hit_keys = 1000;
     printf("hits_hot_1t %.0f\n", run(hits, 1, ops_per_thread));
     printf("hits_hot_2t %.0f\n", run(hits, 2, ops_per_thread));

@@ -207,17 +207,25 @@ static double s3fifo(const int64_t *t, int64_t maxkey, long cap)
 /* --- the real cache (SIEVE) --- */
 static double sieve(const int64_t *t, long cap, unsigned shards)
 {
-    struct cache_options o = {(size_t)cap * cache_entry_cost(BODY), shards, false, 1000};
+    /* keys as the service has them: the decimal text of the id, 8 bytes at most (inline) */
+    struct cache_options o = {.max_bytes = (size_t)cap * cache_entry_cost(8, BODY),
+                              .shards = shards,
+                              .resources = 1,
+                              .negative_entries = false,
+                              .fill_wait_ms = 1000};
     struct cache *c = cache_create(&o);
     long hits = 0;
     for (long i = 0; i < NREQ; i++) {
         struct cache_value *v;
         uint64_t lease;
-        if (cache_lookup(c, t[i], 0, &v, &lease) == CACHE_HIT) {
+        char kb[24];
+        int n = snprintf(kb, sizeof(kb), "%lld", (long long)t[i]);
+        struct cache_key key = {0, (uint32_t)n, kb};
+        if (cache_lookup(c, key, 0, &v, &lease) == CACHE_HIT) {
             hits++;
             cache_value_release(v);
         } else {
-            cache_fill(c, t[i], lease, 1, "0123456789abcdef", BODY, NULL);
+            cache_fill(c, key, lease, 1, "0123456789abcdef", BODY, NULL);
         }
     }
     cache_destroy(c);

@@ -1,18 +1,44 @@
-/* The item cache.
+/* The row cache, keyed by (resource, key bytes).
  *
- * Layout: N shards (a power of two), picked by a mixed hash of the key. Each shard has one mutex
- * that guards its hash table, its SIEVE queue, its byte count and its counters. A hit holds the
- * lock only to find the node, take a reference on the value and set the visited bit; the body is
- * copied to the socket after the lock is dropped.
+ * Layout: N shards (a power of two), picked by the key's hash. Each shard has one mutex that
+ * guards its hash table, its SIEVE queue, its byte count and its counters (those per resource
+ * included). A hit holds the lock only to find the node, take a reference on the value, set the
+ * visited bit and bump one counter; the body is copied to the socket after the lock is dropped.
  *
  * One allocation per entry (struct cache_value): its links, guarded by the shard lock while it is
  * in the shard, and its response (key, version, body), immutable once created. Entries are
  * refcounted: the shard holds one reference while the entry is linked, each reader one more. A
  * refresh links a new entry in the old one's place and drops the shard's reference to the old one,
- * so a worker still writing an old body keeps it alive until it calls cache_value_release(). A
- * single allocation keeps the overhead per entry at one 48-byte header (version and length share a
- * word; the lease and both flags share another) plus one malloc chunk header, and the hash chains
- * run at load factor 2 (one bucket pointer per two entries).
+ * so a worker still writing an old body keeps it alive until it calls cache_value_release().
+ *
+ * The entry header is 56 bytes (48 before keys had a resource and bytes):
+ *   hnext, newer, older     24  links (shard lock)
+ *   kw                       8  a key of at most 8 bytes, inline (key_word()); a longer key's
+ *                               64-bit hash, its bytes then sit at the start of body[]
+ *   version:40 | len:24      8  immutable
+ *   refs | lease:30,v:1,p:1  8  refs atomic; lease and both flags under the shard lock
+ *   rk | gen                 8  res << 16 | key length, and the resource generation (immutable)
+ * then body[]: [key bytes when longer than 8] [response]. A lookup of a short key compares kw and
+ * rk (two words) and never touches body[]; a long key compares its hash first, then memcmp().
+ * cache_entry_cost() charges the malloc chunk (header, out-of-line key and response) and a bucket
+ * pointer, so that RSS stays within cache.max_bytes; the hash chains run at load factor 2.
+ *
+ * Per-resource flush in O(1): each resource has a generation (c->gen, atomic). An entry carries
+ * the generation it (or the lease it was filled under) was created in; when its resource's
+ * generation has moved on it is dead: never served, unlinked when a lookup, a fill or an event
+ * meets it, and evicted before any live entry: after a flush each shard's sweep cursor walks its
+ * queue once from the tail ahead of the SIEVE hand, unlinking dead entries, as far as room is
+ * needed (and a few nodes per insert without pressure, so a flushed resource's memory comes back
+ * even in a cache that is not full); the hand also drops any it meets, whatever its lease. A dead
+ * pending node takes its lease with it, so a fill under a lease taken before the flush is rejected
+ * (LEASE_VOID). Generations are 32-bit: an entry would have to survive 2^32 flushes of its
+ * resource, unmet by any lookup and by the hand, to look alive again.
+ * Each shard counts entries and bytes per resource for one generation (struct res_shard.gen);
+ * counts of older generations move to the shard's dead_* counters when the shard next syncs that
+ * resource (res_sync_locked(), before anything links an entry, and when stats are read), so the
+ * per-resource figures drop to 0 at once after a flush while the totals (and the byte bound) keep
+ * counting dead entries until they are unlinked. cache_flush() (a continuity break, rare) stays
+ * eager: it unlinks every entry under each shard's lock in turn, so the memory comes back at once.
  *
  * Eviction is SIEVE (Zhang et al., NSDI '24): one FIFO queue per shard and one visited bit per
  * entry. A hit only sets the bit, so hits never reorder a list (unlike LRU) and the lock is held
@@ -25,21 +51,32 @@
  * instead of installing a row older than the change. Other misses of a leased key wait on the
  * shard's condition variable for the fill (at most one database fill per key per replica). Versions
  * are checked as well: a value never replaces one with a higher or equal version.
+ *
+ * Locks: one mutex per shard; no function holds two. The epochs, generations and flush counters in
+ * struct cache are atomics read without a lock.
  */
 #include "cdcache/cache.h"
 #include "cdcache/error.h"
 #include "cdcache/metrics.h"
 #include "cdcache/util.h"
-#include <stdio.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-void (*cache_test_before_fill)(int64_t key);
+void (*cache_test_before_fill)(struct cache_key key);
+uint64_t (*cache_test_hash)(uint64_t h);
+
+/* The key hash as the cache uses it: the test hook may weaken it to force collisions. */
+static inline uint64_t hash_final(uint64_t h)
+{
+    return cache_test_hash ? cache_test_hash(h) : h;
+}
 
 #define TOUCH_RING 64
 
@@ -49,50 +86,93 @@ void (*cache_test_before_fill)(int64_t key);
 #define VERSION_MAX  ((INT64_C(1) << (VERSION_BITS - 1)) - 1)
 #define LEN_MAX      ((UINT64_C(1) << LEN_BITS) - 1)
 #define LEASE_MASK   ((UINT32_C(1) << LEASE_BITS) - 1)
+#define KEY_INLINE   8 /* keys up to this many bytes live in the header's kw word */
+
+_Static_assert(CACHE_MAX_RESOURCES <= 65536, "res is 16 bits of rk");
+_Static_assert(CACHE_MAX_KEY < 65536, "the key length is 16 bits of rk");
 
 struct cache_value {
     struct cache_value *hnext;         /* hash chain (shard lock) */
     struct cache_value *newer, *older; /* SIEVE queue, newest at head (shard lock) */
-    int64_t key;
-    int64_t version : VERSION_BITS; /* immutable; < 0: a negative entry ("not found") */
-    uint64_t len : LEN_BITS;        /* immutable; body is not NUL-terminated */
+    uint64_t kw;                       /* immutable: key_word() inline, or the long key's hash */
+    int64_t version : VERSION_BITS;    /* immutable; < 0: a negative entry ("not found") */
+    uint64_t len : LEN_BITS;           /* immutable; the response's length, not NUL-terminated */
     _Atomic uint32_t refs;
     uint32_t lease : LEASE_BITS; /* fill lease, 0 = none (shard lock, like the two flags) */
     uint32_t visited : 1;
     uint32_t pending : 1; /* a lease only, no response yet */
-    char body[];
+    uint32_t rk;          /* immutable: res << 16 | key length */
+    uint32_t gen;         /* immutable: the resource generation the entry belongs to */
+    char body[];          /* [key bytes when the key is longer than KEY_INLINE] [response] */
 };
-_Static_assert(sizeof(struct cache_value) == 48, "the entry header is part of the memory budget");
+_Static_assert(sizeof(struct cache_value) == 56, "the entry header is part of the memory budget");
+
+/* A key prepared once per call: the caller's key, its inline word and its hash. */
+struct kref {
+    struct cache_key k;
+    uint64_t kw; /* key_word() when k.len <= KEY_INLINE, else h */
+    uint64_t h;
+    uint32_t rk;
+};
+
+/* One resource's figures in one shard (shard lock). entries and bytes count the linked entries of
+ * generation gen only; see the DESIGN comment. */
+struct res_shard {
+    uint64_t hits, misses, negative_hits, fills, refreshes, evictions, invalidations;
+    uint64_t entries, bytes;
+    uint32_t gen;
+};
 
 struct cache_shard {
     pthread_mutex_t lock;      /* guards every field below */
     pthread_cond_t lease_done; /* broadcast when a lease on any key of the shard ends */
     struct cache_value **buckets;
     size_t nbuckets;
-    size_t count;
+    size_t count; /* every linked entry, dead ones included */
     struct cache_value *head, *tail, *hand;
-    size_t bytes, max_bytes;
+    /* The sweep: after any cache_flush_resource() (seen through swept_flushes), a cursor that walks
+     * the queue from the tail once, unlinking dead entries, ahead of the SIEVE hand. */
+    struct cache_value *sweep;
+    uint64_t swept_flushes;
+    bool sweeping;
+    size_t bytes, max_bytes;           /* bytes: every linked entry's cost, dead ones included */
+    uint64_t dead_entries, dead_bytes; /* of generations that res_sync_locked() retired */
     uint32_t next_lease;
-    /* The keys most recently touched by invalidations, with the epoch of each, so a write that
-     * could not take its lease before the key existed can still ask "did an event touch it since?".
-     */
+    /* The keys most recently touched by invalidations (hash and resource), with the epoch of each,
+     * so a write that could not take its lease before the key existed can still ask "did an event
+     * touch it since?". Two keys with one hash both look touched: safe, it only refuses a fill. */
     struct {
-        int64_t key;
+        uint64_t h;
+        uint32_t res;
         uint64_t epoch;
     } touched[TOUCH_RING];
     unsigned touched_next;
     uint64_t touched_floor; /* epoch of the newest record pushed out of the ring */
-    struct cache_stats st;  /* per-shard counters, summed on read */
+    struct res_shard *rs;   /* [c->nres], owned */
+    struct {
+        uint64_t stale_ignored, fill_waits, fill_wait_timeouts, flushes;
+        uint64_t rejected[CACHE_REJECT_COUNT];
+    } st; /* per-shard counters, summed on read */
 } __attribute__((aligned(64)));
 
 struct cache {
-    _Atomic uint64_t epoch;       /* counts invalidations (events, evictions by writes, flushes) */
-    _Atomic uint64_t flush_epoch; /* epoch of the last flush */
+    /* Read by every call; written only by cache_create() and cache_flush_resource() (gen). */
     struct cache_shard *shards;
     unsigned nshards;
+    unsigned nres;
+    uint64_t seed; /* of the key hash, per cache, so that colliding keys cannot be prepared */
     bool negative_entries;
     int fill_wait_ms;
     size_t max_bytes;
+    _Atomic uint32_t gen[CACHE_MAX_RESOURCES]; /* each resource's generation */
+    /* Written by every change event: kept off the lines above, which every hit reads. The
+     * allocation is only 16-aligned, so a whole line of padding rather than an alignment. */
+    char pad_[64];
+    _Atomic uint64_t epoch;       /* counts invalidations (events, evictions by writes, flushes) */
+    _Atomic uint64_t flush_epoch; /* epoch of the last whole flush */
+    _Atomic uint64_t flush_count; /* cache_flush_resource() calls, every resource's */
+    _Atomic uint64_t res_flush_epoch[CACHE_MAX_RESOURCES]; /* epoch of each one's last flush */
+    _Atomic uint64_t res_flushes[CACHE_MAX_RESOURCES];     /* cache_flush_resource() calls */
 };
 
 static const char *const reject_names[] = {
@@ -106,24 +186,142 @@ const char *cache_reject_name(enum cache_reject r)
     return (unsigned)r < CACHE_REJECT_COUNT ? reject_names[r] : "unknown";
 }
 
-static uint64_t mix64(uint64_t x)
+/* --- keys and hashing --- */
+
+/* The 64x64 -> 128 multiply folded to 64 bits (wyhash's mum): one multiply mixes both inputs. */
+static inline uint64_t mum(uint64_t a, uint64_t b)
 {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
+    __extension__ unsigned __int128 r = (unsigned __int128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-size_t cache_entry_cost(size_t len)
+static inline uint64_t rd64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint64_t rd32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+#define P0 0xa0761d6478bd642fULL
+#define P1 0xe7037ed1a0b428dbULL
+#define P2 0x8ebc6af09c88c6e3ULL
+#define P3 0x589965cc75374cc3ULL
+
+/* A key of at most 8 bytes as one word, with no call to memcpy: two overlapping 4-byte loads for
+ * 4..8 bytes, three byte loads for 1..3. Given the length (compared beside it in rk), the word
+ * determines every byte, so equal words and lengths mean equal keys. */
+static inline uint64_t key_word(const char *p, uint32_t len)
+{
+    if (len >= 4)
+        return rd32(p) | rd32(p + len - 4) << 32;
+    if (len)
+        return (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[len >> 1] << 8 |
+               (uint64_t)(unsigned char)p[len - 1] << 16;
+    return 0;
+}
+
+static inline uint64_t hash_short(uint64_t seed, uint64_t kw, uint32_t rk)
+{
+    return mum(kw ^ seed ^ P0, (uint64_t)rk ^ P1);
+}
+
+/* wyhash's scheme over 16-byte blocks, with the resource and length mixed into the seed. len is
+ * more than KEY_INLINE, so the last two words can always be read inside the key. */
+static uint64_t hash_long(uint64_t seed, const char *p, size_t len, uint32_t rk)
+{
+    const char *end = p + len;
+    uint64_t h = mum(seed ^ P0, (uint64_t)rk ^ P1);
+    uint64_t a, b;
+    size_t n = len;
+
+    assert(len > KEY_INLINE);
+    while (n > 16) {
+        h = mum(rd64(p) ^ P1, rd64(p + 8) ^ h);
+        p += 16;
+        n -= 16;
+    }
+    /* the last 1..16 bytes, as the key's last two words (overlapping what came before) */
+    a = len > 16 ? rd64(end - 16) : rd64(end - len);
+    b = rd64(end - 8);
+    return mum(P2 ^ len, mum(a ^ P2, b ^ h ^ P3));
+}
+
+/* Inlined (like find_locked()) so that on the hit path the prepared key stays in registers. */
+#define HOT_PATH inline __attribute__((always_inline))
+
+static HOT_PATH void kref_init(const struct cache *c, struct cache_key key, struct kref *k)
+{
+    k->k = key;
+    k->rk = key.res << 16 | key.len;
+    if (key.len <= KEY_INLINE) {
+        k->kw = key_word(key.p, key.len);
+        k->h = hash_final(hash_short(c->seed, k->kw, k->rk));
+    } else {
+        k->h = hash_final(hash_long(c->seed, key.p, key.len, k->rk));
+        k->kw = k->h;
+    }
+}
+
+/* A key the cache can hold. res beyond the resources is a caller's bug (asserted); in a release
+ * build, and for keys longer than CACHE_MAX_KEY, the key is simply never cached. */
+static bool key_ok(const struct cache *c, struct cache_key key)
+{
+    assert(key.res < c->nres);
+    return key.res < c->nres && key.len <= CACHE_MAX_KEY && (key.p || key.len == 0);
+}
+
+static inline unsigned entry_res(const struct cache_value *v)
+{
+    return v->rk >> 16;
+}
+
+static inline size_t entry_klen(const struct cache_value *v)
+{
+    return v->rk & 0xffff;
+}
+
+/* Bytes of the key stored out of line, at the start of body[]. */
+static inline size_t key_out(size_t key_len)
+{
+    return key_len > KEY_INLINE ? key_len : 0;
+}
+
+static uint64_t entry_hash(const struct cache *c, const struct cache_value *v)
+{
+    return entry_klen(v) <= KEY_INLINE ? hash_final(hash_short(c->seed, v->kw, v->rk)) : v->kw;
+}
+
+static inline bool entry_is(const struct cache_value *v, const struct kref *k)
+{
+    return v->kw == k->kw && v->rk == k->rk &&
+           (k->k.len <= KEY_INLINE || memcmp(v->body, k->k.p, k->k.len) == 0);
+}
+
+static inline bool entry_live(struct cache *c, const struct cache_value *v)
+{
+    return v->gen == atomic_load_explicit(&c->gen[entry_res(v)], memory_order_acquire);
+}
+
+size_t cache_entry_cost(size_t key_len, size_t len)
 {
     /* What the entry really takes: its malloc chunk (glibc: the request plus an 8-byte header,
      * rounded up to 16, at least 32) and its share of the hash buckets (between a half and one
      * pointer per entry at load factor 2; the upper end is charged). Charging this rather than the
      * struct size keeps RSS within the configured bound. */
-    size_t chunk = (sizeof(struct cache_value) + len + 8 + 15) & ~(size_t)15;
+    size_t chunk = (sizeof(struct cache_value) + key_out(key_len) + len + 8 + 15) & ~(size_t)15;
     return (chunk < 32 ? 32 : chunk) + sizeof(struct cache_value *);
+}
+
+static size_t entry_cost(const struct cache_value *v)
+{
+    return cache_entry_cost(entry_klen(v), v->len);
 }
 
 /* True when the header's packed fields can hold version and len (see fits()). */
@@ -132,33 +330,43 @@ static bool fits(int64_t version, size_t len)
     return version <= VERSION_MAX && len <= LEN_MAX;
 }
 
-/* A new entry holding one reference (the shard's, once linked). A pending entry has no body.
- * Callers check fits() first. */
-static struct cache_value *entry_new(int64_t key, int64_t version, bool pending, const char *body,
-                                     size_t len)
+/* A new entry holding one reference (the shard's, once linked), of generation gen. A pending entry
+ * has no response. Callers check fits() first. */
+static struct cache_value *entry_new(const struct kref *k, uint32_t gen, int64_t version,
+                                     bool pending, const char *body, size_t len)
 {
-    struct cache_value *v = xmalloc(sizeof(*v) + len);
+    size_t ko = key_out(k->k.len);
+    struct cache_value *v = xmalloc(sizeof(*v) + ko + len);
+
     memset(v, 0, sizeof(*v));
     atomic_init(&v->refs, 1);
-    v->key = key;
+    v->kw = k->kw;
+    v->rk = k->rk;
+    v->gen = gen;
     v->version = version;
     v->pending = pending;
     v->len = len;
+    if (ko)
+        memcpy(v->body, k->k.p, ko);
     if (len)
-        memcpy(v->body, body, len);
+        memcpy(v->body + ko, body, len);
     return v;
 }
 
 void cache_value_release(struct cache_value *v)
 {
-    if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
-        free(v);
+    if (v) {
+        uint32_t was = atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel);
+        assert(was >= 1);
+        if (was == 1)
+            free(v);
+    }
 }
 
 const char *cache_value_body(const struct cache_value *v, size_t *len)
 {
     *len = v->len;
-    return v->body;
+    return v->body + key_out(entry_klen(v));
 }
 
 int64_t cache_value_version(const struct cache_value *v)
@@ -171,6 +379,16 @@ bool cache_value_negative(const struct cache_value *v)
     return v->version < 0;
 }
 
+static uint64_t seed_new(void)
+{
+    struct timespec ts;
+    uint64_t x;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^ (uint64_t)(uintptr_t)&ts;
+    return mum(x ^ P0, P3) | 1;
+}
+
 struct cache *cache_create(const struct cache_options *opt)
 {
     struct cache *c = xcalloc(1, sizeof(*c));
@@ -179,6 +397,11 @@ struct cache *cache_create(const struct cache_options *opt)
     while (n < opt->shards && n < 4096)
         n <<= 1;
     c->nshards = n;
+    /* 0 (an options struct from before resources existed) is one resource */
+    c->nres = opt->resources == 0                    ? 1
+              : opt->resources > CACHE_MAX_RESOURCES ? CACHE_MAX_RESOURCES
+                                                     : opt->resources;
+    c->seed = seed_new();
     c->negative_entries = opt->negative_entries;
     c->fill_wait_ms = opt->fill_wait_ms;
     c->max_bytes = opt->max_bytes;
@@ -201,6 +424,7 @@ struct cache *cache_create(const struct cache_options *opt)
         s->buckets = xcalloc(s->nbuckets, sizeof(*s->buckets));
         s->max_bytes = opt->max_bytes / n;
         s->next_lease = 1;
+        s->rs = xcalloc(c->nres, sizeof(*s->rs));
     }
     return c;
 }
@@ -218,6 +442,7 @@ void cache_destroy(struct cache *c)
             nd = next;
         }
         free(s->buckets);
+        free(s->rs);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->lease_done);
     }
@@ -225,26 +450,80 @@ void cache_destroy(struct cache *c)
     free(c);
 }
 
-static struct cache_shard *shard_of(struct cache *c, int64_t key, uint64_t *h)
+static struct cache_shard *shard_of(struct cache *c, const struct kref *k)
 {
-    *h = mix64((uint64_t)key);
-    return &c->shards[(*h >> 40) & (c->nshards - 1)];
+    return &c->shards[(k->h >> 40) & (c->nshards - 1)];
 }
 
 /* --- the functions below require the shard lock (suffix _locked) --- */
 
-/* Finds key's node and moves it to the front of its chain, so that at load factor 2 the keys
- * being read sit first and a hit on a hot key does not walk through cold nodes (each a cache
- * miss). */
-static struct cache_value *find_locked(struct cache_shard *s, uint64_t h, int64_t key)
+/* Brings the shard's per-resource counts to res's current generation: the counts of an older one
+ * are now dead entries'. Returns the generation, which the caller stamps on what it links. */
+static uint32_t res_sync_locked(struct cache *c, struct cache_shard *s, unsigned res)
 {
-    struct cache_value **head = &s->buckets[h & (s->nbuckets - 1)];
+    struct res_shard *r = &s->rs[res];
+    uint32_t g = atomic_load_explicit(&c->gen[res], memory_order_acquire);
+
+    if (r->gen != g) {
+        s->dead_entries += r->entries;
+        s->dead_bytes += r->bytes;
+        r->entries = 0;
+        r->bytes = 0;
+        r->gen = g;
+    }
+    return g;
+}
+
+/* Counts v in (add) or out of the shard's figures: its resource's when it is of the generation
+ * the shard counts for it, the dead ones' otherwise. */
+static void account_locked(struct cache_shard *s, const struct cache_value *v, bool add)
+{
+    struct res_shard *r = &s->rs[entry_res(v)];
+    size_t cost = entry_cost(v);
+    bool live = v->gen == r->gen;
+    uint64_t *entries = live ? &r->entries : &s->dead_entries;
+    uint64_t *bytes = live ? &r->bytes : &s->dead_bytes;
+
+    if (add) {
+        s->count++;
+        s->bytes += cost;
+        (*entries)++;
+        *bytes += cost;
+        return;
+    }
+    assert(s->count > 0 && s->bytes >= cost);
+    assert(*entries > 0 && *bytes >= cost);
+    s->count--;
+    s->bytes -= cost;
+    (*entries)--;
+    *bytes -= cost;
+}
+
+static void remove_locked(struct cache *c, struct cache_shard *s, struct cache_value *nd);
+static void sweep_locked(struct cache *c, struct cache_shard *s, bool until_room, size_t need,
+                         const struct cache_value *keep, size_t steps);
+static bool make_room_locked(struct cache *c, struct cache_shard *s, size_t need,
+                             const struct cache_value *keep);
+
+/* Finds key's live node and moves it to the front of its chain, so that at load factor 2 the keys
+ * being read sit first and a hit on a hot key does not walk through cold nodes (each a cache
+ * miss). A node of a flushed generation is unlinked and reported absent. */
+static HOT_PATH struct cache_value *find_locked(struct cache *c, struct cache_shard *s,
+                                                const struct kref *k)
+{
+    struct cache_value **head = &s->buckets[k->h & (s->nbuckets - 1)];
     struct cache_value **pp = head;
     struct cache_value *nd;
 
-    while ((nd = *pp) && nd->key != key)
+    while ((nd = *pp) && !entry_is(nd, k))
         pp = &nd->hnext;
-    if (nd && pp != head) {
+    if (!nd)
+        return NULL;
+    if (!entry_live(c, nd)) {
+        remove_locked(c, s, nd);
+        return NULL;
+    }
+    if (pp != head) {
         *pp = nd->hnext;
         nd->hnext = *head;
         *head = nd;
@@ -252,7 +531,7 @@ static struct cache_value *find_locked(struct cache_shard *s, uint64_t h, int64_
     return nd;
 }
 
-static void grow_locked(struct cache_shard *s)
+static void grow_locked(struct cache *c, struct cache_shard *s)
 {
     size_t n = s->nbuckets * 2;
     struct cache_value **b = xcalloc(n, sizeof(*b));
@@ -260,7 +539,7 @@ static void grow_locked(struct cache_shard *s)
         struct cache_value *nd = s->buckets[i];
         while (nd) {
             struct cache_value *next = nd->hnext;
-            size_t j = mix64((uint64_t)nd->key) & (n - 1);
+            size_t j = entry_hash(c, nd) & (n - 1);
             nd->hnext = b[j];
             b[j] = nd;
             nd = next;
@@ -271,14 +550,22 @@ static void grow_locked(struct cache_shard *s)
     s->nbuckets = n;
 }
 
-static struct cache_value *insert_locked(struct cache_shard *s, uint64_t h, int64_t key)
+/* Links a new pending node for k, of its resource's current generation. */
+static struct cache_value *insert_locked(struct cache *c, struct cache_shard *s,
+                                         const struct kref *k)
 {
-    struct cache_value *nd = entry_new(key, 0, true, NULL, 0);
+    uint32_t gen = res_sync_locked(c, s, k->k.res);
+    struct cache_value *nd = entry_new(k, gen, 0, true, NULL, 0);
     size_t j;
 
+    sweep_locked(c, s, false, 0, NULL, 4); /* without pressure, a flushed resource's bytes too */
+    /* A lease node is charged like any entry (a long key makes it up to ~600 bytes). When nothing
+     * can go (every entry leased), it is linked anyway: the excess is bounded by the fills in
+     * flight, and their fills or aborts take it back. */
+    make_room_locked(c, s, entry_cost(nd), NULL);
     if (s->count >= 2 * s->nbuckets)
-        grow_locked(s);
-    j = h & (s->nbuckets - 1);
+        grow_locked(c, s);
+    j = k->h & (s->nbuckets - 1);
     nd->hnext = s->buckets[j];
     s->buckets[j] = nd;
     nd->older = s->head;
@@ -287,19 +574,22 @@ static struct cache_value *insert_locked(struct cache_shard *s, uint64_t h, int6
     s->head = nd;
     if (!s->tail)
         s->tail = nd;
-    s->count++;
-    s->bytes += cache_entry_cost(0);
+    account_locked(s, nd, true);
     return nd;
 }
 
-static void remove_locked(struct cache_shard *s, struct cache_value *nd)
+static void remove_locked(struct cache *c, struct cache_shard *s, struct cache_value *nd)
 {
-    struct cache_value **pp = &s->buckets[mix64((uint64_t)nd->key) & (s->nbuckets - 1)];
-    while (*pp != nd)
+    struct cache_value **pp = &s->buckets[entry_hash(c, nd) & (s->nbuckets - 1)];
+    while (*pp != nd) {
+        assert(*pp); /* nd is linked in its bucket */
         pp = &(*pp)->hnext;
+    }
     *pp = nd->hnext;
     if (s->hand == nd)
         s->hand = nd->newer;
+    if (s->sweep == nd)
+        s->sweep = nd->newer;
     if (nd->newer)
         nd->newer->older = nd->older;
     else
@@ -308,53 +598,87 @@ static void remove_locked(struct cache_shard *s, struct cache_value *nd)
         nd->older->newer = nd->newer;
     else
         s->tail = nd->newer;
-    s->count--;
-    s->bytes -= cache_entry_cost(nd->len);
+    assert(!s->head == !s->tail);
+    account_locked(s, nd, false);
     if (nd->lease)
         pthread_cond_broadcast(&s->lease_done);
     cache_value_release(nd);
 }
 
+/* Unlinks dead entries at the sweep cursor, at most steps nodes, and (until_room) only while need
+ * more bytes do not fit. A new cache_flush_resource() restarts the walk from the tail. */
+static void sweep_locked(struct cache *c, struct cache_shard *s, bool until_room, size_t need,
+                         const struct cache_value *keep, size_t steps)
+{
+    uint64_t f = atomic_load_explicit(&c->flush_count, memory_order_acquire);
+
+    if (f != s->swept_flushes) {
+        s->swept_flushes = f;
+        s->sweep = s->tail;
+        s->sweeping = true;
+    }
+    while (s->sweeping && steps-- > 0 && (!until_room || s->bytes + need > s->max_bytes)) {
+        struct cache_value *nd = s->sweep;
+        if (!nd) {
+            s->sweeping = false; /* reached the head: every older entry was looked at */
+            break;
+        }
+        s->sweep = nd->newer;
+        if (nd != keep && !entry_live(c, nd))
+            remove_locked(c, s, nd);
+    }
+}
+
 /* SIEVE: evicts unvisited entries from the hand towards the head until need more bytes fit. Nodes
- * with a fill in flight are skipped. Returns false when nothing more can be evicted. */
-static bool make_room_locked(struct cache_shard *s, size_t need, const struct cache_value *keep)
+ * with a fill in flight are skipped. A dead node (its resource was flushed) goes whenever the hand
+ * meets it, visited or leased: it is spared nothing and not counted as an eviction. Returns false
+ * when nothing more can be evicted. */
+static bool make_room_locked(struct cache *c, struct cache_shard *s, size_t need,
+                             const struct cache_value *keep)
 {
     size_t budget = 2 * s->count + 2;
 
+    sweep_locked(c, s, true, need, keep, SIZE_MAX); /* dead entries go first */
     while (s->bytes + need > s->max_bytes) {
         struct cache_value *nd = s->hand ? s->hand : s->tail;
         if (!nd || budget-- == 0)
             return false;
-        if (nd->visited || nd->lease || nd == keep) {
-            nd->visited = false;
-            s->hand = nd->newer;
+        s->hand = nd->newer;
+        if (nd != keep && !entry_live(c, nd)) {
+            remove_locked(c, s, nd);
             continue;
         }
-        s->hand = nd->newer;
-        remove_locked(s, nd);
-        s->st.evictions++;
+        if (nd->visited || nd->lease || nd == keep) {
+            nd->visited = false;
+            continue;
+        }
+        s->rs[entry_res(nd)].evictions++;
+        remove_locked(c, s, nd);
     }
     return true;
 }
 
 /* Links v in nd's place (same hash chain slot, same queue position, same visited bit and lease) and
- * drops the shard's reference to nd, after evicting others to make room. Takes ownership of v; on
- * failure frees it and returns the reason, leaving nd in place. On success *out is v. */
-static int replace_locked(struct cache_shard *s, struct cache_value *nd, struct cache_value *v,
-                          struct cache_value **out, enum cache_reject *why)
+ * drops the shard's reference to nd, after evicting others to make room. v has nd's key and
+ * generation. Takes ownership of v; on failure frees it and returns the reason, leaving nd in
+ * place. On success *out is v. */
+static int replace_locked(struct cache *c, struct cache_shard *s, struct cache_value *nd,
+                          struct cache_value *v, struct cache_value **out, enum cache_reject *why)
 {
     struct cache_value **pp;
+    size_t vc = entry_cost(v), nc = entry_cost(nd);
 
-    if (cache_entry_cost(v->len) > s->max_bytes) {
+    assert(v->kw == nd->kw && v->rk == nd->rk && v->gen == nd->gen);
+    if (vc > s->max_bytes) {
         *why = CACHE_REJECT_TOO_LARGE;
         goto fail;
     }
-    if (cache_entry_cost(v->len) > cache_entry_cost(nd->len) &&
-        !make_room_locked(s, cache_entry_cost(v->len) - cache_entry_cost(nd->len), nd)) {
+    /* also when v is no larger: a lease node linked over the bound (insert_locked) is put right */
+    if (!make_room_locked(c, s, vc > nc ? vc - nc : 0, nd)) {
         *why = CACHE_REJECT_NO_ROOM;
         goto fail;
     }
-    pp = &s->buckets[mix64((uint64_t)nd->key) & (s->nbuckets - 1)];
+    pp = &s->buckets[entry_hash(c, nd) & (s->nbuckets - 1)];
     while (*pp != nd)
         pp = &(*pp)->hnext;
     *pp = v;
@@ -373,7 +697,10 @@ static int replace_locked(struct cache_shard *s, struct cache_value *nd, struct 
         s->tail = v;
     if (s->hand == nd)
         s->hand = v;
-    s->bytes = s->bytes - cache_entry_cost(nd->len) + cache_entry_cost(v->len);
+    if (s->sweep == nd)
+        s->sweep = v;
+    account_locked(s, nd, false);
+    account_locked(s, v, true);
     cache_value_release(nd);
     *out = v;
     return 0;
@@ -383,29 +710,29 @@ fail:
 }
 
 /* Ends nd's fill lease, waking its waiters; a lease-only entry goes with it. */
-static void end_lease_locked(struct cache_shard *s, struct cache_value *nd)
+static void end_lease_locked(struct cache *c, struct cache_shard *s, struct cache_value *nd)
 {
     if (nd->lease) {
         nd->lease = 0;
         pthread_cond_broadcast(&s->lease_done);
     }
     if (nd->pending)
-        remove_locked(s, nd);
+        remove_locked(c, s, nd);
 }
 
 /* Removes an entry because its row changed (counted apart from capacity evictions). */
-static void invalidate_locked(struct cache_shard *s, struct cache_value *nd)
+static void invalidate_locked(struct cache *c, struct cache_shard *s, struct cache_value *nd)
 {
-    remove_locked(s, nd);
-    s->st.invalidations++;
+    s->rs[entry_res(nd)].invalidations++;
+    remove_locked(c, s, nd);
 }
 
 /* Gives key a new fill lease (creating its node), replacing any other; returns it. */
-static uint64_t lease_locked(struct cache_shard *s, uint64_t h, int64_t key)
+static uint64_t lease_locked(struct cache *c, struct cache_shard *s, const struct kref *k)
 {
-    struct cache_value *nd = find_locked(s, h, key);
+    struct cache_value *nd = find_locked(c, s, k);
     if (!nd)
-        nd = insert_locked(s, h, key);
+        nd = insert_locked(c, s, k);
     s->next_lease = (s->next_lease + 1) & LEASE_MASK;
     if (s->next_lease == 0) /* 0 means "no lease": skip it when the counter wraps */
         s->next_lease = 1;
@@ -413,41 +740,49 @@ static uint64_t lease_locked(struct cache_shard *s, uint64_t h, int64_t key)
     return nd->lease;
 }
 
-static void touch_locked(struct cache *c, struct cache_shard *s, int64_t key)
+static void touch_locked(struct cache *c, struct cache_shard *s, const struct kref *k)
 {
     unsigned i = s->touched_next++ % TOUCH_RING;
     uint64_t e = atomic_fetch_add(&c->epoch, 1) + 1;
     if (s->touched[i].epoch > s->touched_floor)
         s->touched_floor = s->touched[i].epoch;
-    s->touched[i].key = key;
+    s->touched[i].h = k->h;
+    s->touched[i].res = k->k.res;
     s->touched[i].epoch = e;
 }
 
-static bool touched_since_locked(struct cache *c, struct cache_shard *s, int64_t key,
+static bool touched_since_locked(struct cache *c, struct cache_shard *s, const struct kref *k,
                                  uint64_t since)
 {
-    if (s->touched_floor > since || atomic_load(&c->flush_epoch) > since)
-        return true; /* the ring no longer reaches back that far: assume the worst */
+    if (s->touched_floor > since || atomic_load(&c->flush_epoch) > since ||
+        atomic_load(&c->res_flush_epoch[k->k.res]) > since)
+        return true; /* the ring no longer reaches back that far, or a flush: assume the worst */
     for (unsigned i = 0; i < TOUCH_RING; i++)
-        if (s->touched[i].key == key && s->touched[i].epoch > since)
+        if (s->touched[i].h == k->h && s->touched[i].res == k->k.res && s->touched[i].epoch > since)
             return true;
     return false;
 }
 
 /* --- public functions: each takes the shard lock --- */
 
-enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_version,
+enum cache_lookup_result cache_lookup(struct cache *c, struct cache_key key, int64_t min_version,
                                       struct cache_value **out, uint64_t *lease)
 {
-    uint64_t h;
-    struct cache_shard *s = shard_of(c, key, &h);
+    struct kref k;
+    struct cache_shard *s;
     struct timespec deadline;
     bool waited = false;
     enum cache_lookup_result res;
 
+    if (!key_ok(c, key)) {
+        *lease = 0; /* never cached: serve from the database, do not fill */
+        return CACHE_MISS;
+    }
+    kref_init(c, key, &k);
+    s = shard_of(c, &k);
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        struct cache_value *nd = find_locked(s, h, key);
+        struct cache_value *nd = find_locked(c, s, &k);
         if (nd && !nd->pending &&
             (nd->version < 0 ? min_version <= 0 : nd->version >= min_version)) {
             /* A negative entry says "no row". A minimum version of 1 or more proves the row exists
@@ -456,9 +791,9 @@ enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_
             atomic_fetch_add_explicit(&nd->refs, 1, memory_order_relaxed);
             *out = nd;
             if (nd->version < 0)
-                s->st.negative_hits++;
+                s->rs[key.res].negative_hits++;
             else
-                s->st.hits++;
+                s->rs[key.res].hits++;
             res = CACHE_HIT;
             break;
         }
@@ -475,15 +810,15 @@ enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_
             rc = pthread_cond_timedwait(&s->lease_done, &s->lock, &deadline);
             if (rc == ETIMEDOUT) {
                 s->st.fill_wait_timeouts++;
-                s->st.misses++;
+                s->rs[key.res].misses++;
                 *lease = 0;
                 res = CACHE_MISS;
                 break;
             }
             continue;
         }
-        *lease = lease_locked(s, h, key);
-        s->st.misses++;
+        *lease = lease_locked(c, s, &k);
+        s->rs[key.res].misses++;
         res = CACHE_MISS;
         break;
     }
@@ -491,33 +826,48 @@ enum cache_lookup_result cache_lookup(struct cache *c, int64_t key, int64_t min_
     return res;
 }
 
-uint64_t cache_lease(struct cache *c, int64_t key)
+uint64_t cache_lease(struct cache *c, struct cache_key key)
 {
-    uint64_t h, lease;
-    struct cache_shard *s = shard_of(c, key, &h);
+    struct kref k;
+    struct cache_shard *s;
+    uint64_t lease;
 
+    if (!key_ok(c, key))
+        return LEASE_MASK + UINT64_C(1); /* never matches a node: its fill is rejected */
+    kref_init(c, key, &k);
+    s = shard_of(c, &k);
     pthread_mutex_lock(&s->lock);
-    lease = lease_locked(s, h, key);
+    lease = lease_locked(c, s, &k);
     pthread_mutex_unlock(&s->lock);
     return lease;
 }
 
-int cache_fill(struct cache *c, int64_t key, uint64_t lease, int64_t version, const char *body,
-               size_t len, enum cache_reject *why)
+int cache_fill(struct cache *c, struct cache_key key, uint64_t lease, int64_t version,
+               const char *body, size_t len, enum cache_reject *why)
 {
-    uint64_t h;
-    struct cache_shard *s = shard_of(c, key, &h);
+    struct kref k;
+    struct cache_shard *s;
     struct cache_value *nd;
     enum cache_reject reason = CACHE_REJECT_LEASE_VOID;
     bool negative = version < 0;
     int rc = CDC_EREJECTED;
 
+    if (!key_ok(c, key)) {
+        /* the key is past CACHE_MAX_KEY: counted (in shard 0, it has no shard of its own) */
+        reason = CACHE_REJECT_TOO_LARGE;
+        s = &c->shards[0];
+        pthread_mutex_lock(&s->lock);
+        goto out_count;
+    }
+    kref_init(c, key, &k);
+    s = shard_of(c, &k);
     if (cache_test_before_fill)
         cache_test_before_fill(key);
     pthread_mutex_lock(&s->lock);
-    nd = find_locked(s, h, key);
-    if (!nd || lease == 0 || nd->lease != (uint32_t)lease)
-        goto out_unlock; /* voided: an invalidation or a newer lease came in between */
+    /* a node of a flushed generation is not found: a lease taken before the flush is void */
+    nd = find_locked(c, s, &k);
+    if (!nd || lease == 0 || nd->lease != (uint32_t)lease || lease > LEASE_MASK)
+        goto out_count; /* voided: an invalidation, a flush or a newer lease came in between */
     if (negative && !c->negative_entries) {
         reason = CACHE_REJECT_NEGATIVE_OFF;
     } else if (!fits(version, len)) {
@@ -525,13 +875,14 @@ int cache_fill(struct cache *c, int64_t key, uint64_t lease, int64_t version, co
     } else if (!nd->pending && (negative || (nd->version >= 0 && nd->version >= version))) {
         reason = CACHE_REJECT_NOT_NEWER;
     } else {
-        rc = replace_locked(s, nd, entry_new(key, negative ? -1 : version, false, body, len), &nd,
+        rc = replace_locked(c, s, nd,
+                            entry_new(&k, nd->gen, negative ? -1 : version, false, body, len), &nd,
                             &reason);
         if (rc == 0)
-            s->st.fills++;
+            s->rs[key.res].fills++;
     }
-    end_lease_locked(s, nd);
-out_unlock:
+    end_lease_locked(c, s, nd);
+out_count:
     if (rc)
         s->st.rejected[reason]++;
     pthread_mutex_unlock(&s->lock);
@@ -540,18 +891,20 @@ out_unlock:
     return rc;
 }
 
-void cache_fill_abort(struct cache *c, int64_t key, uint64_t lease)
+void cache_fill_abort(struct cache *c, struct cache_key key, uint64_t lease)
 {
-    uint64_t h;
-    struct cache_shard *s = shard_of(c, key, &h);
+    struct kref k;
+    struct cache_shard *s;
     struct cache_value *nd;
 
-    if (lease == 0)
+    if (lease == 0 || !key_ok(c, key))
         return;
+    kref_init(c, key, &k);
+    s = shard_of(c, &k);
     pthread_mutex_lock(&s->lock);
-    nd = find_locked(s, h, key);
-    if (nd && nd->lease == (uint32_t)lease)
-        end_lease_locked(s, nd);
+    nd = find_locked(c, s, &k);
+    if (nd && nd->lease == (uint32_t)lease && lease <= LEASE_MASK)
+        end_lease_locked(c, s, nd);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -560,66 +913,80 @@ uint64_t cache_epoch(struct cache *c)
     return atomic_load(&c->epoch);
 }
 
-uint64_t cache_lease_since(struct cache *c, int64_t key, uint64_t since)
+uint64_t cache_lease_since(struct cache *c, struct cache_key key, uint64_t since)
 {
-    uint64_t h, lease = 0;
-    struct cache_shard *s = shard_of(c, key, &h);
+    struct kref k;
+    struct cache_shard *s;
+    uint64_t lease = 0;
 
+    if (!key_ok(c, key))
+        return 0;
+    kref_init(c, key, &k);
+    s = shard_of(c, &k);
     pthread_mutex_lock(&s->lock);
-    if (!touched_since_locked(c, s, key, since))
-        lease = lease_locked(s, h, key);
+    if (!touched_since_locked(c, s, &k, since))
+        lease = lease_locked(c, s, &k);
     pthread_mutex_unlock(&s->lock);
     return lease;
 }
 
-enum cache_apply_result cache_apply(struct cache *c, int64_t key, int64_t version, const char *body,
-                                    size_t len)
+enum cache_apply_result cache_apply(struct cache *c, struct cache_key key, int64_t version,
+                                    const char *body, size_t len)
 {
-    uint64_t h;
-    struct cache_shard *s = shard_of(c, key, &h);
+    struct kref k;
+    struct cache_shard *s;
     struct cache_value *nd;
     enum cache_apply_result res;
     enum cache_reject why;
 
+    if (!key_ok(c, key))
+        return CACHE_ABSENT; /* such a key is never cached */
+    kref_init(c, key, &k);
+    s = shard_of(c, &k);
     pthread_mutex_lock(&s->lock);
-    touch_locked(c, s, key);
-    nd = find_locked(s, h, key);
+    touch_locked(c, s, &k);
+    nd = find_locked(c, s, &k);
     if (!nd) {
         res = CACHE_ABSENT;
     } else if (nd->pending || nd->version < 0) {
         /* Only a lease, or "not found": drop it; the next read fills the committed row. */
-        invalidate_locked(s, nd);
+        invalidate_locked(c, s, nd);
         res = CACHE_EVICTED;
     } else if (nd->version >= version) {
-        end_lease_locked(s, nd); /* any fill in flight raced this event: void it */
+        end_lease_locked(c, s, nd); /* any fill in flight raced this event: void it */
         s->st.stale_ignored++;
         res = CACHE_OLD;
     } else if (!fits(version, len)) {
-        invalidate_locked(s, nd); /* cannot hold it: the next read goes to the database */
+        invalidate_locked(c, s, nd); /* cannot hold it: the next read goes to the database */
         res = CACHE_EVICTED;
-    } else if (replace_locked(s, nd, entry_new(key, version, false, body, len), &nd, &why) == 0) {
-        end_lease_locked(s, nd);
-        s->st.refreshes++;
+    } else if (replace_locked(c, s, nd, entry_new(&k, nd->gen, version, false, body, len), &nd,
+                              &why) == 0) {
+        end_lease_locked(c, s, nd);
+        s->rs[key.res].refreshes++;
         res = CACHE_APPLIED;
     } else {
-        invalidate_locked(s, nd);
+        invalidate_locked(c, s, nd);
         res = CACHE_EVICTED;
     }
     pthread_mutex_unlock(&s->lock);
     return res;
 }
 
-bool cache_evict(struct cache *c, int64_t key)
+bool cache_evict(struct cache *c, struct cache_key key)
 {
-    uint64_t h;
-    struct cache_shard *s = shard_of(c, key, &h);
+    struct kref k;
+    struct cache_shard *s;
     struct cache_value *nd;
 
+    if (!key_ok(c, key))
+        return false;
+    kref_init(c, key, &k);
+    s = shard_of(c, &k);
     pthread_mutex_lock(&s->lock);
-    touch_locked(c, s, key);
-    nd = find_locked(s, h, key);
+    touch_locked(c, s, &k);
+    nd = find_locked(c, s, &k);
     if (nd)
-        invalidate_locked(s, nd);
+        invalidate_locked(c, s, nd);
     pthread_mutex_unlock(&s->lock);
     return nd != NULL;
 }
@@ -631,45 +998,173 @@ void cache_flush(struct cache *c)
         struct cache_shard *s = &c->shards[i];
         pthread_mutex_lock(&s->lock);
         while (s->head)
-            remove_locked(s, s->head);
+            remove_locked(c, s, s->head);
+        assert(s->count == 0 && s->bytes == 0 && s->dead_entries == 0);
         s->st.flushes++;
         pthread_mutex_unlock(&s->lock);
     }
 }
 
-void cache_stats(struct cache *c, struct cache_stats *out)
+void cache_flush_resource(struct cache *c, unsigned res)
 {
-    memset(out, 0, sizeof(*out));
+    assert(res < c->nres);
+    if (res >= c->nres)
+        return;
+    /* The flush epoch first, then the generation: a cache_lease_since() that still sees the old
+     * generation stamps its lease with it, and that lease dies with the bump. */
+    atomic_store(&c->res_flush_epoch[res], atomic_fetch_add(&c->epoch, 1) + 1);
+    atomic_fetch_add(&c->gen[res], 1);
+    atomic_fetch_add(&c->res_flushes[res], 1);
+    atomic_fetch_add(&c->flush_count, 1);
+}
+
+/* Sums the shards' figures into *all (when not NULL) and into per[0..c->nres) (when not NULL). */
+static void stats_collect(struct cache *c, struct cache_stats *all, struct cache_stats *per)
+{
+    if (all)
+        memset(all, 0, sizeof(*all));
+    if (per)
+        memset(per, 0, c->nres * sizeof(*per));
     for (unsigned i = 0; i < c->nshards; i++) {
         struct cache_shard *s = &c->shards[i];
         pthread_mutex_lock(&s->lock);
-        out->hits += s->st.hits;
-        out->misses += s->st.misses;
-        out->negative_hits += s->st.negative_hits;
-        out->evictions += s->st.evictions;
-        out->invalidations += s->st.invalidations;
-        out->fills += s->st.fills;
-        out->refreshes += s->st.refreshes;
-        out->stale_ignored += s->st.stale_ignored;
-        out->fill_waits += s->st.fill_waits;
-        out->fill_wait_timeouts += s->st.fill_wait_timeouts;
-        for (int r = 0; r < CACHE_REJECT_COUNT; r++)
-            out->rejected[r] += s->st.rejected[r];
-        out->entries += s->count;
-        out->bytes += s->bytes;
-        if (i == 0)
-            out->flushes = s->st.flushes;
+        for (unsigned r = 0; r < c->nres; r++) {
+            struct res_shard *rs = &s->rs[r];
+            if (all) {
+                all->hits += rs->hits;
+                all->misses += rs->misses;
+                all->negative_hits += rs->negative_hits;
+                all->evictions += rs->evictions;
+                all->invalidations += rs->invalidations;
+                all->fills += rs->fills;
+                all->refreshes += rs->refreshes;
+            }
+            if (per) {
+                struct cache_stats *o = &per[r];
+                res_sync_locked(c, s, r);
+                o->hits += rs->hits;
+                o->misses += rs->misses;
+                o->negative_hits += rs->negative_hits;
+                o->evictions += rs->evictions;
+                o->invalidations += rs->invalidations;
+                o->fills += rs->fills;
+                o->refreshes += rs->refreshes;
+                o->entries += rs->entries;
+                o->bytes += rs->bytes;
+            }
+        }
+        if (all) {
+            all->stale_ignored += s->st.stale_ignored;
+            all->fill_waits += s->st.fill_waits;
+            all->fill_wait_timeouts += s->st.fill_wait_timeouts;
+            for (int r = 0; r < CACHE_REJECT_COUNT; r++)
+                all->rejected[r] += s->st.rejected[r];
+            all->entries += s->count;
+            all->bytes += s->bytes;
+            if (i == 0)
+                all->flushes = s->st.flushes;
+        }
         pthread_mutex_unlock(&s->lock);
     }
-    out->max_bytes = c->max_bytes;
+    if (all)
+        all->max_bytes = c->max_bytes;
+    if (per) {
+        uint64_t whole;
+        pthread_mutex_lock(&c->shards[0].lock);
+        whole = c->shards[0].st.flushes;
+        pthread_mutex_unlock(&c->shards[0].lock);
+        for (unsigned r = 0; r < c->nres; r++) {
+            per[r].flushes = atomic_load(&c->res_flushes[r]) + whole;
+            per[r].max_bytes = c->max_bytes;
+        }
+    }
 }
 
-void cache_metrics_render(struct cache *c, struct metrics_page *p)
+void cache_stats(struct cache *c, struct cache_stats *out)
 {
-    struct cache_stats cs;
-    char lab[64];
+    stats_collect(c, out, NULL);
+}
 
-    cache_stats(c, &cs);
+void cache_stats_resource(struct cache *c, unsigned res, struct cache_stats *out)
+{
+    struct cache_stats *per;
+
+    memset(out, 0, sizeof(*out));
+    assert(res < c->nres);
+    if (res >= c->nres)
+        return;
+    per = xcalloc(c->nres, sizeof(*per));
+    stats_collect(c, NULL, per);
+    *out = per[res];
+    free(per);
+}
+
+/* Writes `resource="<name>"` into lab, the name escaped as the Prometheus text format wants
+ * (backslash, double quote and newline). A missing name is the resource's index. Returns false
+ * when it does not fit. */
+static bool resource_label(char *lab, size_t n, const char *const *names, unsigned r)
+{
+    char idx[16];
+    const char *name = names && names[r] ? names[r] : NULL;
+    size_t o = 0;
+    static const char pre[] = "resource=\"";
+
+    if (!name) {
+        snprintf(idx, sizeof(idx), "%u", r);
+        name = idx;
+    }
+    if (n < sizeof(pre) + 2)
+        return false;
+    memcpy(lab, pre, sizeof(pre) - 1);
+    o = sizeof(pre) - 1;
+    for (const char *q = name; *q; q++) {
+        const char *esc = *q == '\\' ? "\\\\" : *q == '"' ? "\\\"" : *q == '\n' ? "\\n" : NULL;
+        size_t el = esc ? 2 : 1;
+        if (o + el + 2 > n) /* room for the closing quote and the NUL */
+            return false;
+        if (esc)
+            memcpy(lab + o, esc, 2);
+        else
+            lab[o] = *q;
+        o += el;
+    }
+    lab[o++] = '"';
+    lab[o] = '\0';
+    return true;
+}
+
+void cache_metrics_render(struct cache *c, struct metrics_page *p,
+                          const char *const *resource_names, unsigned nresources)
+{
+    struct cache_stats cs, *per;
+    char lab[64];
+    char rlab[512];
+    unsigned nr = nresources < c->nres ? nresources : c->nres;
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } fam[] = {
+        {"cdcache_cache_resource_entries", "gauge",
+         "Entries in the cache, by resource (negative ones included, flushed ones not).",
+         offsetof(struct cache_stats, entries)},
+        {"cdcache_cache_resource_bytes", "gauge",
+         "Bytes the resource's entries take (counted against the shared cache.max_bytes).",
+         offsetof(struct cache_stats, bytes)},
+        {"cdcache_cache_resource_hits_total", "counter",
+         "Reads answered from a cached row, by resource.", offsetof(struct cache_stats, hits)},
+        {"cdcache_cache_resource_misses_total", "counter",
+         "Reads the cache could not answer (filled from PostgreSQL), by resource.",
+         offsetof(struct cache_stats, misses)},
+        {"cdcache_cache_resource_evictions_total", "counter",
+         "Entries evicted to stay within the byte bound, by resource.",
+         offsetof(struct cache_stats, evictions)},
+        {"cdcache_cache_resource_flushes_total", "counter",
+         "Flushes of the resource: its own (truncate, poison, DDL) and whole-cache ones.",
+         offsetof(struct cache_stats, flushes)},
+    };
+
+    per = xcalloc(c->nres, sizeof(*per));
+    stats_collect(c, &cs, per);
     metrics_scalar(p, "cdcache_cache_hits_total", "counter", "Reads answered from a cached item.",
                    (double)cs.hits);
     metrics_scalar(p, "cdcache_cache_negative_hits_total", "counter",
@@ -707,4 +1202,15 @@ void cache_metrics_render(struct cache *c, struct metrics_page *p)
         snprintf(lab, sizeof(lab), "reason=\"%s\"", cache_reject_name((enum cache_reject)k));
         metrics_sample(p, "cdcache_cache_fill_rejections_total", lab, (double)cs.rejected[k]);
     }
+    for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+        metrics_family(p, fam[f].name, fam[f].type, fam[f].help);
+        for (unsigned r = 0; r < nr; r++) {
+            uint64_t v;
+            if (!resource_label(rlab, sizeof(rlab), resource_names, r))
+                continue; /* a name too long for a label: the totals above still count it */
+            memcpy(&v, (const char *)&per[r] + fam[f].off, sizeof(v));
+            metrics_sample(p, fam[f].name, rlab, (double)v);
+        }
+    }
+    free(per);
 }

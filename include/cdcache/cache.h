@@ -27,18 +27,19 @@ struct cache_key {
     const char *p;
 };
 
-/* An immutable cached response: the pre-rendered item JSON and its version. Refcounted: a reader
+/* An immutable cached response: the pre-rendered row JSON and its version. Refcounted: a reader
  * that got it from cache_lookup() may write body to a socket while the CDC thread evicts the entry.
  */
 struct cache_value;
 
 /* Why a fill was not installed. Every fill is either installed or counted under one of these. */
-#define CACHE_REJECT_REASONS(X)                                                                     \
-    X(LEASE_VOID, "lease_void")     /* an invalidation for the key arrived while the fill ran */    \
-    X(NOT_NEWER, "not_newer")       /* the cache already holds this version or a newer one */       \
-    X(TOO_LARGE, "too_large")       /* larger than a shard's share of the bound (or than 16 MiB,    \
-                                       or a version past 2^39 - 1, which the header cannot hold) */ \
-    X(NO_ROOM, "no_room")           /* nothing could be evicted to make room */                     \
+#define CACHE_REJECT_REASONS(X)                                                                    \
+    X(LEASE_VOID, "lease_void")     /* an invalidation for the key arrived while the fill ran */   \
+    X(NOT_NEWER, "not_newer")       /* the cache already holds this version or a newer one */      \
+    X(TOO_LARGE, "too_large")       /* larger than a shard's share of the bound (or than 16 MiB,   \
+                                       a key past CACHE_MAX_KEY, or a version past 2^39 - 1,       \
+                                       which the header cannot hold) */                            \
+    X(NO_ROOM, "no_room")           /* nothing could be evicted to make room */                    \
     X(NEGATIVE_OFF, "negative_off") /* negative entries are disabled */
 
 enum cache_reject {
@@ -99,8 +100,8 @@ uint64_t cache_lease_since(struct cache *c, struct cache_key key, uint64_t since
 /* Installs a fill made under lease. body[0..len) is copied. version < 0 installs a negative entry
  * ("not found"). Returns 0 when installed, or CDC_EREJECTED with the reason counted (and written to
  * *why when why is not NULL). Always ends the lease. */
-int cache_fill(struct cache *c, struct cache_key key, uint64_t lease, int64_t version, const char *body,
-               size_t len, enum cache_reject *why);
+int cache_fill(struct cache *c, struct cache_key key, uint64_t lease, int64_t version,
+               const char *body, size_t len, enum cache_reject *why);
 /* Ends a lease without installing (the fill failed). */
 void cache_fill_abort(struct cache *c, struct cache_key key, uint64_t lease);
 
@@ -109,8 +110,8 @@ enum cache_apply_result { CACHE_APPLIED, CACHE_ABSENT, CACHE_OLD, CACHE_EVICTED 
  * key is cached with a lower version, replaces the body; with an equal or higher version, ignores
  * it; when the key is cached as negative, evicts it (the next read fills the row); when absent,
  * does nothing. */
-enum cache_apply_result cache_apply(struct cache *c, struct cache_key key, int64_t version, const char *body,
-                                    size_t len);
+enum cache_apply_result cache_apply(struct cache *c, struct cache_key key, int64_t version,
+                                    const char *body, size_t len);
 /* Removes key and voids its lease. Returns true when something was removed. */
 bool cache_evict(struct cache *c, struct cache_key key);
 /* Removes every entry and voids every lease (a continuity break). */
@@ -123,11 +124,17 @@ void cache_flush_resource(struct cache *c, unsigned res);
 
 void cache_stats(struct cache *c, struct cache_stats *out);
 /* One resource's figures: hits, misses, negative_hits, fills, refreshes, evictions, invalidations,
- * flushes, entries and bytes (the others are 0). res < the resources given to cache_create(). */
+ * flushes, entries and bytes (the others are 0). res < the resources given to cache_create().
+ * flushes counts the resource's own flushes and whole-cache ones; entries and bytes count its
+ * entries of the current generation (a flushed entry not yet unlinked still counts in
+ * cache_stats()'s totals and against the bound, not here). */
 void cache_stats_resource(struct cache *c, unsigned res, struct cache_stats *out);
 struct metrics_page;
-/* Appends the cache's figures to a /metrics page (metrics.h). */
-void cache_metrics_render(struct cache *c, struct metrics_page *p);
+/* Appends the cache's figures to a /metrics page (metrics.h): the totals, unlabelled, then the
+ * per-resource families labelled resource="<name>", resource_names[i] naming resource i (borrowed;
+ * NULL, or a NULL name, writes the index). Resources from nresources on are not labelled. */
+void cache_metrics_render(struct cache *c, struct metrics_page *p,
+                          const char *const *resource_names, unsigned nresources);
 
 /* Accessors for a value obtained from cache_lookup(). Borrowed while the reference is held; the
  * body is len bytes, not NUL-terminated. */
@@ -137,11 +144,16 @@ bool cache_value_negative(const struct cache_value *v);
 /* Drops a reference; frees the value when it was the last. NULL-safe. */
 void cache_value_release(struct cache_value *v);
 
-/* The bytes one entry of a body of len bytes is charged (keys, body and overhead). */
-size_t cache_entry_cost(size_t len);
+/* The bytes one entry is charged for a key of key_len bytes and a body of len bytes (the header,
+ * a key longer than 8 bytes, the body, malloc's and the hash table's overhead). */
+size_t cache_entry_cost(size_t key_len, size_t len);
 
 /* Test hook, NULL in production: called by cache_fill() before it takes the shard lock, so a test
  * can force an invalidation between a fill's query and its install deterministically. */
 extern void (*cache_test_before_fill)(struct cache_key key);
+/* Test hook, NULL in production: set before cache_create() and kept until cache_destroy(), it
+ * replaces each key's hash h with its result, so a test can make every key collide (return a
+ * constant) and check that keys are still told apart by their resource and bytes. */
+extern uint64_t (*cache_test_hash)(uint64_t h);
 
 #endif
