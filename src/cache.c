@@ -1066,8 +1066,12 @@ static void stats_collect(struct cache *c, struct cache_stats *all, struct cache
         }
         pthread_mutex_unlock(&s->lock);
     }
-    if (all)
+    if (all) {
         all->max_bytes = c->max_bytes;
+        /* every flush, whole or of one resource (a truncate, DDL, a poison entry without a key) */
+        for (unsigned r = 0; r < c->nres; r++)
+            all->flushes += atomic_load(&c->res_flushes[r]);
+    }
     if (per) {
         uint64_t whole;
         pthread_mutex_lock(&c->shards[0].lock);
@@ -1178,7 +1182,9 @@ void cache_metrics_render(struct cache *c, struct metrics_page *p,
                    "Entries removed by change events, deletes and writes.",
                    (double)cs.invalidations);
     metrics_scalar(p, "cdcache_cache_flushes_total", "counter",
-                   "Whole-cache flushes (truncates and continuity breaks).", (double)cs.flushes);
+                   "Flushes: of the whole cache (continuity breaks) or of one resource (truncates, "
+                   "DDL, poison without a key).",
+                   (double)cs.flushes);
     metrics_scalar(p, "cdcache_cache_fills_total", "counter",
                    "Entries installed from PostgreSQL after a miss.", (double)cs.fills);
     metrics_scalar(p, "cdcache_cache_refreshes_total", "counter",
