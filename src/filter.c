@@ -599,7 +599,9 @@ int filter_parse(const struct resource *r, const char *qs, size_t len, int max_l
         } else {
             col = exposed_column(r, name, dn);
             if (col < 0) {
-                rc = fail(&e, "parameter", name, dn, "unknown parameter or column");
+                rc = fail(&e, "parameter", name, dn,
+                          "unknown parameter or column; this list takes after and limit, order, "
+                          "and filters on its columns (COLUMN=eq.VALUE, ...)");
                 goto out;
             }
             rc = parse_cond(f, col, name, dn, value, dv, &e);
