@@ -122,8 +122,8 @@ static bool listed(const struct config_resource *cr, const char *col)
 }
 
 /* Fills r from the catalog rows of its table and the declaration cr. Returns 0 or CDC_ECONFIG. */
-static int build(struct resource *r, const struct config_resource *cr, PGresult *cols,
-                 char *err, size_t errlen)
+static int build(struct resource *r, const struct config_resource *cr, PGresult *cols, char *err,
+                 size_t errlen)
 {
     const char *vname = cr->version_column ? cr->version_column : VERSION_DEFAULT;
     int n = PQntuples(cols), pkcols = 0;
@@ -155,18 +155,23 @@ static int build(struct resource *r, const struct config_resource *cr, PGresult 
     for (size_t i = 0; i < cr->ncolumns; i++)
         if (resource_column(r, cr->columns[i], strlen(cr->columns[i])) < 0 ||
             strcmp(cr->columns[i], VERSION_DEFAULT) == 0) {
-            snprintf(err, errlen, "resource %s: column %s does not exist in %s.%s (or is not "
-                     "exposable)", r->name, cr->columns[i], r->schema, r->table);
+            snprintf(err, errlen,
+                     "resource %s: column %s does not exist in %s.%s (or is not "
+                     "exposable)",
+                     r->name, cr->columns[i], r->schema, r->table);
             return CDC_ECONFIG;
         }
     if (pkcols > 1) {
-        snprintf(err, errlen, "resource %s: %s.%s has a composite primary key (%d columns); a "
-                 "resource needs a single-column key", r->name, r->schema, r->table, pkcols);
+        snprintf(err, errlen,
+                 "resource %s: %s.%s has a composite primary key (%d columns); a "
+                 "resource needs a single-column key",
+                 r->name, r->schema, r->table, pkcols);
         return CDC_ECONFIG;
     }
     if (r->key < 0) {
-        snprintf(err, errlen, cr->key ? "resource %s: key column %s does not exist in %s.%s"
-                                      : "resource %s: %s.%s has no primary key%s",
+        snprintf(err, errlen,
+                 cr->key ? "resource %s: key column %s does not exist in %s.%s"
+                         : "resource %s: %s.%s has no primary key%s",
                  r->name, cr->key ? cr->key : r->schema, cr->key ? r->schema : r->table,
                  cr->key ? r->table : "");
         return CDC_ECONFIG;
@@ -174,9 +179,10 @@ static int build(struct resource *r, const struct config_resource *cr, PGresult 
     if (pkcols == 0 || !pg_bool(cols, r->key, 11)) {
         /* Debezium keys change events by the primary key (replica identity): a route key that is
          * not it could not be matched to the events that change its rows */
-        snprintf(err, errlen, "resource %s: key %s is not the primary key of %s.%s; a route key must "
-                 "be the table's single-column primary key", r->name, r->columns[r->key].name,
-                 r->schema, r->table);
+        snprintf(err, errlen,
+                 "resource %s: key %s is not the primary key of %s.%s; a route key must "
+                 "be the table's single-column primary key",
+                 r->name, r->columns[r->key].name, r->schema, r->table);
         return CDC_ECONFIG;
     }
     if (!codec_key_supported(&r->columns[r->key].type)) {
@@ -190,7 +196,8 @@ static int build(struct resource *r, const struct config_resource *cr, PGresult 
         return CDC_ECONFIG;
     }
     if (r->version < 0) {
-        snprintf(err, errlen, "resource %s: %s.%s has no version column %s: run `cdcache prepare "
+        snprintf(err, errlen,
+                 "resource %s: %s.%s has no version column %s: run `cdcache prepare "
                  "--config FILE` (it adds one) or name an existing one with version_column",
                  r->name, r->schema, r->table, vname);
         return CDC_ECONFIG;
@@ -268,7 +275,8 @@ static int load_one(struct catalog *cat, const struct config_resource *cr, unsig
         goto out;
     }
     if (PQntuples(res) == 0) {
-        snprintf(err, errlen, "resource %s: table %s is not in publication %s, so its changes "
+        snprintf(err, errlen,
+                 "resource %s: table %s is not in publication %s, so its changes "
                  "would not reach the cache: run `cdcache prepare --config FILE --apply`",
                  cr->name, cr->table, cat->cfg->cdc_publication);
         rc = CDC_ECONFIG;

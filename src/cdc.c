@@ -82,17 +82,17 @@ struct cdc {
 
     char group[160];
     char consumer[128];
-    char run_id[64];           /* consumer thread only */
-    bool groups_made;          /* consumer thread only: a group has been positioned once */
+    char run_id[64];            /* consumer thread only */
+    bool groups_made;           /* consumer thread only: a group has been positioned once */
     struct stream_id *gap_seen; /* consumer thread only, per stream: the gap already flushed for */
-    bool pending_gone;         /* consumer thread only: the last pending read had a deleted entry */
-    bool chain_known;          /* consumer thread only: a watermark since the last break */
+    bool pending_gone; /* consumer thread only: the last pending read had a deleted entry */
+    bool chain_known;  /* consumer thread only: a watermark since the last break */
     int64_t chain_seq, chain_origin; /* consumer thread only: the chain's last link */
     const char *test_gate;           /* CDCACHE_TEST_CDC_GATE */
     int64_t test_delay_ms;           /* CDCACHE_TEST_CDC_DELAY_MS */
 
     _Atomic bool attached;
-    char **streams;       /* nstreams names: the resources' (nresources), then the signals */
+    char **streams; /* nstreams names: the resources' (nresources), then the signals */
     int nstreams, nresources;
     _Atomic int64_t heard_mono_ms;     /* last time the pipeline vouched for freshness; 0 never */
     _Atomic int64_t heartbeat_mono_ms; /* last Debezium heartbeat (liveness only); 0 never */
@@ -467,8 +467,8 @@ static void run_retention(struct cdc *cdc, redisContext *ctx)
     struct retention_stats st;
     memset(&st, 0, sizeof(st));
     st.stream_length = -1;
-    if (retention_tick(ctx, cdc->cfg, cdc->group, (const char *const *)cdc->streams,
-                       cdc->nstreams, cdc->nresources, &st))
+    if (retention_tick(ctx, cdc->cfg, cdc->group, (const char *const *)cdc->streams, cdc->nstreams,
+                       cdc->nresources, &st))
         LOG_WARN("cdc: stream retention pass failed: %s",
                  ctx->err ? ctx->errstr : "command failed");
     atomic_fetch_add(&cdc->trims, st.trims);
@@ -575,8 +575,7 @@ static void handle_ddl(struct cdc *cdc, const struct dbz_field *f, size_t n)
     if (rc)
         LOG_WARN("cdc: %s changed; reading its columns again failed: %s", table, err);
     else
-        LOG_INFO("cdc: %s changed: flushed resource %s and read its columns again", table,
-                 r->name);
+        LOG_INFO("cdc: %s changed: flushed resource %s and read its columns again", table, r->name);
 }
 
 /* Follows the watermark chain (see the top of this file). Returns true when wm may vouch. */

@@ -102,8 +102,7 @@ static bool member_of(const char *s, size_t len, const char *name, struct json_s
 }
 
 /* The key of resource r from a key or before-image object's text. */
-static bool key_from_text(const struct resource *r, const char *s, size_t len,
-                          struct dbz_event *ev)
+static bool key_from_text(const struct resource *r, const char *s, size_t len, struct dbz_event *ev)
 {
     const struct resource_column *k = &r->columns[r->key];
     struct json_span v;
@@ -111,8 +110,7 @@ static bool key_from_text(const struct resource *r, const char *s, size_t len,
            codec_key_dbz(&k->type, &v, ev->key, sizeof(ev->key), &ev->key_len) == 0;
 }
 
-static bool key_from_span(const struct resource *r, const struct json_span *v,
-                          struct dbz_event *ev)
+static bool key_from_span(const struct resource *r, const struct json_span *v, struct dbz_event *ev)
 {
     const struct resource_column *k = &r->columns[r->key];
     if (v->kind == JSON_OBJECT)
@@ -137,9 +135,9 @@ static const struct member_name source_names[NSRC] = {NAME("ts_ms"), NAME("seque
  * columns (when a resource is given) and source's ts_ms are picked out on the way. */
 struct envelope {
     struct json_span op, before, after, source, ts_ms;
-    const struct resource *r; /* NULL: the after-image's columns are not wanted */
-    struct json_span *cols;   /* r->ncolumns slots */
-    bool unknown;             /* the after-image has a member the descriptor does not know */
+    const struct resource *r;   /* NULL: the after-image's columns are not wanted */
+    struct json_span *cols;     /* r->ncolumns slots */
+    bool unknown;               /* the after-image has a member the descriptor does not know */
     struct json_span src[NSRC]; /* source.ts_ms, source.sequence */
 };
 
@@ -259,8 +257,7 @@ static int read_envelope(const char *s, size_t len, struct envelope *env, char *
  * column missing or unknown (the table changed), a placeholder for an unchanged TOASTed value, a
  * type whose change-event form cannot be rendered as a query's. A value of the wrong type is poison
  * (CDC_EDECODE). */
-static int decode_after(const struct envelope *env, struct dbz_event *ev, char *err,
-                        size_t errlen)
+static int decode_after(const struct envelope *env, struct dbz_event *ev, char *err, size_t errlen)
 {
     int rc;
 
@@ -273,8 +270,9 @@ static int decode_after(const struct envelope *env, struct dbz_event *ev, char *
     }
     if (rc) {
         buf_reset(&ev->body);
-        return fail(err, errlen, rc == CDC_ETOOBIG ? "after-image too large"
-                                                   : "after-image has a value of the wrong type");
+        return fail(err, errlen,
+                    rc == CDC_ETOOBIG ? "after-image too large"
+                                      : "after-image has a value of the wrong type");
     }
     ev->complete = true;
     return 0;

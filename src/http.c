@@ -3,9 +3,9 @@
  * writes the answer. No cache rule lives here. The fixed routes and the methods each takes are one
  * table (routes[]); every declared resource (catalog.h) adds /NAME and /NAME/{key}, whose methods
  * come from its descriptor. Together they give 405's Allow, preflights' allowed methods and the
- * admin listener's paths. Requests civetweb refuses before routing (a malformed head, a method it does not know) are
- * answered by civetweb_error(), so every error is application/problem+json. openapi.yaml describes
- * all of it. */
+ * admin listener's paths. Requests civetweb refuses before routing (a malformed head, a method it
+ * does not know) are answered by civetweb_error(), so every error is application/problem+json.
+ * openapi.yaml describes all of it. */
 #include "cdcache/http.h"
 #include "cdcache/apidoc.h"
 #include "cdcache/auth.h"
@@ -50,7 +50,7 @@ struct http_server {
         *admin; /* http.admin_listen: /health, /ready, /metrics on their own threads */
     struct reads *reads;
     struct catalog *catalog;
-    pthread_mutex_t doc_lock;     /* guards building and publishing doc */
+    pthread_mutex_t doc_lock;       /* guards building and publishing doc */
     _Atomic(struct http_doc *) doc; /* the current set's document; read lock-free */
     struct auth *auth;
     struct auth **res_auth; /* per resource: its own tokens, or a copy of the global ones */
@@ -72,13 +72,13 @@ struct http_server {
 
 /* Problem types: stable identifiers clients can switch on. */
 #define PROBLEMS(X)                                                                                \
-    X(INVALID_ID, 400, "invalid-id", "Invalid key")                                            \
+    X(INVALID_ID, 400, "invalid-id", "Invalid key")                                                \
     X(INVALID_BODY, 400, "invalid-body", "Invalid request body")                                   \
     X(INVALID_QUERY, 400, "invalid-query", "Invalid query parameter")                              \
     X(INVALID_HEADER, 400, "invalid-header", "Invalid header")                                     \
     X(BAD_REQUEST, 400, "bad-request", "Malformed request")                                        \
     X(NOT_FOUND, 404, "not-found", "Not found")                                                    \
-    X(CONFLICT, 409, "conflict", "Conflict")                                               \
+    X(CONFLICT, 409, "conflict", "Conflict")                                                       \
     X(NO_ROUTE, 404, "no-route", "No such resource")                                               \
     X(UNAUTHORIZED, 401, "unauthorized", "Unauthorized")                                           \
     X(METHOD, 405, "method-not-allowed", "Method not allowed")                                     \
@@ -107,9 +107,9 @@ static const struct {
 
 #define EXTRA_HEADERS_MAX 2048
 
-/* The fixed routes, each with the methods it takes (the Allow header; OPTIONS is answered everywhere
- * for CORS preflights). ops: also served on the admin listener. COLLECTION and ROW are every
- * resource's /NAME and /NAME/{key}: their methods come from the resource (route_allow()). */
+/* The fixed routes, each with the methods it takes (the Allow header; OPTIONS is answered
+ * everywhere for CORS preflights). ops: also served on the admin listener. COLLECTION and ROW are
+ * every resource's /NAME and /NAME/{key}: their methods come from the resource (route_allow()). */
 #define ROUTES(X)                                                                                  \
     X(NONE, NULL, NULL, false)                                                                     \
     X(INDEX, "/", "GET, HEAD, OPTIONS", false)                                                     \
@@ -202,7 +202,7 @@ struct request {
     const struct mg_request_info *ri;
     enum metrics_route route;
     int rroute; /* enum metrics_resource_route of rq->res's route; -1: route is a fixed one */
-    const char *allow; /* the route's methods (405's Allow), NULL for no route */
+    const char *allow;          /* the route's methods (405's Allow), NULL for no route */
     const struct resource *res; /* the resource of /NAME and /NAME/{key}, else NULL */
     char allow_buf[80];
     int status;
@@ -427,8 +427,9 @@ static void add_token(struct request *rq, const char *key, int64_t version)
             return;
         }
     if (buf_puts(&path, key) == 0 &&
-        snprintf(cookie, sizeof(cookie), RYW_COOKIE "=%s; Path=%s; Max-Age=" RYW_COOKIE_AGE
-                 "; HttpOnly; SameSite=Lax", v, path.data) < (int)sizeof(cookie))
+        snprintf(cookie, sizeof(cookie),
+                 RYW_COOKIE "=%s; Path=%s; Max-Age=" RYW_COOKIE_AGE "; HttpOnly; SameSite=Lax", v,
+                 path.data) < (int)sizeof(cookie))
         add_header(rq, "Set-Cookie", cookie);
     buf_free(&path);
 }
@@ -748,8 +749,7 @@ static void row_list(struct request *rq)
         buf_puts(&out, "{\"items\":[");
         filter_free(f);
         f = NULL;
-        rc = filter_parse(rq->res, qs, qs ? strlen(qs) : 0,
-                          (int)rq->srv->cfg->http_max_list_limit,
+        rc = filter_parse(rq->res, qs, qs ? strlen(qs) : 0, (int)rq->srv->cfg->http_max_list_limit,
                           rq->srv->cfg->http_max_list_bytes, &f, err, sizeof(err), field,
                           sizeof(field));
         if (rc == 0)
@@ -884,9 +884,9 @@ static void metrics_page(struct request *rq)
 /* Sends 401 and returns false unless the request carries a token good for a write (or a read). */
 static bool authorized(struct request *rq, bool write)
 {
-    const struct auth *a =
-        rq->res && rq->res->index < rq->srv->nres_auth ? rq->srv->res_auth[rq->res->index]
-                                                        : rq->srv->auth;
+    const struct auth *a = rq->res && rq->res->index < rq->srv->nres_auth
+                               ? rq->srv->res_auth[rq->res->index]
+                               : rq->srv->auth;
     enum auth_result r = auth_check(a, mg_get_header(rq->conn, "Authorization"), write);
 
     if (r == AUTH_OK)
@@ -963,8 +963,8 @@ static void index_page(struct request *rq)
                  "\"resources\":[");
     for (size_t i = 0; i < set->n; i++) {
         const struct resource *r = &set->r[i];
-        buf_printf(&b, "%s{\"name\":\"%s\",\"table\":\"%s.%s\",\"key\":\"", i ? "," : "",
-                   r->name, r->schema, r->table);
+        buf_printf(&b, "%s{\"name\":\"%s\",\"table\":\"%s.%s\",\"key\":\"", i ? "," : "", r->name,
+                   r->schema, r->table);
         buf_json_escape(&b, r->columns[r->key].name, strlen(r->columns[r->key].name));
         buf_printf(&b, "\",\"href\":\"/%s\"}", r->name);
     }
@@ -1095,10 +1095,10 @@ static void access_log(const struct request *rq, int64_t ns)
     struct log_field f[] = {
         {"method", rq->ri->request_method, 0},
         {"route",
-         rq->rroute >= 0 ? metrics_resource_route_label(
-                               rq->srv->metrics, (enum metrics_resource_route)rq->rroute,
-                               rq->res->index)
-                         : metrics_route_label(rq->route),
+         rq->rroute >= 0
+             ? metrics_resource_route_label(rq->srv->metrics,
+                                            (enum metrics_resource_route)rq->rroute, rq->res->index)
+             : metrics_route_label(rq->route),
          0},
         {"path", rq->ri->local_uri ? rq->ri->local_uri : "/", 0},
         {"status", NULL, rq->status},
@@ -1395,9 +1395,9 @@ struct http_server *http_start(const struct config *cfg, struct catalog *catalog
     srv->res_auth = xcalloc(cfg->nresources ? cfg->nresources : 1, sizeof(*srv->res_auth));
     for (size_t i = 0; i < cfg->nresources; i++) {
         const struct config_resource *cr = &cfg->resources[i];
-        srv->res_auth[i] = auth_create(cr->write_tokens ? cr->write_tokens : cfg->auth_write_tokens,
-                                       cr->read_tokens ? cr->read_tokens : cfg->auth_read_tokens,
-                                       err, errlen);
+        srv->res_auth[i] =
+            auth_create(cr->write_tokens ? cr->write_tokens : cfg->auth_write_tokens,
+                        cr->read_tokens ? cr->read_tokens : cfg->auth_read_tokens, err, errlen);
         if (!srv->res_auth[i])
             goto fail_cors;
     }

@@ -63,8 +63,7 @@ static const struct {
 #undef METRICS_RESOURCE_ROUTE_ROW
 };
 
-struct metrics *metrics_create(size_t nresources, const char *const *names,
-                               const char *const *keys)
+struct metrics *metrics_create(size_t nresources, const char *const *names, const char *const *keys)
 {
     struct metrics *m = xcalloc(1, sizeof(*m));
 

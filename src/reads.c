@@ -191,9 +191,9 @@ int reads_create_row(struct reads *rd, const struct resource *r, const struct ro
     return rc;
 }
 
-int reads_update_row(struct reads *rd, const struct resource *r, const char *key,
-                     int64_t if_match, const struct row_input *in, struct buf *out,
-                     int64_t *version, struct sql_error *e)
+int reads_update_row(struct reads *rd, const struct resource *r, const char *key, int64_t if_match,
+                     const struct row_input *in, struct buf *out, int64_t *version,
+                     struct sql_error *e)
 {
     struct cache_key k = key_of(r, key);
     uint64_t lease = rd->cache ? cache_lease(rd->cache, k) : 0;
@@ -206,8 +206,8 @@ int reads_update_row(struct reads *rd, const struct resource *r, const char *key
     return rc;
 }
 
-int reads_delete_row(struct reads *rd, const struct resource *r, const char *key,
-                     int64_t if_match, int64_t *version, struct sql_error *e)
+int reads_delete_row(struct reads *rd, const struct resource *r, const char *key, int64_t if_match,
+                     int64_t *version, struct sql_error *e)
 {
     int rc = rd->ops.row_delete(rd->db, r, key, if_match, version, e);
 

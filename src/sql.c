@@ -33,8 +33,8 @@ static void key_where(const struct resource *r, struct buf *sql)
 
 /* The one column a check constraint of r's table is on, into out (empty when it spans several):
  * PostgreSQL names no column for a check violation. Only on that error path. */
-static void check_column(struct db *db, const struct resource *r, const char *constraint,
-                         char *out, size_t cap)
+static void check_column(struct db *db, const struct resource *r, const char *constraint, char *out,
+                         size_t cap)
 {
     static const char q[] =
         "SELECT a.attname FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND "
@@ -58,8 +58,8 @@ static int failure(struct db *db, const struct resource *r, PGresult *res, struc
 
     if (!state)
         return CDC_EDB;
-    if (strcmp(state, "42703") == 0 || strcmp(state, "42P01") == 0 ||
-        strcmp(state, "42804") == 0 || strcmp(state, "0A000") == 0)
+    if (strcmp(state, "42703") == 0 || strcmp(state, "42P01") == 0 || strcmp(state, "42804") == 0 ||
+        strcmp(state, "0A000") == 0)
         return CDC_ESCHEMA; /* a column or the table moved under us (DDL) */
     if (e) {
         snprintf(e->detail, sizeof(e->detail), "%s", msg ? msg : "refused by PostgreSQL");
@@ -152,8 +152,8 @@ static int absent_or_conflict(struct db *db, const struct resource *r, const cha
     return rc;
 }
 
-int sql_create(struct db *db, const struct resource *r, const struct row_input *in,
-               struct buf *out, char *key, size_t keycap, int64_t *version, struct sql_error *e)
+int sql_create(struct db *db, const struct resource *r, const struct row_input *in, struct buf *out,
+               char *key, size_t keycap, int64_t *version, struct sql_error *e)
 {
     struct buf sql;
     PGresult *res;
@@ -297,9 +297,9 @@ int sql_list(struct db *db, const struct resource *r, const struct filter *f, st
     found = rows ? (int)strtol(PQgetvalue(res, 0, nf), NULL, 10) : 0;
     if (rows > 0 && found > rows) {
         int last = rows - 1;
-        rc = filter_next_query(f, PQgetisnull(res, last, nf + 2) ? NULL
-                                                                 : PQgetvalue(res, last, nf + 2),
-                               PQgetvalue(res, last, nf + 1), next)
+        rc = filter_next_query(
+                 f, PQgetisnull(res, last, nf + 2) ? NULL : PQgetvalue(res, last, nf + 2),
+                 PQgetvalue(res, last, nf + 1), next)
                  ? CDC_ETOOBIG
                  : 0;
     }

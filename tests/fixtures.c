@@ -70,8 +70,8 @@ void fixtures_free(struct fixture_entry *e, size_t n)
     free(e);
 }
 
-static void column(struct resource_column *c, const char *name, enum codec_kind kind, int32_t typmod,
-                   const char *sql_type, bool has_default)
+static void column(struct resource_column *c, const char *name, enum codec_kind kind,
+                   int32_t typmod, const char *sql_type, bool has_default)
 {
     char q[128];
     snprintf(q, sizeof(q), "\"%s\"", name);

@@ -37,8 +37,8 @@ Test(debezium, recorded_sequence_decodes)
     for (size_t i = 0; i < nev; i++) {
         struct dbz_event e;
         char err[128] = "";
-        cr_assert_eq(dbz_decode(items, ev[i].fields, ev[i].nfields, &e, err, sizeof(err)), 0, "%s: %s",
-                     ev[i].id, err);
+        cr_assert_eq(dbz_decode(items, ev[i].fields, ev[i].nfields, &e, err, sizeof(err)), 0,
+                     "%s: %s", ev[i].id, err);
         cr_assert_eq(e.op, ops[i], "entry %zu: op %s", i, dbz_op_name(e.op));
         cr_assert_eq(e.complete, complete[i], "entry %zu", i);
         if (e.op != DBZ_OP_TRUNCATE) {

@@ -163,7 +163,8 @@ Test(pipeline, revert_sql_for_shop)
     cr_assert(strstr(t, "ALTER PUBLICATION \"cdcache_items\" SET TABLE "
                         "\"inventory\".\"cdcache_watermark\";"));
     cr_assert(strstr(t, "DROP TABLE IF EXISTS cdcache.ddl_signal;"));
-    cr_assert_null(strstr(t, "DROP SEQUENCE"), "a revert keeps the sequence: versions never repeat");
+    cr_assert_null(strstr(t, "DROP SEQUENCE"),
+                   "a revert keeps the sequence: versions never repeat");
     cr_assert_null(strstr(t, " CASCADE;"), "revert drops only what prepare made");
     free(t);
     config_free(c);

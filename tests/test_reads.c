@@ -46,15 +46,14 @@ static const char *key_text(int64_t id)
     return s;
 }
 
-static struct cache_key CK(int64_t id)
-{
+static struct cache_key CK(int64_t id) {
     const char *k = key_text(id);
     struct cache_key key = {RES.index, (uint32_t)strlen(k), k};
     return key;
 }
 
-static int f_get(void *db, const struct resource *r, const char *key, struct buf *out,
-                 int64_t *version)
+static int
+f_get(void *db, const struct resource *r, const char *key, struct buf *out, int64_t *version)
 {
     struct fake *f = db;
     int64_t id = id_of(key);
@@ -69,9 +68,8 @@ static int f_get(void *db, const struct resource *r, const char *key, struct buf
     return 0;
 }
 
-static int f_create(void *db, const struct resource *r, const struct row_input *in,
-                    struct buf *out, char *key, size_t keycap, int64_t *version,
-                    struct sql_error *e)
+static int f_create(void *db, const struct resource *r, const struct row_input *in, struct buf *out,
+                    char *key, size_t keycap, int64_t *version, struct sql_error *e)
 {
     struct fake *f = db;
     int64_t id = f->next_id++;

@@ -82,8 +82,8 @@ Test(row, query_row_and_after_image_render_identically)
 
 Test(row, items_render_as_they_always_have)
 {
-    const char *cols[] = {"1", "n", "d", "99999999.99", "2026-01-02 03:04:05+00",
-                          "2026-01-02 03:04:05.12+00", "2"};
+    const char *cols[] = {
+        "1", "n", "d", "99999999.99", "2026-01-02 03:04:05+00", "2026-01-02 03:04:05.12+00", "2"};
     struct buf b;
     int64_t v = 0;
     buf_init(&b, 4096);
@@ -97,8 +97,9 @@ Test(row, items_render_as_they_always_have)
 
 Test(row, escapes_strings_and_writes_null)
 {
-    const char *cols[] = {"1", "a\"b\\c\n\x01", NULL, "0.00", "2026-01-02 03:04:05+00",
-                          "2026-01-02 03:04:05+00", "1"};
+    const char *cols[] = {"1",    "a\"b\\c\n\x01",          NULL,
+                          "0.00", "2026-01-02 03:04:05+00", "2026-01-02 03:04:05+00",
+                          "1"};
     struct buf b;
     int64_t v;
     buf_init(&b, 4096);
@@ -110,8 +111,8 @@ Test(row, escapes_strings_and_writes_null)
 
 Test(row, an_unexposed_column_is_left_out)
 {
-    const char *cols[] = {"1", "n", "d", "1.00", "2026-01-02 03:04:05+00",
-                          "2026-01-02 03:04:05+00", "7"};
+    const char *cols[] = {"1", "n", "d", "1.00", "2026-01-02 03:04:05+00", "2026-01-02 03:04:05+00",
+                          "7"};
     struct buf b;
     int64_t v = 0;
     items->columns[6].exposed = false; /* as cdcache_version is */
@@ -132,15 +133,15 @@ Test(row, create_takes_the_writable_columns)
 {
     struct row_input in;
     char field[128];
-    cr_assert_eq(parse("{\"name\":\"a\",\"description\":\"b\",\"price\":\"19.90\"}", ROW_CREATE, &in,
-                       field),
-                 0, "%s", field);
+    cr_assert_eq(
+        parse("{\"name\":\"a\",\"description\":\"b\",\"price\":\"19.90\"}", ROW_CREATE, &in, field),
+        0, "%s", field);
     cr_assert_eq(in.n, 3);
     cr_assert_str_eq(in.val[2], "19.90");
     row_input_free(&in);
-    cr_assert_eq(parse("{\"name\":\"a\",\"description\":\"b\",\"price\":12.345}", ROW_CREATE, &in,
-                       field),
-                 CDC_EINVAL, "numeric(10,2) holds two decimals");
+    cr_assert_eq(
+        parse("{\"name\":\"a\",\"description\":\"b\",\"price\":12.345}", ROW_CREATE, &in, field),
+        CDC_EINVAL, "numeric(10,2) holds two decimals");
     cr_assert_str_eq(field, "price");
 }
 
@@ -170,10 +171,9 @@ Test(row, upsert_reads_the_key_as_number_or_string)
 {
     struct row_input in;
     char field[128];
-    cr_assert_eq(
-        parse("{\"id\":\"1\",\"name\":\"a\",\"description\":\"b\",\"price\":1}", ROW_UPSERT, &in,
-              field),
-        0, "%s", field);
+    cr_assert_eq(parse("{\"id\":\"1\",\"name\":\"a\",\"description\":\"b\",\"price\":1}",
+                       ROW_UPSERT, &in, field),
+                 0, "%s", field);
     cr_assert(in.has_key);
     cr_assert_str_eq(in.key, "1");
     for (size_t i = 0; i < in.n; i++)

@@ -1,7 +1,7 @@
 /* The change-data-capture consumer: one thread per replica with its own hiredis connection. It
  * reads the Debezium streams (every resource's changes, the watermark row's changes, Debezium's
- * heartbeats, the DDL signal) with XREADGROUP (one consumer group per replica, positioned at `$` on start), applies
- * each entry to the cache, then XACKs it.
+ * heartbeats, the DDL signal) with XREADGROUP (one consumer group per replica, positioned at `$` on
+ * start), applies each entry to the cache, then XACKs it.
  *
  * It also decides whether the replica can vouch for its cache: only while it is attached to Redis
  * and has applied, within max_staleness, an entry committed within max_staleness with nothing older
@@ -63,7 +63,7 @@ struct cdc_status {
     int64_t max_staleness_ms;
     uint64_t results[CDC_RESULT_COUNT];
     uint64_t heartbeats, watermarks, reconnects, batches;
-    uint64_t ddl_reloads; /* DDL signals for a declared table: flushed and reloaded */
+    uint64_t ddl_reloads;     /* DDL signals for a declared table: flushed and reloaded */
     uint64_t gap_flushes;     /* continuity breaks, every reason (the sum of breaks[]) */
     int64_t heartbeat_age_ms; /* since Debezium's last heartbeat (liveness); -1 never */
     uint64_t trims, trimmed, groups_removed, consumers_removed; /* stream retention */

@@ -91,10 +91,10 @@
 /* One entry of `resources:` as declared (catalog.c resolves it against PostgreSQL). Strings are
  * owned by the config; NULL when not given. */
 struct config_resource {
-    char *name;           /* the route */
-    char *table;          /* "schema.table" */
-    char *key;            /* NULL: the table's single-column primary key */
-    char **columns;       /* NULL: every column; else ncolumns names */
+    char *name;     /* the route */
+    char *table;    /* "schema.table" */
+    char *key;      /* NULL: the table's single-column primary key */
+    char **columns; /* NULL: every column; else ncolumns names */
     size_t ncolumns;
     unsigned methods;     /* resource.h's enum resource_method bits; all when not given */
     char *read_tokens;    /* NULL: auth.read_tokens */

@@ -42,12 +42,12 @@ struct dbz_field {
 /* A decoded change. Owns body; release with dbz_event_clear(). */
 struct dbz_event {
     enum dbz_op op;
-    bool has_key; /* key holds the row's key (from the key, `after` or `before`) */
+    bool has_key;              /* key holds the row's key (from the key, `after` or `before`) */
     char key[DBZ_KEY_MAX + 1]; /* its canonical text (codec_key_canon), NUL-terminated */
     size_t key_len;
-    bool complete; /* c/u/r only: the after-image renders exactly as a query would (every column,
-                      no placeholder, no column the descriptor does not know) */
-    int64_t version;      /* c/u/r with complete */
+    bool complete;   /* c/u/r only: the after-image renders exactly as a query would (every column,
+                        no placeholder, no column the descriptor does not know) */
+    int64_t version; /* c/u/r with complete */
     int64_t source_ts_ms; /* source.ts_ms (commit time in PostgreSQL), 0 when absent */
     bool source_fresh;    /* source.sequence names no previous commit: the source started without
                              offsets (Debezium's first transaction after such a start) */

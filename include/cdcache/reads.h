@@ -88,10 +88,10 @@ void reads_result_release(struct reads_result *res);
 int reads_create_row(struct reads *rd, const struct resource *r, const struct row_input *in,
                      struct buf *out, char *key, size_t keycap, int64_t *version,
                      struct sql_error *e);
-int reads_update_row(struct reads *rd, const struct resource *r, const char *key,
-                     int64_t if_match, const struct row_input *in, struct buf *out,
+int reads_update_row(struct reads *rd, const struct resource *r, const char *key, int64_t if_match,
+                     const struct row_input *in, struct buf *out, int64_t *version,
+                     struct sql_error *e);
+int reads_delete_row(struct reads *rd, const struct resource *r, const char *key, int64_t if_match,
                      int64_t *version, struct sql_error *e);
-int reads_delete_row(struct reads *rd, const struct resource *r, const char *key,
-                     int64_t if_match, int64_t *version, struct sql_error *e);
 
 #endif

@@ -29,19 +29,19 @@ struct resource_column {
     char *name;   /* as in the catalog */
     char *quoted; /* a quoted identifier: "name" */
     struct codec_type type;
-    char *sql_type;    /* format_type(): the cast a parameter gets ("numeric(12,2)", "text[]") */
-    bool nullable;     /* no NOT NULL */
-    bool has_default;  /* a DEFAULT, an identity or a serial: POST may omit it */
-    bool generated;    /* GENERATED ALWAYS (identity or stored): read-only */
-    bool exposed;      /* in the representation */
-    bool orderable;    /* the leading column of a btree index: order= may name it */
-    bool serial;       /* filled from a sequence (serial, identity): only positive values */
+    char *sql_type;   /* format_type(): the cast a parameter gets ("numeric(12,2)", "text[]") */
+    bool nullable;    /* no NOT NULL */
+    bool has_default; /* a DEFAULT, an identity or a serial: POST may omit it */
+    bool generated;   /* GENERATED ALWAYS (identity or stored): read-only */
+    bool exposed;     /* in the representation */
+    bool orderable;   /* the leading column of a btree index: order= may name it */
+    bool serial;      /* filled from a sequence (serial, identity): only positive values */
 };
 
 struct resource {
-    unsigned index;    /* position in the config: the cache's resource id, stable across reloads */
-    char *name;        /* the route: /name and /name/{key} */
-    char *schema;      /* as in the catalog */
+    unsigned index; /* position in the config: the cache's resource id, stable across reloads */
+    char *name;     /* the route: /name and /name/{key} */
+    char *schema;   /* as in the catalog */
     char *table;
     char *qualified;   /* "schema"."table", quoted */
     char *stream;      /* <topic prefix>.<schema>.<table>: Debezium's stream for the table */
@@ -56,7 +56,7 @@ struct resource {
 
 struct resource_set {
     size_t n;
-    struct resource *r; /* r[i].index == i */
+    struct resource *r;  /* r[i].index == i */
     uint64_t generation; /* 1 for the first set, +1 per reload */
 };
 

@@ -5,8 +5,8 @@
  * Returns (every function): 0; CDC_ENOTFOUND (no row with that key); CDC_ECONFLICT (the row exists
  * at another version than if_match); CDC_EINVAL (PostgreSQL refused a value: a constraint, a range;
  * err says why and field names the column when PostgreSQL does); CDC_EDUPLICATE (the key or a
- * unique column is taken); CDC_ESCHEMA (the table no longer has the descriptor's columns: reload the
- * catalog, then retry once); CDC_EDB (unreachable, timed out, anything else).
+ * unique column is taken); CDC_ESCHEMA (the table no longer has the descriptor's columns: reload
+ * the catalog, then retry once); CDC_EDB (unreachable, timed out, anything else).
  *
  * Threads: any; statements run on the db pool (db.h). */
 #ifndef CDCACHE_SQL_H
@@ -33,8 +33,8 @@ int sql_get(struct db *db, const struct resource *r, const char *key, struct buf
             int64_t *version);
 /* Inserts; appends the new row's JSON to out and writes its key's canonical text to
  * key[0..keycap). */
-int sql_create(struct db *db, const struct resource *r, const struct row_input *in,
-               struct buf *out, char *key, size_t keycap, int64_t *version, struct sql_error *e);
+int sql_create(struct db *db, const struct resource *r, const struct row_input *in, struct buf *out,
+               char *key, size_t keycap, int64_t *version, struct sql_error *e);
 /* Updates the columns in in (if_match < 0: no precondition). */
 int sql_update(struct db *db, const struct resource *r, const char *key, int64_t if_match,
                const struct row_input *in, struct buf *out, int64_t *version, struct sql_error *e);
