@@ -133,7 +133,7 @@ int row_input_parse(const struct resource *r, const char *body, size_t len, enum
     field[0] = '\0';
     json_cursor_init(&cur, body, len);
     if (json_members_open(&it, &cur, &why)) {
-        rc = fail(err, errlen, field, fieldlen, "", 0, "the body must be one JSON object");
+        rc = fail(err, errlen, field, fieldlen, "", 0, "body must be a JSON object");
         goto fail;
     }
     while ((more = json_members_next(&it, &name, &value, &why)) == 1) {
@@ -196,7 +196,10 @@ int row_input_parse(const struct resource *r, const char *body, size_t len, enum
         }
     }
     if (more < 0 || !json_at_end(&it.c)) {
-        rc = fail(err, errlen, field, fieldlen, "", 0, why ? why : "malformed JSON");
+        char msg[160];
+        snprintf(msg, sizeof(msg), "invalid JSON at byte %zu: %s", it.c.pos,
+                 more < 0 && why ? why : "trailing data after the object");
+        rc = fail(err, errlen, field, fieldlen, "", 0, msg);
         goto fail;
     }
     if (mode == ROW_UPSERT)
@@ -220,7 +223,8 @@ int row_input_parse(const struct resource *r, const char *body, size_t len, enum
         goto fail;
     }
     if (mode == ROW_PATCH && in->n == 0) {
-        rc = fail(err, errlen, field, fieldlen, "", 0, "the body names no field to change");
+        rc = fail(err, errlen, field, fieldlen, "", 0,
+                  "nothing to update: the body names no writable column");
         goto fail;
     }
     for (size_t i = 0; i < in->n; i++)
