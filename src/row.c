@@ -154,6 +154,12 @@ int row_input_parse(const struct resource *r, const char *body, size_t len, enum
             rc = fail(err, errlen, field, fieldlen, decoded, fl, "is read-only");
             goto fail;
         }
+        /* a value drawn from a sequence (serial, identity) is the server's to give: one given
+         * here would collide with the sequence's later values */
+        if (col->serial && (mode == ROW_CREATE || (c != r->key && mode != ROW_PATCH))) {
+            rc = fail(err, errlen, field, fieldlen, decoded, fl, "is assigned by the server");
+            goto fail;
+        }
         if (c == r->key) {
             /* a key is read as a route key is: a number's digits or a string's text, so that
              * the seed's {"id":"1"} still names row 1 */

@@ -163,6 +163,10 @@ Test(row, refuses_by_name)
     cr_assert_eq(parse("{\"name\":1}", ROW_PATCH, &in, field), CDC_EINVAL);
     cr_assert_str_eq(field, "name", "a wrong type");
     cr_assert_eq(parse("{}", ROW_PATCH, &in, field), CDC_EINVAL, "a patch names something");
+    cr_assert_eq(parse("{\"id\":7,\"name\":\"a\",\"description\":\"b\",\"price\":1}", ROW_CREATE,
+                       &in, field),
+                 CDC_EINVAL);
+    cr_assert_str_eq(field, "id", "a key from a sequence is the server's to give");
     cr_assert_eq(parse("[1]", ROW_PATCH, &in, field), CDC_EINVAL);
     cr_assert_eq(parse("{\"name\":\"a\"} x", ROW_PATCH, &in, field), CDC_EINVAL);
 }
