@@ -574,7 +574,10 @@ static cJSON *key_schema(const struct resource_column *k)
     case CODEC_INT2:
     case CODEC_INT4:
     case CODEC_INT8:
-        return int_schema(k->type.kind);
+        s = int_schema(k->type.kind);
+        if (k->serial) /* drawn from a sequence: 0 and below name no row (a 400) */
+            cJSON_ReplaceItemInObjectCaseSensitive(s, "minimum", must(cJSON_CreateRaw("1")));
+        return s;
     case CODEC_UUID:
         s = typed("string");
         put_str(s, "format", "uuid");
@@ -687,6 +690,8 @@ static cJSON *body_object(const struct resource *r, enum body_kind kind)
         if (!writable(r, c))
             continue;
         if ((int)c == r->key) {
+            if (kind == BODY_CREATE && col->serial)
+                continue; /* assigned by the server (row.c) */
             if (kind == BODY_CREATE)
                 put(props, col->name, column_schema(col, true));
             else if (kind == BODY_UPSERT)
@@ -696,6 +701,8 @@ static cJSON *body_object(const struct resource *r, enum body_kind kind)
             nprops++;
             continue;
         }
+        if (col->serial && kind != BODY_PATCH)
+            continue; /* assigned by the server (row.c) */
         put(props, col->name, column_schema(col, true));
         nprops++;
         if (kind == BODY_PATCH) {
