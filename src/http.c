@@ -862,13 +862,22 @@ static void metrics_page(struct request *rq)
     buf_init(&out, 1u << 22);
     p.out = &out;
     p.rc = 0;
-    metrics_render(rq->srv->metrics, &p);
-    if (rq->srv->cache) {
+    {
+        /* the routes are labelled with the current descriptors' names and key columns (the
+         * configured names and "key" until the catalog is first read) */
         const struct resource_set *set = catalog_current(rq->srv->catalog);
-        const char *names[CACHE_MAX_RESOURCES];
-        for (size_t i = 0; i < set->n && i < CACHE_MAX_RESOURCES; i++)
-            names[i] = set->r[i].name;
-        cache_metrics_render(rq->srv->cache, &p, names, (unsigned)set->n);
+        size_t n = rq->srv->cfg->nresources;
+        const char **names = xcalloc(n + 1, sizeof(*names));
+        const char **keys = xcalloc(n + 1, sizeof(*keys));
+        for (size_t i = 0; i < n; i++) {
+            names[i] = rq->srv->cfg->resources[i].name;
+            keys[i] = set && i < set->n ? set->r[i].columns[set->r[i].key].name : "key";
+        }
+        metrics_render(rq->srv->metrics, &p, names, keys);
+        if (rq->srv->cache)
+            cache_metrics_render(rq->srv->cache, &p, names, (unsigned)n);
+        free(names);
+        free(keys);
     }
     if (rq->srv->cdc)
         cdc_metrics_render(rq->srv->cdc, &p);
@@ -1090,16 +1099,15 @@ static void request_id(struct request *rq)
 static void access_log(const struct request *rq, int64_t ns)
 {
     int64_t pct = rq->srv->cfg->log_access_sample_percent;
+    char label[512];
     if (rq->status < 500 && (pct <= 0 || (pct < 100 && (int64_t)(thread_random() % 100) >= pct)))
         return;
+    if (rq->rroute >= 0)
+        metrics_resource_route_label((enum metrics_resource_route)rq->rroute, rq->res->name,
+                                     rq->res->columns[rq->res->key].name, label, sizeof(label));
     struct log_field f[] = {
         {"method", rq->ri->request_method, 0},
-        {"route",
-         rq->rroute >= 0
-             ? metrics_resource_route_label(rq->srv->metrics,
-                                            (enum metrics_resource_route)rq->rroute, rq->res->index)
-             : metrics_route_label(rq->route),
-         0},
+        {"route", rq->rroute >= 0 ? label : metrics_route_label(rq->route), 0},
         {"path", rq->ri->local_uri ? rq->ri->local_uri : "/", 0},
         {"status", NULL, rq->status},
         {"duration_us", NULL, ns / 1000},
@@ -1115,6 +1123,7 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
 {
     struct request rq;
     struct query_values qv;
+    const struct resource_set *set;
     const char *m, *uri, *key;
     int64_t t0 = now_mono_ns();
     enum route rt;
@@ -1129,7 +1138,8 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
     add_header(&rq, "X-Request-Id", rq.id);
     m = rq.ri->request_method;
     uri = rq.ri->local_uri ? rq.ri->local_uri : "/";
-    rt = route_of(catalog_current(srv->catalog), uri, strlen(uri), &rq.res, &key);
+    set = catalog_current(srv->catalog);
+    rt = route_of(set, uri, strlen(uri), &rq.res, &key);
     rq.allow = route_allow(rt, rq.res, rq.allow_buf, sizeof(rq.allow_buf));
     cors_headers(&rq);
 
@@ -1140,6 +1150,11 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
     } else if (admin && !routes[rt].ops) {
         send_problem(&rq, P_NO_ROUTE, "the admin listener serves /health, /ready and /metrics",
                      NULL);
+    } else if (!set && (rt == RT_NONE || rt == RT_INDEX || rt == RT_OPENAPI_JSON ||
+                        rt == RT_OPENAPI_YAML)) {
+        /* the resources are not known before PostgreSQL's catalog is read (it was unreachable at
+         * start): a path that may name one is answered as the database being down */
+        send_problem(&rq, P_DB_DOWN, "the database could not answer; try again", NULL);
     } else if (rt == RT_NONE) {
         send_problem(&rq, P_NO_ROUTE,
                      "no such resource; see / for the links, /openapi.json for the description",
@@ -1378,7 +1393,7 @@ struct http_server *http_start(const struct config *cfg, struct catalog *catalog
     srv->cfg = cfg;
     srv->catalog = catalog;
     pthread_mutex_init(&srv->doc_lock, NULL);
-    if (!served_doc(srv)) {
+    if (catalog_current(catalog) && !served_doc(srv)) {
         snprintf(err, errlen, "cannot render the OpenAPI document for the declared resources");
         goto fail_auth;
     }

@@ -141,7 +141,7 @@ static int serve(int argc, char **argv)
     struct cdc *cdc = NULL;
     struct http_server *srv = NULL;
     sigset_t set;
-    int sig = 0;
+    int sig = 0, loaded;
     char err[256];
     int rc = 1;
 
@@ -157,49 +157,30 @@ static int serve(int argc, char **argv)
     db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms,
                    (int)cfg->postgres_connect_timeout_ms, (int)cfg->postgres_pool_size,
                    (int)cfg->postgres_pool_wait_ms);
-    /* The resources' columns come from PostgreSQL: wait for it (a replica may start first), but a
-     * declaration that does not match the tables is an error at once. A replica that serves from a
-     * cache kept by the change stream refuses a table the stream does not carry. */
+    /* The resources' columns come from PostgreSQL's catalog. A declaration that does not match the
+     * tables stops the replica at once. While PostgreSQL cannot be reached the replica serves
+     * anyway (/health; /ready and the resources' routes answer 503) and reads the catalog as soon
+     * as it can (below). A replica that serves from a cache kept by the change stream refuses a
+     * table the stream does not carry. */
     catalog = catalog_create(cfg, db);
-    for (int64_t wait = 100;;) {
-        int lrc = catalog_load(catalog, cfg->cdc_enabled && cfg->cache_enabled, err, sizeof(err));
-        if (lrc == 0)
-            break;
-        if (lrc != CDC_EDB) {
-            LOG_ERROR("%s", err);
-            goto out;
-        }
-        LOG_WARN("%s; retrying in %lld ms", err, (long long)wait);
-        if (sigtimedwait(&set, NULL, &(struct timespec){wait / 1000, (wait % 1000) * 1000000}) > 0)
-            goto out;
-        wait = wait * 2 > 5000 ? 5000 : wait * 2;
+    loaded = catalog_load(catalog, cfg->cdc_enabled && cfg->cache_enabled, err, sizeof(err));
+    if (loaded != 0 && loaded != CDC_EDB) {
+        LOG_ERROR("%s", err);
+        goto out;
     }
+    if (loaded)
+        LOG_WARN("%s; serving without resources until PostgreSQL answers", err);
     if (cfg->cache_enabled) {
         struct cache_options co = {(size_t)cfg->cache_max_bytes, (unsigned)cfg->cache_shards,
                                    (unsigned)cfg->nresources, cfg->cache_negative_entries,
                                    (int)cfg->cache_fill_wait_ms};
         cache = cache_create(&co);
     }
-    {
-        const struct resource_set *rs = catalog_current(catalog);
-        const char **names = xcalloc(rs->n + 1, sizeof(*names));
-        const char **keys = xcalloc(rs->n + 1, sizeof(*keys));
-        for (size_t i = 0; i < rs->n; i++) {
-            names[i] = rs->r[i].name;
-            keys[i] = rs->r[i].columns[rs->r[i].key].name;
-        }
-        metrics = metrics_create(rs->n, names, keys);
-        free(names);
-        free(keys);
-    }
-    /* Without a cache there is nothing for a consumer to keep fresh. */
-    if (cfg->cdc_enabled && cache) {
+    metrics = metrics_create(cfg->nresources);
+    /* Without a cache there is nothing for a consumer to keep fresh. It starts once the resources
+     * are known (a stopped consumer does not vouch: reads bypass the cache meanwhile). */
+    if (cfg->cdc_enabled && cache)
         cdc = cdc_create(cfg, catalog, cache, db, metrics);
-        if (cdc_start(cdc)) {
-            LOG_ERROR("cannot start the CDC thread");
-            goto out; /* cdc_destroy() frees a consumer that never started */
-        }
-    }
     srv = http_start(cfg, catalog, cache, db, cdc, metrics, err, sizeof(err));
     if (!srv) {
         LOG_ERROR("%s", err);
@@ -207,7 +188,29 @@ static int serve(int argc, char **argv)
     }
     LOG_INFO("cdcache %s serving on %s (replica %s, cache %s, cdc %s)", CDCACHE_VERSION,
              cfg->http_listen, cfg->cdc_replica_id, cache ? "on" : "off", cdc ? "on" : "off");
+    for (int64_t wait = 100; loaded;) {
+        if (sigtimedwait(&set, NULL, &(struct timespec){wait / 1000, (wait % 1000) * 1000000}) >
+            0) {
+            sig = SIGTERM;
+            goto drain;
+        }
+        loaded = catalog_load(catalog, cfg->cdc_enabled && cfg->cache_enabled, err, sizeof(err));
+        if (loaded != 0 && loaded != CDC_EDB) {
+            LOG_ERROR("%s", err);
+            http_stop(srv);
+            goto out;
+        }
+        if (loaded == 0)
+            LOG_INFO("resources read from PostgreSQL's catalog");
+        wait = wait * 2 > 5000 ? 5000 : wait * 2;
+    }
+    if (cdc && cdc_start(cdc)) {
+        LOG_ERROR("cannot start the CDC thread");
+        http_stop(srv);
+        goto out; /* cdc_destroy() frees a consumer that never started */
+    }
     sigwait(&set, &sig);
+drain:
     /* Drain: not ready first (balancers and probes stop sending), keep serving for
      * http.shutdown_delay_ms, then stop accepting and let in-flight requests finish (http_stop);
      * the consumer then stops after acknowledging what it applied. */

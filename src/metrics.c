@@ -38,17 +38,16 @@ struct histogram {
     _Atomic uint64_t sum_ns;
 };
 
-/* One resource's routes: counts by status, latency, and the labels. */
+/* One resource's routes: counts by status, and latency. */
 struct resource_routes {
     _Atomic uint64_t requests[RROUTE_COUNT][STATUS_SPAN];
     struct histogram latency[RROUTE_COUNT];
-    char *label[RROUTE_COUNT];
 };
 
 struct metrics {
     _Atomic uint64_t requests[ROUTE_COUNT][STATUS_SPAN];
     struct histogram latency[ROUTE_COUNT];
-    struct resource_routes *res; /* nres, immutable labels */
+    struct resource_routes *res; /* nres */
     size_t nres;
     _Atomic uint64_t xcache[XCACHE_COUNT];
     struct histogram propagation;
@@ -63,21 +62,12 @@ static const struct {
 #undef METRICS_RESOURCE_ROUTE_ROW
 };
 
-struct metrics *metrics_create(size_t nresources, const char *const *names, const char *const *keys)
+struct metrics *metrics_create(size_t nresources)
 {
     struct metrics *m = xcalloc(1, sizeof(*m));
 
     m->nres = nresources;
     m->res = xcalloc(nresources ? nresources : 1, sizeof(*m->res));
-    for (size_t i = 0; i < nresources; i++)
-        for (int rr = 0; rr < RROUTE_COUNT; rr++) {
-            struct buf b;
-            buf_init(&b, 1024);
-            buf_printf(&b, "%s /%s", resource_routes[rr].method, names[i]);
-            if (resource_routes[rr].row)
-                buf_printf(&b, "/{%s}", keys[i]);
-            m->res[i].label[rr] = buf_steal(&b, NULL);
-        }
     return m;
 }
 
@@ -85,17 +75,20 @@ void metrics_destroy(struct metrics *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->nres; i++)
-        for (int rr = 0; rr < RROUTE_COUNT; rr++)
-            free(m->res[i].label[rr]);
     free(m->res);
     free(m);
 }
 
-const char *metrics_resource_route_label(const struct metrics *m, enum metrics_resource_route rr,
-                                         unsigned res)
+const char *metrics_resource_route_label(enum metrics_resource_route rr, const char *name,
+                                         const char *key, char *out, size_t cap)
 {
-    return res < m->nres && (unsigned)rr < RROUTE_COUNT ? m->res[res].label[rr] : "other";
+    if ((unsigned)rr >= RROUTE_COUNT)
+        snprintf(out, cap, "other");
+    else if (resource_routes[rr].row)
+        snprintf(out, cap, "%s /%s/{%s}", resource_routes[rr].method, name, key);
+    else
+        snprintf(out, cap, "%s /%s", resource_routes[rr].method, name);
+    return out;
 }
 
 static void observe(struct histogram *h, const double *bounds, size_t n, int64_t ns)
@@ -232,23 +225,30 @@ static void latency_series(struct metrics_page *p, const char *route, struct his
     buf_free(&lab);
 }
 
-void metrics_render(struct metrics *m, struct metrics_page *p)
+void metrics_render(struct metrics *m, struct metrics_page *p, const char *const *names,
+                    const char *const *keys)
 {
     static const char *const xc[] = {"hit", "miss", "bypass"};
-    char lab[160];
+    char lab[160], route[512];
 
     metrics_family(p, "cdcache_http_requests_total", "counter",
                    "HTTP requests by route and status.");
     for (size_t i = 0; i < m->nres; i++)
         for (int rr = 0; rr < RROUTE_COUNT; rr++)
-            requests_series(p, m->res[i].label[rr], m->res[i].requests[rr]);
+            requests_series(p,
+                            metrics_resource_route_label((enum metrics_resource_route)rr, names[i],
+                                                         keys[i], route, sizeof(route)),
+                            m->res[i].requests[rr]);
     for (int rt = 0; rt < ROUTE_COUNT; rt++)
         requests_series(p, route_labels[rt], m->requests[rt]);
     metrics_family(p, "cdcache_http_request_duration_seconds", "histogram",
                    "Request latency by route.");
     for (size_t i = 0; i < m->nres; i++)
         for (int rr = 0; rr < RROUTE_COUNT; rr++)
-            latency_series(p, m->res[i].label[rr], &m->res[i].latency[rr]);
+            latency_series(p,
+                           metrics_resource_route_label((enum metrics_resource_route)rr, names[i],
+                                                        keys[i], route, sizeof(route)),
+                           &m->res[i].latency[rr]);
     for (int rt = 0; rt < ROUTE_COUNT; rt++)
         latency_series(p, route_labels[rt], &m->latency[rt]);
     metrics_family(p, "cdcache_item_reads_total", "counter",

@@ -14,7 +14,7 @@ static double sample_of(const char *page, const char *series)
 
 Test(metrics, propagation_takes_any_commit_time)
 {
-    struct metrics *m = metrics_create(0, NULL, NULL);
+    struct metrics *m = metrics_create(0);
     struct metrics_page p;
     struct buf out;
 
@@ -27,7 +27,7 @@ Test(metrics, propagation_takes_any_commit_time)
     buf_init(&out, 1 << 20);
     p.out = &out;
     p.rc = 0;
-    metrics_render(m, &p);
+    metrics_render(m, &p, NULL, NULL);
     cr_assert_eq(p.rc, 0);
     cr_assert_eq(buf_append(&out, "", 1), 0);
     cr_assert_eq(sample_of(out.data, "cdcache_cdc_propagation_seconds_count "), 4);
@@ -60,7 +60,8 @@ Test(metrics, writers_shape_a_family)
 Test(metrics, resource_routes_are_labelled_by_resource_and_key)
 {
     const char *names[] = {"items", "customers"}, *keys[] = {"id", "customer_id"};
-    struct metrics *m = metrics_create(2, names, keys);
+    struct metrics *m = metrics_create(2);
+    char label[128];
     struct metrics_page p;
     struct buf out;
 
@@ -69,11 +70,13 @@ Test(metrics, resource_routes_are_labelled_by_resource_and_key)
     metrics_resource_request(m, RROUTE_GET, 1, 200, 1000);
     metrics_resource_request(m, RROUTE_DELETE, 1, 404, 1000);
     metrics_resource_request(m, RROUTE_GET, 2, 200, 1000); /* no such resource: ignored */
-    cr_assert_str_eq(metrics_resource_route_label(m, RROUTE_LIST, 1), "GET /customers");
+    cr_assert_str_eq(
+        metrics_resource_route_label(RROUTE_LIST, "customers", "customer_id", label, sizeof(label)),
+        "GET /customers");
     buf_init(&out, 1 << 20);
     p.out = &out;
     p.rc = 0;
-    metrics_render(m, &p);
+    metrics_render(m, &p, names, keys);
     cr_assert_eq(buf_append(&out, "", 1), 0);
     cr_assert_eq(sample_of(out.data, "cdcache_http_requests_total{route=\"GET /items/{id}\","
                                      "status=\"200\"} "),

@@ -49,10 +49,8 @@ enum metrics_xcache { XCACHE_HIT, XCACHE_MISS, XCACHE_BYPASS, XCACHE_COUNT };
 
 struct metrics;
 
-/* Returns new zeroed metrics for nresources resources, whose names and key column names label
- * their routes (both copied); release with metrics_destroy(). */
-struct metrics *metrics_create(size_t nresources, const char *const *names,
-                               const char *const *keys);
+/* Returns new zeroed metrics for nresources resources; release with metrics_destroy(). */
+struct metrics *metrics_create(size_t nresources);
 void metrics_destroy(struct metrics *m);
 
 /* Records one request: route, status and duration. Thread-safe, lock-free. */
@@ -62,9 +60,10 @@ void metrics_resource_request(struct metrics *m, enum metrics_resource_route rr,
                               int status, int64_t ns);
 /* The route's label ("GET /health"), as in the metrics. */
 const char *metrics_route_label(enum metrics_route route);
-/* A resource route's label ("GET /items/{id}"); borrowed from m. */
-const char *metrics_resource_route_label(const struct metrics *m, enum metrics_resource_route rr,
-                                         unsigned res);
+/* A resource route's label, from the resource's name and key column ("GET /items/{id}"), into
+ * out[0..cap). Returns out. */
+const char *metrics_resource_route_label(enum metrics_resource_route rr, const char *name,
+                                         const char *key, char *out, size_t cap);
 /* Records how an item read was served. */
 void metrics_xcache(struct metrics *m, enum metrics_xcache kind);
 /* Records commit-to-applied time of a change event (CDC thread). Any value is safe: negative
@@ -85,7 +84,10 @@ void metrics_sample(struct metrics_page *p, const char *name, const char *labels
 void metrics_scalar(struct metrics_page *p, const char *name, const char *type, const char *help,
                     double v);
 
-/* Appends m's own figures: requests, latency, how reads were served, CDC propagation. */
-void metrics_render(struct metrics *m, struct metrics_page *p);
+/* Appends m's own figures: requests, latency, how reads were served, CDC propagation. names[i] and
+ * keys[i] (borrowed) label resource i's routes (the descriptors can change with DDL, so the caller
+ * passes the current ones). */
+void metrics_render(struct metrics *m, struct metrics_page *p, const char *const *names,
+                    const char *const *keys);
 
 #endif

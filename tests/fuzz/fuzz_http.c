@@ -156,10 +156,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* no database: the shipped config's one resource, described by hand as catalog.c would */
     catalog = catalog_create(cfg, db);
     catalog_install(catalog, fixtures_resource_set(fixtures_items_resource(0)));
-    {
-        const char *names[] = {"items"}, *keys[] = {"id"};
-        metrics = metrics_create(1, names, keys);
-    }
+    metrics = metrics_create(1);
     /* The server, cfg, cache, db and metrics live until the process exits: libFuzzer never returns
      * control to tear them down, and they stay reachable from the server, so LeakSanitizer is
      * quiet about them. */
