@@ -407,8 +407,13 @@ static cJSON *kind_schema(const struct resource_column *c, bool request)
     case CODEC_ENUM:
         s = typed("string");
         put_str(s, "description", "A label of the column's enum type.");
-        if (request)
+        if (c->labels) {
+            cJSON *e = put(s, "enum", arr());
+            for (size_t i = 0; i < c->nlabels; i++)
+                push_str(e, c->labels[i]);
+        } else if (request) {
             put_str(s, "pattern", "^" RE_NONUL "*$");
+        }
         return s;
     default:
         s = typed("string");

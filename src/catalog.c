@@ -44,12 +44,16 @@ static const char columns_sql[] =
     "ANY (i.indkey)), "
     "coalesce((SELECT i.indnkeyatts FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
     "0), "
-    "pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL "
+    "pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL, "
+    "coalesce(et.oid, t.oid) "
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "JOIN pg_type t ON t.oid = a.atttypid "
     "LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' "
     "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') ORDER BY a.attnum";
+
+static const char labels_sql[] =
+    "SELECT enumlabel FROM pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder";
 
 static const char publication_sql[] = "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND "
                                       "schemaname = $2 AND tablename = $3";
@@ -214,6 +218,30 @@ static int build(struct resource *r, const struct config_resource *cr, PGresult 
     return 0;
 }
 
+/* Reads the labels of every enum column (for a 400 naming the column, before PostgreSQL refuses a
+ * label it does not know without naming it). Returns 0 or CDC_EDB. */
+static int load_labels(struct catalog *cat, struct resource *r, PGresult *cols)
+{
+    for (size_t i = 0; i < r->ncolumns; i++) {
+        struct resource_column *c = &r->columns[i];
+        const char *oid = PQgetvalue(cols, (int)i, 14);
+        PGresult *res;
+        if (c->type.kind != CODEC_ENUM)
+            continue;
+        res = db_exec(cat->db, DB_STMT_CATALOG, labels_sql, 1, &oid, true);
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+            PQclear(res);
+            return CDC_EDB;
+        }
+        c->nlabels = (size_t)PQntuples(res);
+        c->labels = xcalloc(c->nlabels + 1, sizeof(*c->labels));
+        for (size_t k = 0; k < c->nlabels; k++)
+            c->labels[k] = xstrdup(PQgetvalue(res, (int)k, 0));
+        PQclear(res);
+    }
+    return 0;
+}
+
 static int load_one(struct catalog *cat, const struct config_resource *cr, unsigned index,
                     bool check_publication, struct resource *r, char *err, size_t errlen)
 {
@@ -261,6 +289,10 @@ static int load_one(struct catalog *cat, const struct config_resource *cr, unsig
         goto out;
     }
     rc = build(r, cr, res, err, errlen);
+    if (rc == 0 && load_labels(cat, r, res)) {
+        snprintf(err, errlen, "resource %s: cannot read its enum labels", cr->name);
+        rc = CDC_EDB;
+    }
     if (rc || !check_publication)
         goto out;
     PQclear(res);

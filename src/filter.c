@@ -158,6 +158,10 @@ static int convert(const struct resource_column *c, const char *v, size_t n, cha
 
     buf_init(&b, FILTER_MAX_VALUE);
     rc = codec_param_text(&c->type, v, n, &b, why, whylen);
+    if (rc == 0 && !c->type.array && !resource_label_ok(c, b.data ? b.data : "", b.len)) {
+        snprintf(why, whylen, "is not a label of %s", c->sql_type);
+        rc = CDC_EINVAL;
+    }
     if (rc != 0) {
         if (rc == CDC_ETOOBIG || why[0] == '\0')
             snprintf(why, whylen, "%s", rc == CDC_ETOOBIG ? "value too long" : "invalid value");
@@ -306,9 +310,11 @@ static int parse_cond(struct filter *f, int col, const char *name, size_t nn, co
         if (strlen(ops[i].name) == oplen && memcmp(ops[i].name, v, oplen) == 0)
             op = (int)i;
     if (op < 0 || !dot)
-        return fail(e, "column", name, nn,
-                    "unknown operator (a filter is OP.VALUE, OP one of eq, neq, lt, lte, gt, "
-                    "gte, in, is, optionally after not.)");
+        return fail(
+            e, "column", name, nn,
+            "unknown operator '%.*s' (a filter is OP.VALUE, OP one of eq, neq, lt, lte, gt, "
+            "gte, in, is, optionally after not.)",
+            (int)(oplen > 32 ? 32 : oplen), v);
     fc->op = (enum filter_op)op;
     v = dot + 1;
     n -= oplen + 1;

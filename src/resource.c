@@ -30,9 +30,22 @@ int resource_column(const struct resource *r, const char *name, size_t len)
     return -1;
 }
 
+bool resource_label_ok(const struct resource_column *c, const char *text, size_t len)
+{
+    if (!c->labels)
+        return true;
+    for (size_t i = 0; i < c->nlabels; i++)
+        if (strlen(c->labels[i]) == len && memcmp(c->labels[i], text, len) == 0)
+            return true;
+    return false;
+}
+
 static void resource_clear(struct resource *r)
 {
     for (size_t i = 0; i < r->ncolumns; i++) {
+        for (size_t k = 0; k < r->columns[i].nlabels; k++)
+            free(r->columns[i].labels[k]);
+        free(r->columns[i].labels);
         free(r->columns[i].name);
         free(r->columns[i].quoted);
         free(r->columns[i].sql_type);

@@ -189,6 +189,10 @@ int row_input_parse(const struct resource *r, const char *body, size_t len, enum
             rc = codec_param(&col->type, &value, &in->store, &null, cerr, sizeof(cerr));
             if (rc == 0 && null && !col->nullable)
                 rc = CDC_EINVAL, snprintf(cerr, sizeof(cerr), "must not be null");
+            if (rc == 0 && !null && !col->type.array &&
+                !resource_label_ok(col, in->store.data + start, in->store.len - start))
+                rc = CDC_EINVAL,
+                snprintf(cerr, sizeof(cerr), "is not a label of %s", col->sql_type);
             if (rc == 0)
                 rc = buf_append(&in->store, "", 1); /* each value NUL-terminated in store */
             if (rc) {

@@ -36,6 +36,8 @@ struct resource_column {
     bool exposed;     /* in the representation */
     bool orderable;   /* the leading column of a btree index: order= may name it */
     bool serial;      /* filled from a sequence (serial, identity): only positive values */
+    char **labels;    /* an enum's labels in order (of the element type for arrays), else NULL */
+    size_t nlabels;
 };
 
 struct resource {
@@ -67,6 +69,9 @@ const struct resource *resource_by_stream(const struct resource_set *set, const 
                                           size_t len);
 /* The column called name[0..len), or -1. */
 int resource_column(const struct resource *r, const char *name, size_t len);
+/* True when text[0..len) is one of an enum column's labels (always true for other columns, and
+ * for an enum whose labels were not read). */
+bool resource_label_ok(const struct resource_column *c, const char *text, size_t len);
 /* Frees a set (NULL-safe). Only at exit, or for a set never published. */
 void resource_set_free(struct resource_set *set);
 
