@@ -571,8 +571,9 @@ static bool writable(const struct resource *r, size_t c)
     return col->exposed && !col->generated && (int)c != r->version;
 }
 
-/* The schema of the key as a path segment: integers with their range, uuid, text. */
-static cJSON *key_schema(const struct resource_column *k)
+/* The schema of the key as a path segment (row: a row's key, so a key drawn from a sequence is at
+ * least 1) or a cursor (after=, where 0 starts the list): integers with their range, uuid, text. */
+static cJSON *key_schema(const struct resource_column *k, bool row)
 {
     cJSON *s;
     switch (k->type.kind) {
@@ -580,7 +581,7 @@ static cJSON *key_schema(const struct resource_column *k)
     case CODEC_INT4:
     case CODEC_INT8:
         s = int_schema(k->type.kind);
-        if (k->serial) /* drawn from a sequence: 0 and below name no row (a 400) */
+        if (k->serial && row) /* drawn from a sequence: 0 and below name no row (a 400) */
             cJSON_ReplaceItemInObjectCaseSensitive(s, "minimum", must(cJSON_CreateRaw("1")));
         return s;
     case CODEC_UUID:
@@ -615,7 +616,7 @@ static cJSON *key_parameter(const struct resource *r, const struct res_names *nm
     buf_puts(&d,
              "(integers in decimal, uuids in either case); anything else is a 400 `invalid-id`.");
     put_str(p, "description", d.data);
-    put(p, "schema", key_schema(k));
+    put(p, "schema", key_schema(k, true));
     buf_free(&d);
     return p;
 }
@@ -658,7 +659,7 @@ static cJSON *body_key_schema(const struct resource_column *k)
     cJSON *str, *s;
 
     if (k->type.kind != CODEC_INT2 && k->type.kind != CODEC_INT4 && k->type.kind != CODEC_INT8)
-        return key_schema(k);
+        return key_schema(k, true);
     int_bounds(k->type.kind, &min, &max, &d);
     buf_init(&b, 256);
     buf_printf(&b, "^-?[0-9]{1,%d}$", d);
@@ -923,7 +924,8 @@ static void list_parameters(cJSON *op, const struct resource *r)
                        r->columns[r->key].name);
             cJSON_ReplaceItemInObjectCaseSensitive(p, "description",
                                                    must(cJSON_CreateString(d.data)));
-            cJSON_ReplaceItemInObjectCaseSensitive(p, "schema", key_schema(&r->columns[r->key]));
+            cJSON_ReplaceItemInObjectCaseSensitive(p, "schema",
+                                                   key_schema(&r->columns[r->key], false));
             buf_free(&d);
         }
     }

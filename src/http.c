@@ -264,11 +264,11 @@ static void problem_body(struct buf *b, enum problem p, int status, const char *
     buf_printf(b,
                "{\"type\":\"urn:cdcache:problem:%s\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
                problems[p].slug, problems[p].title, status);
-    buf_json_escape(b, detail, strlen(detail));
+    buf_json_escape_text(b, detail, strlen(detail));
     buf_puts(b, "\"");
     if (field && field[0]) {
         buf_puts(b, ",\"field\":\"");
-        buf_json_escape(b, field, strlen(field));
+        buf_json_escape_text(b, field, strlen(field));
         buf_puts(b, "\"");
     }
     buf_puts(b, "}");

@@ -63,43 +63,12 @@ bool log_enabled(enum log_level level)
     return (int)level >= atomic_load(&log_level);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len = s[0] < 0x80                    ? 1
-                 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-                                                : 0;
-    if (len == 0 || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if ((len == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (len == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
-        (len == 4 && s[0] == 0xf0 && s[1] < 0x90) || (len == 4 && s[0] == 0xf4 && s[1] >= 0x90))
-        return 0; /* overlong, a surrogate, or beyond U+10FFFF */
-    return len;
-}
-
 /* A JSON string member; bytes that are not UTF-8 (a message may quote a client's input) become
  * U+FFFD, so every line stays valid JSON. */
 static void put_json_str(struct buf *b, const char *key, const char *s)
 {
-    size_t n = strlen(s), start = 0;
-
     buf_printf(b, ",\"%s\":\"", key);
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_len((const unsigned char *)s + i, n - i);
-        if (len) {
-            i += len;
-            continue;
-        }
-        buf_json_escape(b, s + start, i - start);
-        buf_puts(b, "\\ufffd");
-        start = ++i;
-    }
-    buf_json_escape(b, s + start, n - start);
+    buf_json_escape_text(b, s, strlen(s));
     buf_puts(b, "\"");
 }
 

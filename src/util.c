@@ -262,3 +262,41 @@ char *buf_steal(struct buf *b, size_t *len)
     b->len = b->alloc = 0;
     return p;
 }
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80                    ? 1
+                 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                                : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((len == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (len == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+        (len == 4 && s[0] == 0xf0 && s[1] < 0x90) || (len == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+        return 0; /* overlong, a surrogate, or beyond U+10FFFF */
+    return len;
+}
+
+int buf_json_escape_text(struct buf *b, const char *s, size_t n)
+{
+    size_t start = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t len = utf8_len((const unsigned char *)s + i, n - i);
+        if (len) {
+            i += len;
+            continue;
+        }
+        rc = buf_json_escape(b, s + start, i - start);
+        if (rc == 0)
+            rc = buf_puts(b, "\\ufffd");
+        start = ++i;
+    }
+    return rc ? rc : buf_json_escape(b, s + start, n - start);
+}

@@ -43,6 +43,9 @@ int buf_puts(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s[0..n) as the body of a JSON string (no quotes), escaping as RFC 8259 requires. */
 int buf_json_escape(struct buf *b, const char *s, size_t n);
+/* The same for text that may not be UTF-8 (a message quoting a client's bytes, cut anywhere): every
+ * byte that does not start a valid sequence becomes U+FFFD, so the result is always valid JSON. */
+int buf_json_escape_text(struct buf *b, const char *s, size_t n);
 /* The next item of a comma-separated list at *p (config values such as tokens and origins): its
  * start, with its length in *len and the spaces around it trimmed, or NULL when none is left. *p
  * moves past it. Empty items are skipped. */
