@@ -497,17 +497,21 @@ static cJSON *column_schema(const struct resource_column *c, bool request)
     cJSON *s = kind_schema(c, request);
 
     if (c->type.array) {
-        cJSON *a = typed("array"), *items = obj();
-        /* an element, NULL, or a nested array (PostgreSQL's arrays have any number of
-         * dimensions, whatever the column's declaration says) */
-        cJSON *l = put(items, "anyOf", arr());
-        push(l, s);
-        push(l, typed("null"));
-        push(l, typed("array"));
+        cJSON *a = typed("array"), *items;
+        if (request) {
+            items = or_null(s); /* one dimension (row.c) */
+        } else {
+            /* an element, NULL, or a nested array: a column may hold arrays of any number of
+             * dimensions, whatever its declaration says */
+            items = obj();
+            cJSON *l = put(items, "anyOf", arr());
+            push(l, s);
+            push(l, typed("null"));
+            push(l, typed("array"));
+        }
         put(a, "items", items);
         put_str(a, "description",
-                request ? "A JSON array of the element type (several dimensions: arrays of equal "
-                          "length, nested)."
+                request ? "A JSON array of the element type, one dimension (elements or null)."
                         : "A JSON array of the element type (nested for several dimensions).");
         s = a;
     }

@@ -372,7 +372,9 @@ static int parse_order(struct filter *f, const char *v, size_t n, const struct f
     if (col != f->r->key &&
         (!f->r->columns[col].orderable || !order_kind_ok(&f->r->columns[col].type)))
         return fail(e, "parameter", "order", 5,
-                    "only the key or a column that leads an index can order a list");
+                    "column '%s' is neither the key nor the first column of an index; only those "
+                    "can order a list",
+                    f->r->columns[col].name);
     f->order = col;
     f->order_given = true;
     return 0;

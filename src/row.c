@@ -108,6 +108,31 @@ void row_input_free(struct row_input *in)
     memset(in, 0, sizeof(*in));
 }
 
+/* True when the array v (validated JSON) holds an array: a request writes arrays of one dimension
+ * (as the API description says), so that no ragged shape reaches PostgreSQL. */
+static bool nested_array(const struct json_span *v)
+{
+    bool in_string = false;
+    int depth = 0;
+
+    for (size_t i = 0; i < v->len; i++) {
+        char c = v->p[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' && ++depth > 1) {
+            return true;
+        } else if (c == ']') {
+            depth--;
+        }
+    }
+    return false;
+}
+
 static bool named(const struct row_input *in, int col)
 {
     for (size_t i = 0; i < in->n; i++)
@@ -186,6 +211,11 @@ int row_input_parse(const struct resource *r, const char *body, size_t len, enum
             char cerr[160] = "";
             size_t start = in->store.len;
             bool null = false;
+            if (col->type.array && value.kind == JSON_ARRAY && nested_array(&value)) {
+                rc = fail(err, errlen, field, fieldlen, decoded, fl,
+                          "an array of one dimension (elements or null) is expected");
+                goto fail;
+            }
             rc = codec_param(&col->type, &value, &in->store, &null, cerr, sizeof(cerr));
             if (rc == 0 && null && !col->nullable)
                 rc = CDC_EINVAL, snprintf(cerr, sizeof(cerr), "must not be null");

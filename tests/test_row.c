@@ -189,6 +189,18 @@ Test(row, upsert_reads_the_key_as_number_or_string)
     cr_assert_str_eq(field, "id");
 }
 
+Test(row, arrays_are_written_in_one_dimension)
+{
+    struct row_input in;
+    char field[128];
+    items->columns[1].type.array = true; /* name as text[], for this test */
+    cr_assert_eq(parse("{\"name\":[\"a\",null,\"[b]\"]}", ROW_PATCH, &in, field), 0, "%s", field);
+    cr_assert_str_eq(in.val[0], "{\"a\",NULL,\"[b]\"}");
+    row_input_free(&in);
+    cr_assert_eq(parse("{\"name\":[[\"a\"],\"\"]}", ROW_PATCH, &in, field), CDC_EINVAL);
+    cr_assert_str_eq(field, "name", "a ragged or nested array never reaches PostgreSQL");
+}
+
 Test(row, replace_sets_a_left_out_nullable_column_to_null)
 {
     struct row_input in;
