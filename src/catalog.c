@@ -139,6 +139,14 @@ static int build(struct resource *r, const struct config_resource *cr, PGresult 
         struct resource_column *c = &r->columns[i];
         c->name = xstrdup(PQgetvalue(cols, i, 0));
         c->quoted = quote_ident(c->name);
+        {
+            struct buf m;
+            buf_init(&m, 4096);
+            buf_puts(&m, "\"");
+            buf_json_escape(&m, c->name, strlen(c->name));
+            buf_puts(&m, "\":");
+            c->member = buf_steal(&m, NULL);
+        }
         c->type.typmod = (int32_t)strtol(PQgetvalue(cols, i, 1), NULL, 10);
         c->nullable = pg_bool(cols, i, 2);
         c->has_default = pg_bool(cols, i, 3);

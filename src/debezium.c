@@ -149,13 +149,18 @@ static int pick_columns(struct json_members *it, struct envelope *env, struct js
     struct json_members sub;
     struct json_span name, val;
     char text[256];
-    int r;
+    int r, next = 0;
 
     json_members_enter(it, &sub);
     while ((r = json_members_next(&sub, &name, &val, why)) == 1) {
         int c;
         if (!name.escaped) {
-            c = resource_column(env->r, name.p, name.len);
+            /* Debezium writes the columns in table order: try the next one first */
+            const struct resource_column *h =
+                (size_t)next < env->r->ncolumns ? &env->r->columns[next] : NULL;
+            c = h && strncmp(h->name, name.p, name.len) == 0 && h->name[name.len] == '\0'
+                    ? next
+                    : resource_column(env->r, name.p, name.len);
         } else {
             long n = json_string_decode(&name, text, sizeof(text));
             c = n < 0 ? -1 : resource_column(env->r, text, (size_t)n);
@@ -164,6 +169,7 @@ static int pick_columns(struct json_members *it, struct envelope *env, struct js
             env->unknown = true;
         else if (env->cols[c].kind == JSON_NONE)
             env->cols[c] = val;
+        next = c + 1;
     }
     if (r != 0) {
         it->c.pos = sub.c.pos;

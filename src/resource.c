@@ -48,6 +48,7 @@ static void resource_clear(struct resource *r)
         free(r->columns[i].labels);
         free(r->columns[i].name);
         free(r->columns[i].quoted);
+        free(r->columns[i].member);
         free(r->columns[i].sql_type);
     }
     free(r->columns);

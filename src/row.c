@@ -27,7 +27,11 @@ int row_select_column(const struct resource *r, size_t i)
 
 static int member_name(struct buf *out, const struct resource_column *c, bool first)
 {
-    int rc = buf_append(out, first ? "{\"" : ",\"", 2);
+    int rc = buf_append(out, first ? "{" : ",", 1);
+    if (rc == 0 && c->member)
+        return buf_puts(out, c->member);
+    if (rc == 0)
+        rc = buf_append(out, "\"", 1);
     if (rc == 0)
         rc = buf_json_escape(out, c->name, strlen(c->name));
     if (rc == 0)

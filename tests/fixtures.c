@@ -77,6 +77,8 @@ static void column(struct resource_column *c, const char *name, enum codec_kind 
     snprintf(q, sizeof(q), "\"%s\"", name);
     c->name = xstrdup(name);
     c->quoted = xstrdup(q);
+    snprintf(q, sizeof(q), "\"%s\":", name); /* the test columns' names need no escaping */
+    c->member = xstrdup(q);
     c->type.kind = kind;
     c->type.typmod = typmod;
     c->sql_type = xstrdup(sql_type);
@@ -117,6 +119,7 @@ void fixtures_resource_free(struct resource *r)
     for (size_t i = 0; i < r->ncolumns; i++) {
         free(r->columns[i].name);
         free(r->columns[i].quoted);
+        free(r->columns[i].member);
         free(r->columns[i].sql_type);
     }
     free(r->columns);

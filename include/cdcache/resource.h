@@ -28,6 +28,7 @@ enum resource_method {
 struct resource_column {
     char *name;   /* as in the catalog */
     char *quoted; /* a quoted identifier: "name" */
+    char *member; /* the JSON member's head, `"name":` escaped once (NULL: row.c escapes it) */
     struct codec_type type;
     char *sql_type;   /* format_type(): the cast a parameter gets ("numeric(12,2)", "text[]") */
     bool nullable;    /* no NOT NULL */
