@@ -1184,16 +1184,30 @@ static void rebuild_index(cJSON *schemas, const struct resource_set *set)
 
 /* ------------------------------------------------------------------ YAML */
 
-static bool yaml_plain_key(const char *s)
+/* True when s can be written as a plain scalar that YAML 1.1 and 1.2 both read back as this string:
+ * letters, digits and _ . / { } - only (no space, so no ": " or " #"), starting with a letter, '_'
+ * or '/', or a version such as 3.1.0 (digits and at least two dots: no number reads so); not a word
+ * YAML 1.1 reads as a boolean or null. */
+static bool yaml_plain(const char *s)
 {
     static const char *const words[] = {"y",   "n",    "yes",   "no",  "on",
                                         "off", "true", "false", "null"};
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+    int dots = 0;
+    bool digits_only = *s >= '0' && *s <= '9';
+
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' || *s == '/' ||
+          digits_only))
         return false;
-    for (const char *p = s; *p; p++)
+    for (const char *p = s; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-' || *p == '.'))
+              *p == '_' || *p == '-' || *p == '.' || *p == '/' || *p == '{' || *p == '}'))
             return false;
+        dots += *p == '.';
+        if (!((*p >= '0' && *p <= '9') || *p == '.'))
+            digits_only = false;
+    }
+    if (*s >= '0' && *s <= '9')
+        return digits_only && dots >= 2;
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strcasecmp(s, words[i]) == 0)
             return false;
@@ -1285,7 +1299,8 @@ static int yaml_scalar(struct buf *out, const cJSON *v, int indent)
     if (cJSON_IsString(v) && indent >= 0 && yaml_literal_ok(v->valuestring))
         return yaml_literal(out, v->valuestring, indent);
     if (cJSON_IsString(v))
-        return yaml_quoted(out, v->valuestring);
+        return yaml_plain(v->valuestring) ? buf_puts(out, v->valuestring)
+                                          : yaml_quoted(out, v->valuestring);
     if (cJSON_IsObject(v))
         return buf_puts(out, "{}");
     if (cJSON_IsArray(v))
@@ -1325,7 +1340,7 @@ static int yaml_members(struct buf *out, const cJSON *v, int indent, bool first_
         if (m != v->child || !first_inline)
             rc = yaml_indent(out, indent);
         if (!rc)
-            rc = yaml_plain_key(m->string) ? buf_puts(out, m->string) : yaml_quoted(out, m->string);
+            rc = yaml_plain(m->string) ? buf_puts(out, m->string) : yaml_quoted(out, m->string);
         if (!rc && yaml_block(m)) {
             rc = buf_puts(out, ":\n");
             if (!rc)

@@ -483,6 +483,11 @@ static int parse_after(struct filter *f, const char *after, size_t n, const stru
             rc = fail(e, "parameter", "after", 5, "not a key: %s", why);
             goto out;
         }
+        if (k->serial && conv[0] == '-') {
+            /* keys drawn from a sequence are positive: 0 starts the list, below 0 is a mistake */
+            rc = fail(e, "parameter", "after", 5, "must be a non-negative integer");
+            goto out;
+        }
         f->after_k = add_param(f, conv, true);
         assert(f->after_k >= 0);
         rc = 0;

@@ -91,7 +91,16 @@ static int render(const struct resource *r, PGresult *res, int row, struct buf *
         vals[i] = PQgetisnull(res, row, i) ? NULL : PQgetvalue(res, row, i);
         lens[i] = PQgetlength(res, row, i);
     }
-    return row_render_pg(r, vals, lens, out, version) == 0 ? 0 : CDC_EDB;
+    /* a value its column's codec refuses: the column was retyped since the descriptor was read
+     * (ALTER COLUMN ... TYPE), so the catalog is read again and the statement retried */
+    switch (row_render_pg(r, vals, lens, out, version)) {
+    case 0:
+        return 0;
+    case CDC_EINVAL:
+        return CDC_ESCHEMA;
+    default:
+        return CDC_EDB;
+    }
 }
 
 /* A column's select-list position, or -1 (the key is always exposed). */
