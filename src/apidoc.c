@@ -582,8 +582,10 @@ static cJSON *key_schema(const struct resource_column *k, bool row)
     case CODEC_INT4:
     case CODEC_INT8:
         s = int_schema(k->type.kind);
-        if (k->serial && row) /* drawn from a sequence: 0 and below name no row (a 400) */
-            cJSON_ReplaceItemInObjectCaseSensitive(s, "minimum", must(cJSON_CreateRaw("1")));
+        if (k->serial) /* drawn from a sequence: 0 and below name no row (a 400); a cursor
+                          starts at 0 */
+            cJSON_ReplaceItemInObjectCaseSensitive(s, "minimum",
+                                                   must(cJSON_CreateRaw(row ? "1" : "0")));
         return s;
     case CODEC_UUID:
         s = typed("string");
@@ -663,11 +665,12 @@ static cJSON *body_key_schema(const struct resource_column *k)
         return key_schema(k, true);
     int_bounds(k->type.kind, &min, &max, &d);
     buf_init(&b, 256);
-    buf_printf(&b, "^-?[0-9]{1,%d}$", d);
+    /* a key drawn from a sequence is at least 1 (row.c refuses 0 and below by name) */
+    buf_printf(&b, k->serial ? "^0*[1-9][0-9]{0,%d}$" : "^-?[0-9]{1,%d}$", d - 1 + !k->serial);
     str = typed("string");
     put_str(str, "pattern", b.data);
     buf_free(&b);
-    s = one_of2("oneOf", int_schema(k->type.kind), str);
+    s = one_of2("oneOf", key_schema(k, true), str);
     return s;
 }
 

@@ -368,7 +368,9 @@ static int parse_order(struct filter *f, const char *v, size_t n, const struct f
     }
     col = exposed_column(f->r, v, n);
     if (col < 0)
-        return fail(e, "parameter", "order", 5, "not an exposed column followed by .asc or .desc");
+        return fail(e, "parameter", "order", 5,
+                    "'%.*s' is not an exposed column followed by .asc or .desc",
+                    (int)(n > 64 ? 64 : n), v);
     if (col != f->r->key &&
         (!f->r->columns[col].orderable || !order_kind_ok(&f->r->columns[col].type)))
         return fail(e, "parameter", "order", 5,

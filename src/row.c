@@ -194,12 +194,19 @@ int row_input_parse(const struct resource *r, const char *body, size_t len, enum
              * the seed's {"id":"1"} still names row 1 */
             char ktext[sizeof(in->key)];
             long kl = -1;
+            int64_t iv;
+            bool integral = col->type.kind == CODEC_INT2 || col->type.kind == CODEC_INT4 ||
+                            col->type.kind == CODEC_INT8;
             if (value.kind == JSON_STRING)
                 kl = json_string_decode(&value, ktext, sizeof(ktext));
+            else if (value.kind == JSON_NUMBER && integral && json_span_i64(&value, &iv))
+                kl = snprintf(ktext, sizeof(ktext), "%lld", (long long)iv); /* 17.0 is 17 */
             else if (value.kind == JSON_NUMBER && value.len < sizeof(ktext))
                 kl = (long)value.len, memcpy(ktext, value.p, value.len);
-            if (kl < 0 || codec_key_canon(&col->type, ktext, (size_t)kl, in->key, sizeof(in->key),
-                                          &(size_t){0})) {
+            if (kl < 0 ||
+                codec_key_canon(&col->type, ktext, (size_t)kl, in->key, sizeof(in->key),
+                                &(size_t){0}) ||
+                (col->serial && (in->key[0] == '-' || strcmp(in->key, "0") == 0))) {
                 rc = fail(err, errlen, field, fieldlen, decoded, fl, "not a valid key");
                 goto fail;
             }
