@@ -162,28 +162,20 @@ static enum route route_of(const struct resource_set *set, const char *path, siz
     return RT_ROW;
 }
 
-/* The Allow header of a resource's collection ([0]) and row ([1]) for every set of methods
- * (enum resource_method bits), written once (allow_init(), before any request) so that a request
- * only looks its route's up. */
-static char allow_texts[2][RESOURCE_ALL + 1][64];
-
-static void allow_init(void)
+/* The methods a route takes, as an Allow header value, into buf (at least 64 bytes). */
+static const char *route_allow(enum route rt, const struct resource *res, char *buf, size_t cap)
 {
-    for (unsigned row = 0; row < 2; row++)
-        for (unsigned m = 0; m <= RESOURCE_ALL; m++)
-            snprintf(allow_texts[row][m], sizeof(allow_texts[row][m]), "%s%s%s%s%sOPTIONS",
-                     (m & RESOURCE_GET) ? "GET, HEAD, " : "",
-                     !row && (m & RESOURCE_POST) ? "POST, " : "", (m & RESOURCE_PUT) ? "PUT, " : "",
-                     row && (m & RESOURCE_PATCH) ? "PATCH, " : "",
-                     row && (m & RESOURCE_DELETE) ? "DELETE, " : "");
-}
+    unsigned m;
 
-/* The methods a route takes, as an Allow header value (static). */
-static const char *route_allow(enum route rt, const struct resource *res)
-{
     if (rt != RT_COLLECTION && rt != RT_ROW)
         return routes[rt].allow;
-    return allow_texts[rt == RT_ROW][res->methods & RESOURCE_ALL];
+    m = res->methods;
+    snprintf(buf, cap, "%s%s%s%s%s%sOPTIONS", (m & RESOURCE_GET) ? "GET, HEAD, " : "",
+             rt == RT_COLLECTION && (m & RESOURCE_POST) ? "POST, " : "",
+             (m & RESOURCE_PUT) ? "PUT, " : "",
+             rt == RT_ROW && (m & RESOURCE_PATCH) ? "PATCH, " : "",
+             rt == RT_ROW && (m & RESOURCE_DELETE) ? "DELETE, " : "", "");
+    return buf;
 }
 
 /* True when method m is one of allow's (exact, case-sensitive: methods are). */
@@ -212,6 +204,7 @@ struct request {
     int rroute; /* enum metrics_resource_route of rq->res's route; -1: route is a fixed one */
     const char *allow;          /* the route's methods (405's Allow), NULL for no route */
     const struct resource *res; /* the resource of /NAME and /NAME/{key}, else NULL */
+    char allow_buf[80];
     int status;
     const char *xcache; /* the X-Cache answered, for the access log; NULL: none */
     char id[REQUEST_ID_MAX + 1];
@@ -1147,7 +1140,7 @@ static int route(struct mg_connection *conn, struct http_server *srv, bool admin
     uri = rq.ri->local_uri ? rq.ri->local_uri : "/";
     set = catalog_current(srv->catalog);
     rt = route_of(set, uri, strlen(uri), &rq.res, &key);
-    rq.allow = route_allow(rt, rq.res);
+    rq.allow = route_allow(rt, rq.res, rq.allow_buf, sizeof(rq.allow_buf));
     cors_headers(&rq);
 
     if (rq.ri->num_headers >= MG_MAX_HEADERS) {
@@ -1250,7 +1243,7 @@ static int civetweb_error(struct mg_connection *conn, int status, const char *er
     const struct mg_request_info *ri = mg_get_request_info(conn);
     enum problem p = P_INTERNAL;
     const char *allow = NULL;
-    char detail[160], head[512];
+    char detail[160], head[512], allow_buf[80];
     struct buf b;
     int n, code;
 
@@ -1262,7 +1255,7 @@ static int civetweb_error(struct mg_connection *conn, int status, const char *er
         const char *key;
         enum route rt = route_of(catalog_current(srv->catalog), ri->request_uri, len, &res, &key);
         p = rt == RT_NONE ? P_NO_ROUTE : P_METHOD;
-        allow = route_allow(rt, res);
+        allow = route_allow(rt, res, allow_buf, sizeof(allow_buf));
         if (allow)
             snprintf(detail, sizeof(detail), "this resource takes %s", allow);
         else
@@ -1397,7 +1390,6 @@ struct http_server *http_start(const struct config *cfg, struct catalog *catalog
     bool tls;
     int rc;
 
-    allow_init(); /* idempotent: the same texts every time */
     srv->cfg = cfg;
     srv->catalog = catalog;
     pthread_mutex_init(&srv->doc_lock, NULL);
