@@ -30,7 +30,7 @@ struct resource_column {
     char *quoted; /* a quoted identifier: "name" */
     char *member; /* the JSON member's head, `"name":` escaped once (NULL: row.c escapes it) */
     struct codec_type type;
-    char *sql_type;   /* format_type(): the cast a parameter gets ("numeric(12,2)", "text[]") */
+    char *sql_type;   /* format_type(): a parameter's cast, e.g. numeric(12,2) or text[] */
     bool nullable;    /* no NOT NULL */
     bool has_default; /* a DEFAULT, an identity or a serial: POST may omit it */
     bool generated;   /* GENERATED ALWAYS (identity or stored): read-only */

@@ -21,7 +21,7 @@ def test_generated_list_statements_page_through_the_right_rows(stack):
     psql(stack, f"CREATE DATABASE {DB}")
     try:
         env = dict(os.environ, CDCACHE_TEST_PG=f"postgresql://postgres@127.0.0.1:{stack.pg_port}/{DB}")
-        r = subprocess.run([os.path.join(BUILD, "tests", "test_filter"), "--filter",
+        r = subprocess.run([os.path.join(BUILD, "tests", "test_filter_pg"), "--filter",
                             "filter/statements_run_on_postgresql", "--verbose"],
                            env=env, capture_output=True, text=True, timeout=300)
         out = r.stdout + r.stderr
