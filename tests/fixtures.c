@@ -114,21 +114,8 @@ struct resource *fixtures_items_resource(unsigned index)
 
 void fixtures_resource_free(struct resource *r)
 {
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->ncolumns; i++) {
-        free(r->columns[i].name);
-        free(r->columns[i].quoted);
-        free(r->columns[i].member);
-        free(r->columns[i].sql_type);
-    }
-    free(r->columns);
-    free(r->name);
-    free(r->schema);
-    free(r->table);
-    free(r->qualified);
-    free(r->stream);
-    free(r);
+    if (r) /* one way to free a descriptor: resource.c's */
+        resource_set_free(fixtures_resource_set(r));
 }
 
 struct resource_set *fixtures_resource_set(struct resource *r)
