@@ -491,6 +491,7 @@ static int parse_after(struct filter *f, const char *after, size_t n, const stru
             goto out;
         }
         f->after_k = add_param(f, conv, true);
+        conv = NULL; /* owned by f */
         assert(f->after_k >= 0);
         rc = 0;
         goto out;
@@ -510,6 +511,7 @@ static int parse_after(struct filter *f, const char *after, size_t n, const stru
             goto out;
         }
         f->after_o = add_param(f, conv, true);
+        conv = NULL;
         assert(f->after_o >= 0);
     }
     if (convert(k, ktext, strlen(ktext), &conv, why, sizeof(why)) != 0) {
@@ -517,9 +519,11 @@ static int parse_after(struct filter *f, const char *after, size_t n, const stru
         goto out;
     }
     f->after_k = add_param(f, conv, true);
+    conv = NULL;
     assert(f->after_k >= 0);
     rc = 0;
 out:
+    free(conv);
     free(raw);
     free(otext);
     free(ktext);
