@@ -1220,3 +1220,76 @@ void cache_metrics_render(struct cache *c, struct metrics_page *p,
     }
     free(per);
 }
+
+/* --- warm-up support (warm.c): what is hot, and a lease that disturbs nothing --- */
+
+/* A linked entry's key bytes into out (at least CACHE_MAX_KEY bytes); returns its length. A key of
+ * at most KEY_INLINE bytes is rebuilt from its word (key_word() determines every byte, given the
+ * length); a longer one sits at the start of body[]. */
+static size_t entry_key_copy(const struct cache_value *v, char *out)
+{
+    size_t n = entry_klen(v);
+
+    if (n > KEY_INLINE) {
+        memcpy(out, v->body, n);
+    } else if (n >= 4) {
+        uint32_t lo = (uint32_t)v->kw, hi = (uint32_t)(v->kw >> 32);
+        memcpy(out + n - 4, &hi, 4);
+        memcpy(out, &lo, 4);
+    } else if (n > 0) {
+        out[0] = (char)(v->kw & 0xff);
+        out[n >> 1] = (char)(v->kw >> 8 & 0xff);
+        out[n - 1] = (char)(v->kw >> 16 & 0xff);
+    }
+    return n;
+}
+
+size_t cache_hot_keys(struct cache *c, unsigned res, size_t max,
+                      void (*fn)(void *arg, const char *key, size_t len), void *arg)
+{
+    char key[CACHE_MAX_KEY];
+    size_t found = 0;
+    /* an even share per shard (rounded up), and a bounded walk: the lock is held for at most
+     * 8 nodes per key wanted, never for the whole queue */
+    size_t quota = (max + c->nshards - 1) / c->nshards;
+    size_t walk = quota * 8;
+
+    assert(res < c->nres);
+    if (res >= c->nres || max == 0)
+        return 0;
+    for (unsigned i = 0; i < c->nshards && found < max; i++) {
+        struct cache_shard *s = &c->shards[i];
+        size_t taken = 0, steps = 0;
+        pthread_mutex_lock(&s->lock);
+        /* Read only: no visited bit, hand, chain order or counter changes, so SIEVE decides
+         * exactly as it would have without the sample. */
+        for (struct cache_value *v = s->head; v && taken < quota && found < max && steps < walk;
+             v = v->older, steps++) {
+            if (!v->visited || v->pending || v->version < 0 || entry_res(v) != res ||
+                !entry_live(c, v))
+                continue;
+            fn(arg, key, entry_key_copy(v, key));
+            taken++;
+            found++;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return found;
+}
+
+uint64_t cache_lease_absent(struct cache *c, struct cache_key key)
+{
+    struct kref k;
+    struct cache_shard *s;
+    uint64_t lease = 0;
+
+    if (!key_ok(c, key))
+        return 0;
+    kref_init(c, key, &k);
+    s = shard_of(c, &k);
+    pthread_mutex_lock(&s->lock);
+    if (!find_locked(c, s, &k))
+        lease = lease_locked(c, s, &k);
+    pthread_mutex_unlock(&s->lock);
+    return lease;
+}

@@ -54,6 +54,7 @@
 #include "cdcache/metrics.h"
 #include "cdcache/retention.h"
 #include "cdcache/util.h"
+#include "cdcache/warm.h"
 
 #include <assert.h>
 #include <hiredis/hiredis.h>
@@ -76,6 +77,7 @@ struct cdc {
     struct cache *cache;
     struct db *db; /* NULL: no watermark ticker */
     struct metrics *metrics;
+    struct warm *warm; /* NULL: no warm-up; set before cdc_start(), immutable after */
     pthread_t thread, ticker;
     bool running, ticking;
     _Atomic bool stop;
@@ -790,7 +792,7 @@ static void *consumer_main(void *arg)
     struct cdc *cdc = arg;
     redisContext *ctx = NULL;
     int64_t backoff = cdc->cfg->cdc_reconnect_min_ms;
-    int64_t next_gap_check = 0, next_trim = 0;
+    int64_t next_gap_check = 0, next_trim = 0, next_publish = 0;
     bool pending_phase = true; /* re-read our own pending entries first after each connect */
     bool prefetched = false;   /* a read is in flight, its reply not yet taken */
     size_t acks_owed = 0;      /* XACK replies that follow the in-flight read's reply */
@@ -820,6 +822,14 @@ static void *consumer_main(void *arg)
             LOG_INFO("cdc: attached to redis %s:%d as group %s", cdc->cfg->redis_host,
                      cdc->cfg->redis_port, cdc->group);
             next_gap_check = next_trim = 0;
+            /* The groups are positioned now: from here on every change reaches this consumer,
+             * so the warm-up may start (once per process; later calls return at once). Its
+             * first sample goes out one interval later, after its own old one was read. */
+            if (cdc->warm) {
+                warm_collect(cdc->warm, ctx);
+                if (next_publish == 0)
+                    next_publish = now_mono_ms() + cdc->cfg->warm_publish_interval_ms;
+            }
         }
         cdc_vouching(cdc); /* logs a transition even when no request asks */
         if (!prefetched) {
@@ -834,6 +844,10 @@ static void *consumer_main(void *arg)
             if (now_mono_ms() >= next_trim) {
                 run_retention(cdc, ctx);
                 next_trim = now_mono_ms() + cdc->cfg->cdc_trim_interval_ms;
+            }
+            if (cdc->warm && now_mono_ms() >= next_publish) {
+                warm_publish(cdc->warm, ctx, cdc->group);
+                next_publish = now_mono_ms() + cdc->cfg->warm_publish_interval_ms;
             }
             if (append_read(cdc, ctx, pending_phase, true) != REDIS_OK)
                 goto lost;
@@ -969,6 +983,17 @@ static void *ticker_main(void *arg)
         nap(cdc, cdc->cfg->cdc_tick_ms);
     }
     return NULL;
+}
+
+void cdc_set_warm(struct cdc *cdc, struct warm *warm)
+{
+    assert(!cdc->running);
+    cdc->warm = warm;
+}
+
+struct warm *cdc_warm(struct cdc *cdc)
+{
+    return cdc ? cdc->warm : NULL;
 }
 
 int cdc_start(struct cdc *cdc)

@@ -37,6 +37,7 @@
 #define CONFIG_redis_KEYS    CONFIG_REDIS
 #define CONFIG_cdc_KEYS      CONFIG_CDC
 #define CONFIG_cache_KEYS    CONFIG_CACHE
+#define CONFIG_warm_KEYS     CONFIG_WARM
 #define CONFIG_log_KEYS      CONFIG_LOG
 #define CONFIG_auth_KEYS     CONFIG_AUTH
 
@@ -630,6 +631,10 @@ static int validate(struct config *cfg, char *err, size_t errlen)
     }
     if (cfg->cdc_block_ms >= cfg->cdc_max_staleness_ms) {
         snprintf(err, errlen, "config: cdc.block_ms: must be below cdc.max_staleness_ms");
+        return CDC_ECONFIG;
+    }
+    if (cfg->warm_sample_ttl_ms <= cfg->warm_publish_interval_ms) {
+        snprintf(err, errlen, "config: warm.sample_ttl_ms: must exceed warm.publish_interval_ms");
         return CDC_ECONFIG;
     }
     if (cfg->cdc_group_dead_after_ms <= 2 * cfg->cdc_trim_interval_ms) {

@@ -54,6 +54,7 @@ static const struct {
      "pg_replication_slots WHERE slot_name = $1",
      1},
     {"catalog", NULL, 0},
+    {"warm", NULL, 0},
 };
 _Static_assert(sizeof(statements) / sizeof(statements[0]) == DB_STMT_COUNT,
                "one row per enum db_statement");

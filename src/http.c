@@ -23,6 +23,7 @@
 #include "cdcache/row.h"
 #include "cdcache/tls.h"
 #include "cdcache/util.h"
+#include "cdcache/warm.h"
 
 #include <assert.h>
 #include <civetweb.h>
@@ -787,13 +788,17 @@ static void ready(struct request *rq)
     char dberr[200] = "";
     bool db_ok = db_ping(rq->srv->db, dberr, sizeof(dberr)) == 0;
     bool draining = atomic_load(&rq->srv->draining);
-    bool ok;
+    bool ok, warming;
+    struct warm *warm;
     struct buf out;
 
     memset(&st, 0, sizeof(st));
     if (rq->srv->cdc)
         cdc_status(rq->srv->cdc, &st);
-    ok = db_ok && !draining;
+    /* a starting replica turns ready once warm, or at warm.ready_deadline_ms at the latest */
+    warm = cdc_warm(rq->srv->cdc);
+    warming = warm && !warm_ready(warm);
+    ok = db_ok && !draining && !warming;
     buf_init(&out, 8192);
     buf_printf(&out, "{\"ready\":%s,\"draining\":%s,\"checks\":{\"postgres\":{\"ok\":%s",
                ok ? "true" : "false", draining ? "true" : "false", db_ok ? "true" : "false");
@@ -827,6 +832,16 @@ static void ready(struct request *rq)
         buf_puts(&out, "\"}}");
     } else {
         buf_puts(&out, "},\"cdc\":{\"ok\":true,\"enabled\":false}}");
+    }
+    if (warm) {
+        struct warm_stats ws;
+        warm_stats(warm, &ws);
+        buf_printf(&out,
+                   ",\"warm\":{\"state\":\"%s\",\"holding_ready\":%s,\"keys\":%llu,"
+                   "\"warmed\":%llu,\"rejected\":%llu}",
+                   warm_state_name(ws.state), warming ? "true" : "false",
+                   (unsigned long long)ws.planned, (unsigned long long)ws.warmed,
+                   (unsigned long long)ws.rejected);
     }
     /* each resource's share of the cache */
     buf_puts(&out, ",\"resources\":{");
@@ -882,6 +897,8 @@ static void metrics_page(struct request *rq)
     if (rq->srv->cdc)
         cdc_metrics_render(rq->srv->cdc, &p);
     db_metrics_render(rq->srv->db, &p);
+    if (cdc_warm(rq->srv->cdc))
+        warm_metrics_render(cdc_warm(rq->srv->cdc), &p);
     process_metrics_render(&p);
     if (p.rc == 0)
         send_response(rq, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);

@@ -13,6 +13,7 @@
 #include "cdcache/migrate.h"
 #include "cdcache/pipeline.h"
 #include "cdcache/util.h"
+#include "cdcache/warm.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -139,6 +140,7 @@ static int serve(int argc, char **argv)
     struct catalog *catalog = NULL;
     struct metrics *metrics = NULL;
     struct cdc *cdc = NULL;
+    struct warm *warm = NULL;
     struct http_server *srv = NULL;
     sigset_t set;
     int sig = 0, loaded;
@@ -181,6 +183,11 @@ static int serve(int argc, char **argv)
      * are known (a stopped consumer does not vouch: reads bypass the cache meanwhile). */
     if (cfg->cdc_enabled && cache)
         cdc = cdc_create(cfg, catalog, cache, db, metrics);
+    /* The warm-up needs the consumer: it starts once the consumer's position is established. */
+    if (cdc && cfg->warm_enabled) {
+        warm = warm_create(cfg, catalog, cache, db);
+        cdc_set_warm(cdc, warm);
+    }
     srv = http_start(cfg, catalog, cache, db, cdc, metrics, err, sizeof(err));
     if (!srv) {
         LOG_ERROR("%s", err);
@@ -204,6 +211,11 @@ static int serve(int argc, char **argv)
             LOG_INFO("resources read from PostgreSQL's catalog");
         wait = wait * 2 > 5000 ? 5000 : wait * 2;
     }
+    if (warm && warm_start(warm)) {
+        LOG_ERROR("cannot start the warm-up thread");
+        http_stop(srv);
+        goto out;
+    }
     if (cdc && cdc_start(cdc)) {
         LOG_ERROR("cannot start the CDC thread");
         http_stop(srv);
@@ -223,6 +235,7 @@ drain:
     rc = 0;
 out:
     cdc_destroy(cdc);
+    warm_destroy(warm);
     metrics_destroy(metrics);
     catalog_destroy(catalog);
     db_destroy(db);

@@ -3,6 +3,7 @@
  * after DDL) and run unnamed with their values as text parameters. The select list is row.h's:
  * the exposed columns, then the version column, each as its text output. */
 #include "cdcache/sql.h"
+#include "cdcache/cache.h"
 #include "cdcache/codec.h"
 #include "cdcache/db.h"
 #include "cdcache/error.h"
@@ -136,6 +137,69 @@ int sql_get(struct db *db, const struct resource *r, const char *key, struct buf
     else
         rc = PQntuples(res) == 0 ? CDC_ENOTFOUND : render(r, res, 0, out, version);
     PQclear(res);
+    buf_free(&sql);
+    return rc;
+}
+
+int sql_get_many(struct db *db, const struct resource *r, const char *const *keys, size_t n,
+                 void (*fn)(void *arg, const char *key, const char *body, size_t len,
+                            int64_t version),
+                 void *arg)
+{
+    const struct resource_column *k = &r->columns[r->key];
+    int kf = key_field(r);
+    struct buf sql, arr, row;
+    const char *param;
+    PGresult *res;
+    int rc = 0;
+
+    buf_init(&sql, SQL_CAP);
+    buf_init(&arr, SQL_CAP);
+    buf_init(&row, 1u << 24);
+    /* one array parameter: {"k1","k2"} with '"' and '\\' escaped, cast to the key's array type */
+    int bad = buf_puts(&arr, "{");
+    for (size_t i = 0; i < n; i++) {
+        bad |= buf_puts(&arr, i ? ",\"" : "\"");
+        for (const char *p = keys[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                bad |= buf_puts(&arr, "\\");
+            bad |= buf_append(&arr, p, 1);
+        }
+        bad |= buf_puts(&arr, "\"");
+    }
+    bad |= buf_puts(&arr, "}");
+    bad |= buf_puts(&sql, "SELECT ");
+    select_list(r, &sql);
+    bad |= buf_printf(&sql, " FROM %s WHERE %s = ANY($1::%s[])", r->qualified, k->quoted,
+                      k->sql_type);
+    param = arr.data;
+    if (bad || kf < 0) {
+        rc = CDC_EDB; /* a statement or array past SQL_CAP */
+        goto out_free;
+    }
+    res = db_exec(db, DB_STMT_WARM, sql.data, 1, &param, true);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = failure(db, r, res, NULL);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        char key[CACHE_MAX_KEY + 1];
+        size_t klen;
+        int64_t version;
+        buf_reset(&row);
+        rc = render(r, res, i, &row, &version);
+        if (rc)
+            goto out;
+        if (codec_key_canon(&k->type, PQgetvalue(res, i, kf), (size_t)PQgetlength(res, i, kf), key,
+                            sizeof(key), &klen))
+            continue; /* a key the cache could not hold anyway */
+        fn(arg, key, row.data ? row.data : "", row.len, version);
+    }
+out:
+    PQclear(res);
+out_free:
+    buf_free(&row);
+    buf_free(&arr);
     buf_free(&sql);
     return rc;
 }

@@ -96,6 +96,12 @@ struct cdc *cdc_create(const struct config *cfg, struct catalog *catalog, struct
 /* Starts the consumer thread, and the watermark ticker thread when there is a db. Returns 0 or
  * CDC_EINVAL. */
 int cdc_start(struct cdc *cdc);
+/* Gives the consumer a warm-up (warm.h), before cdc_start(): it calls warm_collect() once its
+ * groups are first positioned and warm_publish() every warm.publish_interval_ms. warm is borrowed
+ * and must outlive the consumer. cdc_warm() returns it (NULL: none, or cdc NULL). */
+struct warm;
+void cdc_set_warm(struct cdc *cdc, struct warm *warm);
+struct warm *cdc_warm(struct cdc *cdc);
 /* Stops and joins the thread (within about block_ms). */
 void cdc_stop(struct cdc *cdc);
 void cdc_destroy(struct cdc *cdc);

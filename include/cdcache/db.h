@@ -44,7 +44,8 @@ int db_ping(struct db *db, char *err, size_t errlen);
     X(EXISTS, "exists")                                                                            \
     X(TICK, "tick")                                                                                \
     X(SLOT, "slot")                                                                                \
-    X(CATALOG, "catalog")
+    X(CATALOG, "catalog")                                                                          \
+    X(WARM, "warm")
 enum db_statement {
 #define DB_STATEMENT_ENUM(name, text) DB_STMT_##name,
     DB_STATEMENTS(DB_STATEMENT_ENUM)

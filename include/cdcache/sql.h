@@ -31,6 +31,14 @@ struct sql_error {
 /* Reads the row whose key's canonical text is key; appends its JSON to out. */
 int sql_get(struct db *db, const struct resource *r, const char *key, struct buf *out,
             int64_t *version);
+/* Reads the rows whose keys' canonical texts are keys[0..n) in one statement (`WHERE key =
+ * ANY($1)`, the warm-up's batches) and calls fn(arg, key, body, len, version) for each row found,
+ * in no particular order: key is the row's canonical key, body its JSON; both borrowed for the
+ * call. Keys not found are simply not reported. */
+int sql_get_many(struct db *db, const struct resource *r, const char *const *keys, size_t n,
+                 void (*fn)(void *arg, const char *key, const char *body, size_t len,
+                            int64_t version),
+                 void *arg);
 /* Inserts; appends the new row's JSON to out and writes its key's canonical text to
  * key[0..keycap). */
 int sql_create(struct db *db, const struct resource *r, const struct row_input *in, struct buf *out,
