@@ -327,8 +327,9 @@ int warm_publish(struct warm *w, struct redisContext *ctx, const char *group)
         r = redisCommandArgv(ctx, 5, argv, lens);
     }
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        LOG_WARN("warm: publishing the sample failed: %s",
-                 r ? r->str : ctx->err ? ctx->errstr : "no reply");
+        LOG_WARN("warm: publishing the sample failed: %s", r          ? r->str
+                                                           : ctx->err ? ctx->errstr
+                                                                      : "no reply");
         goto out;
     }
     rc = 0;
@@ -408,9 +409,7 @@ int warm_collect(struct warm *w, struct redisContext *ctx)
     names = xcalloc(nres ? nres : 1, sizeof(*names));
     for (size_t i = 0; i < nres; i++)
         names[i] = set->r[i].name;
-    hand_over(w,
-              warm_plan_merge(json, sent, nres, names, (size_t)w->cfg->warm_max_keys),
-              sent);
+    hand_over(w, warm_plan_merge(json, sent, nres, names, (size_t)w->cfg->warm_max_keys), sent);
     rc = 0;
 out:
     if (rc) {
@@ -601,8 +600,8 @@ void warm_metrics_render(struct warm *w, struct metrics_page *p)
                    st.state == WARM_DONE ? 1 : 0);
     metrics_scalar(p, "cdcache_warm_keys_planned", "gauge",
                    "Distinct keys read from the peers' samples at start.", (double)st.planned);
-    metrics_scalar(p, "cdcache_warm_entries_total", "counter",
-                   "Entries installed by the warm-up.", (double)st.warmed);
+    metrics_scalar(p, "cdcache_warm_entries_total", "counter", "Entries installed by the warm-up.",
+                   (double)st.warmed);
     metrics_scalar(p, "cdcache_warm_skipped_total", "counter",
                    "Warm-up keys already cached or being filled by a read.", (double)st.skipped);
     metrics_scalar(p, "cdcache_warm_missing_total", "counter",

@@ -43,15 +43,15 @@ const char *warm_state_name(enum warm_state s);
 
 struct warm_stats {
     enum warm_state state;
-    uint64_t planned;   /* distinct keys read from the samples, over every resource */
-    uint64_t warmed;    /* entries installed */
-    uint64_t skipped;   /* keys already cached, or being filled by a read */
-    uint64_t missing;   /* keys no longer in PostgreSQL */
-    uint64_t rejected;  /* fills refused by the cache (a change or flush voided the lease, ...) */
-    uint64_t batches;   /* statements run */
-    uint64_t failed;    /* batches whose statement failed */
-    uint64_t published; /* samples written */
-    uint64_t peers;     /* samples read at the start */
+    uint64_t planned;    /* distinct keys read from the samples, over every resource */
+    uint64_t warmed;     /* entries installed */
+    uint64_t skipped;    /* keys already cached, or being filled by a read */
+    uint64_t missing;    /* keys no longer in PostgreSQL */
+    uint64_t rejected;   /* fills refused by the cache (a change or flush voided the lease, ...) */
+    uint64_t batches;    /* statements run */
+    uint64_t failed;     /* batches whose statement failed */
+    uint64_t published;  /* samples written */
+    uint64_t peers;      /* samples read at the start */
     int64_t duration_ms; /* from warm_create() until done; -1 not done */
 };
 
@@ -108,11 +108,11 @@ struct warm_plan {
     struct warm_plan_keys {
         char **keys; /* owned, NUL-terminated */
         size_t n;
-    } *res; /* [nres], owned */
+    } * res; /* [nres], owned */
 };
-/* Merges the sample payloads json[0..nsamples) (each one replica's; NULL entries skipped) into a new
- * plan over the resources names[0..nres): keys taken in turn from each sample, duplicates dropped,
- * at most max_keys per resource; a resource the replica does not serve, a key longer than
+/* Merges the sample payloads json[0..nsamples) (each one replica's; NULL entries skipped) into a
+ * new plan over the resources names[0..nres): keys taken in turn from each sample, duplicates
+ * dropped, at most max_keys per resource; a resource the replica does not serve, a key longer than
  * CACHE_MAX_KEY, a malformed payload are ignored. Release with warm_plan_free(). */
 struct warm_plan *warm_plan_merge(const char *const *json, size_t nsamples, size_t nres,
                                   const char *const *names, size_t max_keys);
