@@ -372,20 +372,21 @@ int warm_collect(struct warm *w, struct redisContext *ctx)
 {
     const struct resource_set *set = catalog_current(w->catalog);
     size_t nres = set ? set->n : 0;
-    redisReply *reg = redisCommand(ctx, "HGETALL %s:replicas", w->cfg->cdc_group_prefix);
+    redisReply *reg = NULL;
     redisReply **got = NULL;
     const char **json = NULL;
     const char **names = NULL;
     size_t peers = 0, sent = 0;
     int rc = CDC_EREDIS;
 
+    bool collected;
+
     pthread_mutex_lock(&w->lock);
-    if (w->collected) { /* once per process */
-        pthread_mutex_unlock(&w->lock);
-        freeReplyObject(reg);
-        return 0;
-    }
+    collected = w->collected;
     pthread_mutex_unlock(&w->lock);
+    if (collected)
+        return 0; /* once per process: only a start is cold */
+    reg = redisCommand(ctx, "HGETALL %s:replicas", w->cfg->cdc_group_prefix);
     if (!reg || reg->type != REDIS_REPLY_ARRAY)
         goto out;
     peers = reg->elements / 2 < WARM_MAX_PEERS ? reg->elements / 2 : WARM_MAX_PEERS;
