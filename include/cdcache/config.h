@@ -69,10 +69,10 @@
  * from its peers' samples. */
 #define CONFIG_WARM(X)                                                                             \
     X(warm, enabled, BOOL, "true", 0, 0)                                                           \
-    X(warm, sample_keys, INT, "2000", 1, 100000)                                                   \
+    X(warm, sample_keys, INT, "10000", 1, 100000)                                                  \
     X(warm, publish_interval_ms, INT, "5000", 100, 3600000)                                        \
     X(warm, sample_ttl_ms, INT, "30000", 200, 86400000)                                            \
-    X(warm, max_keys, INT, "10000", 1, 1000000)                                                    \
+    X(warm, max_keys, INT, "50000", 1, 1000000)                                                    \
     X(warm, batch_keys, INT, "500", 1, 10000)                                                      \
     X(warm, batches_per_second, INT, "50", 1, 10000)                                               \
     X(warm, ready_deadline_ms, INT, "3000", 0, 60000)
@@ -92,7 +92,8 @@
 #define CONFIG_SECTIONS(S) S(http) S(postgres) S(redis) S(cdc) S(cache) S(warm) S(log) S(auth)
 #define CONFIG_KEYS(X)                                                                             \
     CONFIG_HTTP(X)                                                                                 \
-    CONFIG_POSTGRES(X) CONFIG_REDIS(X) CONFIG_CDC(X) CONFIG_CACHE(X) CONFIG_WARM(X) CONFIG_LOG(X) CONFIG_AUTH(X)
+    CONFIG_POSTGRES(X)                                                                             \
+    CONFIG_REDIS(X) CONFIG_CDC(X) CONFIG_CACHE(X) CONFIG_WARM(X) CONFIG_LOG(X) CONFIG_AUTH(X)
 
 #define CONFIG_DECL_STR(name)  char *name;
 #define CONFIG_DECL_INT(name)  int64_t name;
