@@ -378,7 +378,6 @@ int warm_collect(struct warm *w, struct redisContext *ctx)
     const char **names = NULL;
     size_t peers = 0, sent = 0;
     int rc = CDC_EREDIS;
-
     bool collected;
 
     pthread_mutex_lock(&w->lock);
@@ -413,9 +412,14 @@ int warm_collect(struct warm *w, struct redisContext *ctx)
     hand_over(w, warm_plan_merge(json, sent, nres, names, (size_t)w->cfg->warm_max_keys), sent);
     rc = 0;
 out:
-    if (rc) {
+    if (rc && ctx->err) {
+        /* the connection broke: the consumer reconnects, positions again and calls us again */
+        LOG_WARN("warm: the peers' samples could not be read (%s): retried after the reconnect",
+                 ctx->errstr);
+    } else if (rc) {
+        /* Redis answered, but not with samples (an ACL without HGETALL or GET on the key) */
         LOG_WARN("warm: the peers' samples could not be read (%s): starting cold",
-                 ctx->err ? ctx->errstr : "unexpected reply");
+                 reg && reg->type == REDIS_REPLY_ERROR ? reg->str : "unexpected reply");
         hand_over(w, NULL, 0);
     }
     for (size_t i = 0; got && i < peers; i++)

@@ -68,9 +68,11 @@ void warm_destroy(struct warm *w);
 /* Consumer thread: writes this replica's sample (group: its consumer group's name). Returns 0 or
  * CDC_EREDIS. */
 int warm_publish(struct warm *w, struct redisContext *ctx, const char *group);
-/* Consumer thread, once, right after its groups are positioned: reads every registered replica's
- * sample (its own previous one included) and hands the keys to the fill thread. When the samples
- * cannot be read the warm-up ends with nothing to do. Returns 0 or CDC_EREDIS. */
+/* Consumer thread, right after its groups are positioned (every time; only the first call that
+ * reads the samples does anything): reads every registered replica's sample (its own previous one
+ * included) and hands the keys to the fill thread. When the connection breaks meanwhile, the next
+ * call (after the reconnect) tries again; when Redis refuses, the warm-up ends with nothing to do.
+ * Returns 0 or CDC_EREDIS. */
 int warm_collect(struct warm *w, struct redisContext *ctx);
 /* True when /ready need not wait for the warm-up any longer: done, or its deadline passed. */
 bool warm_ready(struct warm *w);
