@@ -146,3 +146,25 @@ def test_samples_are_bounded_and_expire(stack, heartbeats):
     finally:
         r.stop()
     wait_until(lambda: sample_of(stack, "it-warm-bound") == {}, 5, what="the sample to expire")
+
+
+def test_the_replicas_acl_user_may_publish_and_read_samples(stack, heartbeats):
+    """The native stack's Redis user for replicas (scripts/redis-users.acl.in) needs nothing new: SET ... PX
+    and GET on cdcache:hot:*, HGETALL on the registry."""
+    from test_hardening import acl_rules
+    secret = "rp-warm-7d793037a0760186"
+    stack.redis("ACL", "SETUSER", "cdcache-replica", "reset", f">{secret}", *acl_rules("cdcache-replica"))
+    env = {"CDCACHE_REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}",
+           "CDCACHE_REDIS_USERNAME": "cdcache-replica", "CDCACHE_REDIS_PASSWORD": secret}
+    ids = insert_items(stack, 5, "warmacl")
+    r = Replica(stack, "it-warm-acl", extra_yaml=WARM, env=env).start()
+    try:
+        make_hot(stack, r, "it-warm-acl", ids)
+        r.stop()
+        r.start()
+        assert r.metric("cdcache_warm_keys_planned") >= len(ids)
+        assert r.get(f"/items/{ids[0]}").header("x-cache") == "hit"
+        assert "NOPERM" not in r.read_log()
+    finally:
+        r.stop()
+        stack.redis("ACL", "DELUSER", "cdcache-replica")
