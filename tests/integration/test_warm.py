@@ -4,6 +4,7 @@ format (no Debezium runs here)."""
 import json
 import os
 import tempfile
+import time
 
 import pytest
 
@@ -167,4 +168,38 @@ def test_the_replicas_acl_user_may_publish_and_read_samples(stack, heartbeats):
         assert "NOPERM" not in r.read_log()
     finally:
         r.stop()
+        stack.redis("ACL", "DELUSER", "cdcache-replica")
+
+
+def test_no_warm_fill_before_the_stream_position_is_established(stack, peer, heartbeats):
+    """The warm-up waits for the consumer's position. Here the replica's Redis user may not create its group
+    at first (no XGROUP): it registers and could read the samples, but its position is not established. A row
+    changes meanwhile; its change entry lands before the group exists, so the group, created at the stream's
+    end once XGROUP is granted, never delivers it. A warm-up that had filled before the position would now
+    serve the older row for good."""
+    from test_hardening import acl_rules
+    secret = "rp-warm-0cc175b9c0f1b6a8"
+    rules = acl_rules("cdcache-replica")
+    stack.redis("ACL", "SETUSER", "cdcache-replica", "reset", f">{secret}", *rules, "-xgroup")
+    env = {"CDCACHE_REDIS_URL": f"redis://127.0.0.1:{stack.redis_port}",
+           "CDCACHE_REDIS_USERNAME": "cdcache-replica", "CDCACHE_REDIS_PASSWORD": secret}
+    ids = insert_items(stack, 3, "warmpos")
+    x = ids[0]
+    make_hot(stack, peer, "it-warm-peer", ids)
+    d = Replica(stack, "it-warm-pos", extra_yaml=WARM, env=env)
+    d.start(wait_ready=False)
+    try:
+        wait_until(lambda: "XGROUP CREATE failed" in d.read_log(), 10, what="the group creation to be refused")
+        time.sleep(1.5)  # room for a warm-up that does not wait for the position
+        assert d.metric("cdcache_warm_entries_total") == 0, "warmed before the stream position was established"
+        stack.psql(f"UPDATE inventory.items SET name = 'newer' WHERE id = {x}")
+        xadd_change(stack, x)
+        stack.redis("ACL", "SETUSER", "cdcache-replica", "+xgroup")
+        wait_until(d._serving, 30, what="the replica to position its group and serve")
+        wait_until(lambda: d.metric("cdcache_warm_done") == 1, 20, what="the warm-up to end")
+        r = d.get(f"/items/{x}")
+        assert r.json()["version"] == 2 and r.json()["name"] == "newer", \
+            f"a warmed entry older than a change the replica never saw (X-Cache: {r.header('x-cache')})"
+    finally:
+        d.stop()
         stack.redis("ACL", "DELUSER", "cdcache-replica")
