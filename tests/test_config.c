@@ -332,3 +332,26 @@ Test(config, removed_cdc_stream_is_an_unknown_key)
 {
     EXPECT_ERROR("cdc:\n  stream: cdcache.inventory.items\n", "stream");
 }
+
+Test(config, warm_keys_have_defaults_and_bad_values_name_the_key)
+{
+    struct config *c = NULL;
+
+    cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert(c->warm_enabled);
+    cr_assert_eq(c->warm_sample_keys, 10000);
+    cr_assert_eq(c->warm_batch_keys, 500);
+    cr_assert_eq(c->warm_ready_deadline_ms, 3000);
+    config_free(c);
+    c = NULL;
+    write_yaml("warm:\n  batch_keys: 0\n");
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "warm.batch_keys"), "%s", err);
+    write_yaml("warm:\n  publish_interval_ms: 2000\n  sample_ttl_ms: 1000\n");
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "warm.sample_ttl_ms"), "%s", err);
+    write_yaml("warm:\n  batches_per_secnd: 5\n");
+    cr_assert_eq(config_load(path, &c, err, sizeof(err)), CDC_ECONFIG);
+    cr_assert(strstr(err, "batches_per_secnd"), "%s", err);
+    cr_assert_null(c);
+}
