@@ -170,8 +170,8 @@ int sql_get_many(struct db *db, const struct resource *r, const char *const *key
     bad |= buf_puts(&arr, "}");
     bad |= buf_puts(&sql, "SELECT ");
     select_list(r, &sql);
-    bad |= buf_printf(&sql, " FROM %s WHERE %s = ANY($1::%s[])", r->qualified, k->quoted,
-                      k->sql_type);
+    bad |=
+        buf_printf(&sql, " FROM %s WHERE %s = ANY($1::%s[])", r->qualified, k->quoted, k->sql_type);
     param = arr.data;
     if (bad || kf < 0) {
         rc = CDC_EDB; /* a statement or array past SQL_CAP */
