@@ -1017,6 +1017,8 @@ tune_kernel() { # raises the listen limits the replicas' backlog needs, and lets
 }
 pick_shared_port() { # LB=kernel: the public port, before the replicas' configs name it
     local port
+    # replicas that keep running (PARTS without them) keep serving the port they joined
+    if ! has_part replicas && [ -n "$(saved_port lb)" ]; then return 0; fi
     if [ "$LB_PORT" = 0 ]; then port=$(pick_port lb 0); else port=$LB_PORT; port_free "$port" || die "port $port is in use: stop what holds it, or set LB_PORT"; fi
     save_port lb "$port"
     # an earlier LB=nginx run's program is removed (its port is now the replicas')
