@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
-# The native stack: PostgreSQL (wal_level=logical), Redis, Debezium Server, N cdcache replicas and nginx,
-# all under one state folder, each on its own port. Used by `make restart` (folder .stack, nginx on 8080)
-# and by the tests (a throwaway folder, every port free-picked).
+# The native stack: PostgreSQL (wal_level=logical), Redis, Debezium Server, N cdcache replicas and a
+# balancer, all under one state folder, each on its own port. Used by `make restart` (folder .stack, the
+# public port 8080) and by the tests (a throwaway folder, every port free-picked).
+#
+# The balancer (the part "nginx" of PARTS, whichever it is): LB=kernel (the default) has no balancing
+# process at all: every replica also listens on the public port LB_PORT with SO_REUSEPORT
+# (http.shared_listen), joined once it is ready, and the kernel spreads new connections over them; a
+# draining replica leaves the port first and, with net.ipv4.tcp_migrate_req=1, the kernel moves the
+# connections still queued on it to the others. LB=nginx puts nginx on LB_PORT instead (an L7 front:
+# TLS termination, edge rules), balancing over the replicas' own ports. `up` raises net.core.somaxconn
+# (and tcp_max_syn_backlog) to 65535 and sets tcp_migrate_req=1 when it may (root), so that the
+# replicas' listen backlog (http.listen_backlog) can hold thousands of idle connections the kernel
+# defers (http.defer_accept_s).
 #
 #   stack.sh up   DIR   start or restart everything (idempotent; also from a stopped or half-started state)
 #   stack.sh down DIR   stop everything, supervisord included
@@ -12,15 +22,17 @@
 #                               Debezium's offsets (they name the old primary's slot), start Debezium on the
 #                               new primary (it creates a new slot); replicas keep running
 #   stack.sh rolling-restart DIR  restart every replica, one at a time (each drains, exits, starts and is
-#                               ready before the next), with no failed request through nginx
+#                               ready before the next), with no failed request through the public port
 #   stack.sh reset-source DIR   the operator's source reset: stop Debezium, drop the replication slot,
 #                               delete Debezium's offsets, start Debezium (new slot at the current WAL
 #                               position); replicas keep running
 #
-# Environment: REPLICAS (default 2), LB_PORT (default 8080; 0 = pick a free one), FRESH=1 (recreate the
+# Environment: REPLICAS (default 2), LB (kernel or nginx, above; default kernel, or the mode the
+# folder's last full `up` used for a partial one), LB_PORT (default 8080; 0 = pick a free one), FRESH=1 (recreate the
 # database), PARTS (default "pg redis debezium replicas nginx": what `up` starts), BUILD_DIR (build),
-# NGINX_WORKERS (2), NGINX_KEEPALIVE (idle upstream connections per nginx worker; default REPLICA_THREADS
-# / (2 x NGINX_WORKERS), so idle balancer connections never hold more than half of a replica's threads),
+# REPLICA_THREADS (http.threads; default the replica's, 1024), NGINX_WORKERS (2), NGINX_KEEPALIVE (LB=nginx:
+# idle upstream connections per nginx worker; default REPLICA_THREADS / (2 x NGINX_WORKERS), so idle
+# balancer connections never hold more than half of a replica's threads),
 # STANDBY=1 (with pg: also a streaming standby of the primary, made with pg_basebackup -R under
 # DIR/pg-standby, port `pg_standby` in DIR/ports.env; the replicas then connect with a multi-host conninfo,
 # target_session_attrs=read-write, so that they follow a failover without a restart),
@@ -35,7 +47,7 @@
 # default PG_PORT_BASE), REDIS_PORT_BASE 16379, DBZ_HTTP_PORT_BASE 18088, REPLICA_PORT_BASE 8081. A base of
 # 0 lets the kernel pick (the tests). A part that fails to bind (a port taken meanwhile) is started again
 # on the next free port, up to BIND_RETRIES (default 2) times; a fixed LB_PORT is not moved.
-# Everything listens on 127.0.0.1 only (nginx on LB_HOST, default 127.0.0.1).
+# Everything listens on 127.0.0.1 only (the public port on LB_HOST, default 127.0.0.1).
 # PG_MAX_SLOT_WAL_KEEP_SIZE (default 1GB; -1 = unlimited): max_slot_wal_keep_size of both clusters, so that
 # a stopped Debezium cannot fill the disk with WAL held by its slot (past it, the slot is invalidated and
 # needs a source reset).
@@ -77,6 +89,9 @@ dir=$(cd "$dir" && pwd)
 REPLICAS=${REPLICAS:-2}
 LB_PORT=${LB_PORT:-8080}
 PARTS=${PARTS:-"pg redis debezium replicas nginx"}
+# the balancer's mode: a full `up` takes LB (default kernel) and keeps it in DIR/lb.mode for what follows
+if [ "$cmd" = up ] && [[ " $PARTS " == *" nginx "* ]]; then LB=${LB:-kernel}; else LB=${LB:-$(cat "$dir/lb.mode" 2>/dev/null || echo kernel)}; fi
+case "$LB" in kernel | nginx) ;; *) echo "stack: error: LB must be kernel or nginx (got $LB)" >&2; exit 2 ;; esac
 BUILD_DIR=${BUILD_DIR:-$here/build}
 CDCACHE=${CDCACHE:-$BUILD_DIR/cdcache}
 SLOT=${DEBEZIUM_SLOT:-cdcache}
@@ -825,7 +840,8 @@ write_replica_config() { # write_replica_config I PORT (mode 0600: it holds the 
 # generated by scripts/stack.sh; runs under supervisord (program replica-$1)
 http:
   listen: "127.0.0.1:$2"
-  threads: ${REPLICA_THREADS:-16}
+$(if [ -n "${REPLICA_THREADS:-}" ]; then echo "  threads: $REPLICA_THREADS"; fi)
+$(if [ "$LB" = kernel ] && [ -n "$(saved_port lb)" ]; then echo "  shared_listen: \"${LB_HOST:-127.0.0.1}:$(saved_port lb)\""; fi)
 postgres:
   conninfo: "$(replica_conninfo)"
   migrations_dir: "$here/migrations"
@@ -918,25 +934,37 @@ write_nginx_conf() { # write_nginx_conf PORT: nginx.conf balancing over every re
         echo "  fastcgi_temp_path $d/tmp/fcgi; uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;"
         echo "  upstream cdcache {"
         for i in $(seq 1 "$REPLICAS"); do
-            echo "    server 127.0.0.1:$(saved_port "replica$i") max_fails=3 fail_timeout=5s;"
+            # a replica that refused a connection (restarting) is tried again after 1 s: back in
+            # rotation within a second of being ready
+            echo "    server 127.0.0.1:$(saved_port "replica$i") max_fails=1 fail_timeout=1s;"
         done
         # Each replica gives every connection a thread (civetweb): the idle connections nginx keeps
         # (per worker, to any replica) must leave most of them free, or they hold every thread and
-        # nothing else gets in (issue 9: /health timed out for ~58 s after a burst). At most half of
-        # http.threads across the workers, and closed before the replica's keep-alive timeout (5 s)
-        # so nginx never sends on a connection the replica is closing.
-        echo "    keepalive ${NGINX_KEEPALIVE:-$(( ${REPLICA_THREADS:-16} / (2 * ${NGINX_WORKERS:-2}) > 0 ? ${REPLICA_THREADS:-16} / (2 * ${NGINX_WORKERS:-2}) : 1 ))};"
+        # nothing else gets in (issue 9: /health timed out for ~58 s after a burst). Half of
+        # http.threads (1024 by default) across the workers, and closed before the replica's
+        # keep-alive timeout (5 s) so nginx never sends on a connection the replica is closing.
+        echo "    keepalive ${NGINX_KEEPALIVE:-$(( ${REPLICA_THREADS:-1024} / (2 * ${NGINX_WORKERS:-2}) > 0 ? ${REPLICA_THREADS:-1024} / (2 * ${NGINX_WORKERS:-2}) : 1 ))};"
         echo "    keepalive_timeout 4s;"
         echo "  }"
         echo "  server {"
         echo "    listen ${LB_HOST:-127.0.0.1}:$port;"
         echo "    client_max_body_size 1m;"
+        # nginx answers TRACE itself (an HTML 405 without Allow): the replica answers it instead,
+        # as every other method, with problem+json and the path's Allow
+        echo "    error_page 405 = @replica;"
         echo "    location / {"
         echo "      proxy_pass http://cdcache;"
         echo "      proxy_http_version 1.1;"
         echo "      proxy_set_header Connection \"\";"
         echo "      proxy_set_header Host \$host;"
         echo "      proxy_next_upstream error timeout;"
+        echo "    }"
+        echo "    location @replica {"
+        echo "      proxy_method \$request_method;"
+        echo "      proxy_pass http://cdcache;"
+        echo "      proxy_http_version 1.1;"
+        echo "      proxy_set_header Connection \"\";"
+        echo "      proxy_set_header Host \$host;"
         echo "    }"
         echo "  }"
         echo "}"
@@ -973,6 +1001,39 @@ start_nginx() {
     done
     CDCACHE_URL="http://127.0.0.1:$port"
     say "nginx load balancer on $CDCACHE_URL"
+}
+
+tune_kernel() { # raises the listen limits the replicas' backlog needs, and lets a draining replica's
+    # queued connections move to its peers (LB=kernel); root only, best effort, never lowers a value
+    local k want cur
+    for kv in net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535 net.ipv4.tcp_migrate_req=1; do
+        k=${kv%=*} want=${kv#*=}
+        cur=$(sysctl -n "$k" 2>/dev/null || echo "")
+        [ -n "$cur" ] || continue
+        if [ "$cur" -lt "$want" ] && ! sysctl -qw "$k=$want" >/dev/null 2>&1; then
+            say "note: cannot raise $k from $cur to $want (not root?): see README, Performance"
+        fi
+    done
+}
+pick_shared_port() { # LB=kernel: the public port, before the replicas' configs name it
+    local port
+    # replicas that keep running (PARTS without them) keep serving the port they joined
+    if ! has_part replicas && [ -n "$(saved_port lb)" ]; then return 0; fi
+    if [ "$LB_PORT" = 0 ]; then port=$(pick_port lb 0); else port=$LB_PORT; port_free "$port" || die "port $port is in use: stop what holds it, or set LB_PORT"; fi
+    save_port lb "$port"
+    # an earlier LB=nginx run's program is removed (its port is now the replicas')
+    if [ -f "$SV_DIR/programs/nginx.conf" ]; then
+        rm -f "$SV_DIR/programs/nginx.conf"
+        svctl update nginx >/dev/null 2>&1 || true
+    fi
+}
+start_shared() { # LB=kernel: every replica serves the public port once ready
+    local port
+    port=$(saved_port lb)
+    wait_for 60 "the replicas on the shared port ${LB_HOST:-127.0.0.1}:$port" \
+        curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$port/health"
+    CDCACHE_URL="http://127.0.0.1:$port"
+    say "public port $CDCACHE_URL: shared by the $REPLICAS replicas (SO_REUSEPORT, LB=kernel; LB=nginx for nginx)"
 }
 
 applied_total() { # applied_total URL: the replica's count of applied change events
@@ -1042,8 +1103,11 @@ up() {
     has_part redis && start_redis
     has_part redis && has_part pg && reset_offsets_if_fresh
     has_part debezium && start_debezium
+    if has_part nginx; then echo "$LB" > "$dir/lb.mode"; fi
+    tune_kernel
+    has_part nginx && [ "$LB" = kernel ] && pick_shared_port
     has_part replicas && start_replicas
-    has_part nginx && start_nginx
+    if has_part nginx; then if [ "$LB" = kernel ]; then start_shared; else start_nginx; fi; fi
     write_env
     if has_part debezium && has_part replicas; then probe_pipeline; fi
 }
@@ -1151,20 +1215,22 @@ health_served() { # health_served PORT: how many GET /health the replica on PORT
     curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
         awk 'index($0, "cdcache_http_requests_total{route=\"GET /health\"") == 1 { n += $NF } END { print n + 0 }'
 }
-nginx_reaches() { # nginx_reaches I PORT: a few GET /health through nginx reach replica I
+lb_reaches() { # lb_reaches I PORT: a few GET /health through the public port reach replica I
     local before k
     before=$(health_served "$2")
-    for k in 1 2 3 4; do curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$(saved_port lb)/health" || true; done
+    for k in 1 2 3 4 5 6 7 8; do curl -fsS --max-time 5 -o /dev/null "http://127.0.0.1:$(saved_port lb)/health" || true; done
     [ "$(health_served "$2")" -gt "$before" ]
 }
 rolling_restart() {
     # One replica after the other: supervisord stops it (SIGTERM) and starts it again, and the next one
-    # waits until it is ready. A stopping replica drains (src/http.c, http_stop): it refuses new
-    # connections at once, which nginx passes to another replica whatever the method (nothing was sent),
-    # answers on the connections nginx already holds with Connection: close, and exits once nginx has
-    # dropped them (its idle timeout, 4 s, is shorter than the replica's keep-alive timeout). So nginx
-    # never loses a request on a connection the replica closes -- not even a POST, which it may not
-    # pass to another replica once sent.
+    # waits until it is ready. A stopping replica drains (src/http.c, http_stop): it leaves the shared
+    # public port (LB=kernel; the connections queued on it move to the other replicas,
+    # tcp_migrate_req) and refuses new connections on its own port, which nginx (LB=nginx) passes to
+    # another replica whatever the method (nothing was sent); it answers on the connections clients or
+    # nginx already hold with Connection: close, and exits once they have dropped them (nginx's idle
+    # timeout, 4 s, is shorter than the replica's keep-alive timeout). So no request is lost on a
+    # connection the replica closes -- not even a POST, which nginx may not pass to another replica
+    # once sent.
     local names=() n i port
     for n in $({ svctl avail 2>/dev/null || true; } | awk '$1 ~ /^replica-[0-9]+$/ { print $1 }' | sort -V); do
         names+=("$n")
@@ -1177,10 +1243,10 @@ rolling_restart() {
         svctl start "$n" >/dev/null || die "supervisord could not start $n: see $dir/$n/cdcache.log"
         wait_for 60 "replica $i on 127.0.0.1:$port" replica_is_up "$i" "$port"
         wait_for 60 "replica $i to be ready" curl -fsS --max-time 5 "http://127.0.0.1:$port/ready"
-        # nginx stops sending to a replica that refused it for a while (max_fails, fail_timeout): the next
-        # one waits until nginx sends to this one again, or two would be out at once
-        if [ "$(sv_state nginx)" = RUNNING ]; then
-            wait_for 30 "nginx to send requests to replica $i again" nginx_reaches "$i" "$port"
+        # the next one waits until the public port sends to this one again (nginx: after its
+        # fail_timeout; kernel: once the replica has joined the shared port), or two would be out at once
+        if [ "$LB" = kernel ] || [ "$(sv_state nginx)" = RUNNING ]; then
+            wait_for 30 "the public port to send requests to replica $i again" lb_reaches "$i" "$port"
         fi
         say "rolling-restart: replica $i ready again (pid $(sv_pid "$n"))"
     done

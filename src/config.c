@@ -5,6 +5,7 @@
 #include "cdcache/config.h"
 #include "cdcache/auth.h"
 #include "cdcache/cors.h"
+#include "cdcache/listener.h"
 #include "cdcache/error.h"
 #include "cdcache/log.h"
 #include "cdcache/resource.h"
@@ -675,6 +676,14 @@ static int validate(struct config *cfg, char *err, size_t errlen)
     }
     if (validate_tls(cfg, err, errlen))
         return CDC_ECONFIG;
+    if (cfg->http_shared_listen[0]) {
+        struct sockaddr_in a;
+        char why[160];
+        if (listener_parse_shared(cfg->http_shared_listen, &a, why, sizeof(why))) {
+            snprintf(err, errlen, "config: http.shared_listen: %s", why);
+            return CDC_ECONFIG;
+        }
+    }
     {
         struct cors *c = cors_create(cfg->http_cors_origins, err, errlen);
         if (!c)

@@ -25,6 +25,7 @@
 #include "cdcache/util.h"
 #include "cdcache/warm.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <civetweb.h>
 #include <pthread.h>
@@ -66,6 +67,11 @@ struct http_server {
     struct db *db;
     struct cdc *cdc;
     struct metrics *metrics;
+    /* http.shared_listen: the port of the placeholder socket the main listener was started with
+     * (127.0.0.1, picked by the kernel, nobody connects to it) until http_share() puts the shared
+     * socket in its place; then shared_port is the shared port. 0: none. Written by the thread
+     * that starts and stops the server only. */
+    int placeholder_port, shared_port;
     /* Why the last init_ssl callback failed; written and read in the thread that runs http_start()
      * (civetweb calls init_ssl from mg_start()). */
     char tls_err[512];
@@ -1361,6 +1367,13 @@ static int init_ssl(void *ssl_ctx, void *user_data)
     return 1;
 }
 
+static int authorized_by_us(struct mg_connection *conn, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    return 1;
+}
+
 /* Starts one civetweb context on listen (civetweb listening_ports form, TLS ports with "s") with
  * nthreads workers. */
 static struct mg_context *listen_on(const struct config *cfg, const char *listen, int64_t nthreads,
@@ -1368,9 +1381,9 @@ static struct mg_context *listen_on(const struct config *cfg, const char *listen
 {
     struct mg_callbacks cb;
     struct mg_context *ctx;
-    char threads[24], timeout[24], keepalive[24];
-    const char *options[] = {"listening_ports", listen, "num_threads", threads,
-                             "request_timeout_ms", timeout, "enable_keep_alive",
+    char threads[24], timeout[24], keepalive[24], backlog[24];
+    const char *options[] = {"listening_ports", listen, "num_threads", threads, "listen_backlog",
+                             backlog, "request_timeout_ms", timeout, "enable_keep_alive",
                              cfg->http_keep_alive_timeout_ms > 0 ? "yes" : "no",
                              "keep_alive_timeout_ms", keepalive, "tcp_nodelay", "1",
                              /* CORS is ours (cors.c, options()): civetweb's own answers every
@@ -1379,6 +1392,7 @@ static struct mg_context *listen_on(const struct config *cfg, const char *listen
                              "access_control_allow_headers", "", NULL};
 
     snprintf(threads, sizeof(threads), "%lld", (long long)nthreads);
+    snprintf(backlog, sizeof(backlog), "%lld", (long long)cfg->http_listen_backlog);
     snprintf(timeout, sizeof(timeout), "%lld", (long long)cfg->http_request_timeout_ms);
     snprintf(keepalive, sizeof(keepalive), "%lld", (long long)cfg->http_keep_alive_timeout_ms);
     memset(&cb, 0, sizeof(cb));
@@ -1392,8 +1406,20 @@ static struct mg_context *listen_on(const struct config *cfg, const char *listen
         cb.init_ssl = init_ssl;
     srv->tls_err[0] = '\0';
     ctx = mg_start(&cb, srv, options);
-    if (ctx)
-        mg_set_request_handler(ctx, "/", handler, srv);
+    if (!ctx)
+        return NULL;
+    mg_set_request_handler(ctx, "/", handler, srv);
+    /* Authorization is ours (auth.c): without a handler of its own, civetweb looks for a
+     * ".htpasswd" (a stat) on every request */
+    mg_set_auth_handler(ctx, "/", authorized_by_us, NULL);
+    if (cfg->http_defer_accept_s > 0) {
+        struct mg_server_port ports[8];
+        int n = mg_get_server_ports(ctx, 8, ports), nums[8];
+
+        for (int i = 0; i < n; i++)
+            nums[i] = ports[i].port;
+        listener_defer_accept(nums, n > 0 ? n : 0, (int)cfg->http_defer_accept_s);
+    }
     return ctx;
 }
 
@@ -1440,11 +1466,24 @@ struct http_server *http_start(const struct config *cfg, struct catalog *catalog
     /* With a certificate every port of http.listen is TLS (tls_listen_spec); http.admin_listen is
      * taken as written. civetweb must not initialise itself before tls_library_init(). */
     tls = cfg->http_tls_certificate[0] != '\0';
-    cap = 2 * strlen(cfg->http_listen) + 2; /* each port gains at most one "s" */
+    cap = 2 * strlen(cfg->http_listen) + 32; /* each port gains at most one "s"; the placeholder */
     listen = xmalloc(cap);
     rc = tls ? tls_listen_spec(cfg->http_listen, listen, cap)
              : (snprintf(listen, cap, "%s", cfg->http_listen), 0);
     assert(rc == 0);
+    /* http.shared_listen: the main listener starts with one more port, a placeholder the shared
+     * socket takes the place of once the replica is ready (http_share()), in the same TLS mode */
+    if (cfg->http_shared_listen[0])
+        snprintf(listen + strlen(listen), cap - strlen(listen), ",127.0.0.1:0%s", tls ? "s" : "");
+    /* civetweb gives every connection a thread (http.threads, thousands by default): each gets
+     * http.thread_stack of address space, not the process's 8 MiB default */
+    {
+        pthread_attr_t ta;
+        pthread_attr_init(&ta);
+        pthread_attr_setstacksize(&ta, (size_t)cfg->http_thread_stack);
+        pthread_setattr_default_np(&ta);
+        pthread_attr_destroy(&ta);
+    }
     if (tls && tls_library_init(err, errlen))
         goto fail_tls;
     mg_init_library(0); /* after tls_library_init(), which must be civetweb's first */
@@ -1456,6 +1495,13 @@ struct http_server *http_start(const struct config *cfg, struct catalog *catalog
             snprintf(err, errlen, "cannot listen on %s (http.listen): port in use or bad address",
                      listen);
         goto fail_listen;
+    }
+    if (cfg->http_shared_listen[0]) {
+        struct mg_server_port ports[8];
+        int n = mg_get_server_ports(srv->ctx, 8, ports);
+
+        assert(n >= 2); /* civetweb listens on the ports in the order given: the placeholder last */
+        srv->placeholder_port = ports[n - 1].port;
     }
     if (cfg->http_admin_listen[0]) {
         srv->admin =
@@ -1501,11 +1547,39 @@ void http_drain(struct http_server *srv)
 static int stop_accepting(struct http_server *srv)
 {
     struct mg_server_port ports[8];
-    int n = mg_get_server_ports(srv->ctx, 8, ports), nums[8];
+    int n = mg_get_server_ports(srv->ctx, 8, ports), nums[9];
 
     for (int i = 0; i < n; i++)
         nums[i] = ports[i].port;
+    if (n < 0)
+        n = 0;
+    if (srv->shared_port > 0)
+        nums[n++] = srv->shared_port;
     return n > 0 ? listener_stop_accepting(nums, n) : 0;
+}
+
+int http_share(struct http_server *srv, char *err, size_t errlen)
+{
+    const struct config *cfg = srv->cfg;
+    struct sockaddr_in a;
+    int fd;
+
+    if (!cfg->http_shared_listen[0] || srv->shared_port > 0 || atomic_load(&srv->draining))
+        return 0;
+    assert(srv->placeholder_port > 0);
+    fd = listener_open_shared(cfg->http_shared_listen, (int)cfg->http_listen_backlog,
+                              (int)cfg->http_defer_accept_s, err, errlen);
+    if (fd < 0)
+        return CDC_EINVAL;
+    if (listener_replace(srv->placeholder_port, fd)) {
+        snprintf(err, errlen, "the main listener's placeholder port %d is gone",
+                 srv->placeholder_port);
+        return CDC_EINVAL;
+    }
+    listener_parse_shared(cfg->http_shared_listen, &a, err, errlen);
+    srv->shared_port = ntohs(a.sin_port);
+    LOG_INFO("http: serving the shared port %s too (SO_REUSEPORT)", cfg->http_shared_listen);
+    return 0;
 }
 
 void http_stop(struct http_server *srv)

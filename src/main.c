@@ -221,6 +221,13 @@ static int serve(int argc, char **argv)
         http_stop(srv);
         goto out; /* cdc_destroy() frees a consumer that never started */
     }
+    /* Ready to serve: join the port the replicas of this host share (http.shared_listen). A
+     * replica that cannot would never get the traffic it was configured for: it stops. */
+    if (http_share(srv, err, sizeof(err))) {
+        LOG_ERROR("config: http.shared_listen: %s", err);
+        http_stop(srv);
+        goto out;
+    }
     sigwait(&set, &sig);
 drain:
     /* Drain: not ready first (balancers and probes stop sending), keep serving for

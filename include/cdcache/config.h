@@ -13,7 +13,11 @@
  * (bytes, accepts KiB/MiB/GiB suffixes), BOOL. */
 #define CONFIG_HTTP(X)                                                                             \
     X(http, listen, STR, "127.0.0.1:8081", 1, 0)                                                   \
-    X(http, threads, INT, "16", 1, 1024)                                                           \
+    X(http, threads, INT, "1024", 1, 16384)                                                        \
+    X(http, thread_stack, SIZE, "512KiB", 131072, 67108864)                                        \
+    X(http, listen_backlog, INT, "65535", 16, 1048576)                                             \
+    X(http, defer_accept_s, INT, "120", 0, 3600)                                                   \
+    X(http, shared_listen, STR, "", 0, 0)                                                          \
     X(http, max_body_bytes, SIZE, "64KiB", 64, 67108864)                                           \
     X(http, max_list_limit, INT, "1000", 1, 100000)                                                \
     X(http, max_list_bytes, SIZE, "1MiB", 4096, 1073741824)                                        \

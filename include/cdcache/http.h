@@ -21,6 +21,13 @@ struct catalog;
 struct http_server *http_start(const struct config *cfg, struct catalog *catalog,
                                struct cache *cache, struct db *db, struct cdc *cdc,
                                struct metrics *metrics, char *err, size_t errlen);
+/* http.shared_listen: joins the port every replica of the host shares (SO_REUSEPORT), from now on
+ * served by the main listener; the kernel spreads new connections over the replicas that joined.
+ * Call once the replica is ready to serve (its stream position established), from the thread that
+ * started it. Does nothing when http.shared_listen is empty, already joined or draining. Returns
+ * 0, or CDC_EINVAL with the reason in err (the port is held by a program that does not share
+ * it). */
+int http_share(struct http_server *srv, char *err, size_t errlen);
 /* Marks the server as draining: /ready answers 503 from now on, everything else is still served,
  * each answer closing its connection. Thread-safe. NULL-safe. */
 void http_drain(struct http_server *srv);

@@ -349,10 +349,12 @@ class Resp:
 class Replica:
     """A cdcache process started by a test, with its own YAML config."""
 
-    def __init__(self, stack, replica_id="it-1", extra_yaml="", env=None, ssl_context=None, resources=None):
+    def __init__(self, stack, replica_id="it-1", extra_yaml="", env=None, ssl_context=None, resources=None,
+                 threads=8):
         """ssl_context: the replica serves TLS (the test sets CDCACHE_HTTP_TLS_* in env); requests
         go over https:// with this client context. resources: a `resources:` list for the config, as YAML
-        text (e.g. resources_yaml(SHOP_YAML)) or a list of dicts (render_resources)."""
+        text (e.g. resources_yaml(SHOP_YAML)) or a list of dicts (render_resources). threads: http.threads
+        (None: the shipped default)."""
         self.port = free_port()
         self.ssl_context = ssl_context
         self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
@@ -365,7 +367,7 @@ class Replica:
         with open(self.config, "w") as f:
             f.write(f"""http:
   listen: "127.0.0.1:{self.port}"
-  threads: 8
+{"" if threads is None else f"  threads: {threads}"}
   max_body_bytes: 4KiB
 postgres:
   conninfo: "postgresql://postgres@127.0.0.1:{stack.pg_port}/cdcache"
