@@ -221,6 +221,15 @@ static int serve(int argc, char **argv)
         http_stop(srv);
         goto out; /* cdc_destroy() frees a consumer that never started */
     }
+    /* The kernel spreads the shared port's connections without asking /ready, so a replica joins it
+     * warm: once the warm-up is done, or at warm.ready_deadline_ms after the start at the latest
+     * (as /ready). A signal meanwhile drains at once. */
+    while (warm && cfg->http_shared_listen[0] && !warm_ready(warm)) {
+        if (sigtimedwait(&set, NULL, &(struct timespec){0, 20 * 1000000}) > 0) {
+            sig = SIGTERM;
+            goto drain;
+        }
+    }
     /* Ready to serve: join the port the replicas of this host share (http.shared_listen). A
      * replica that cannot would never get the traffic it was configured for: it stops. */
     if (http_share(srv, err, sizeof(err))) {
