@@ -2,6 +2,7 @@
 its peer's sample, and a row updated with plain SQL while it was down (Debezium streams the change; the
 restarted replica's group, positioned at the stream's end, never delivers it) is served new."""
 import json
+import os
 import time
 
 from harness import request, wait_until
@@ -27,7 +28,9 @@ def test_a_row_updated_while_a_replica_was_down_is_served_new_and_warm(stack, re
     wait_until(lambda: {str(i) for i in ids} <= hot_sample(stack, "replica-2"), 20,
                what="replica 2's sample to hold the hot rows")
     x = ids[0]
+    log = os.path.join(stack.dir, "replica-1", "cdcache.log")
     stack.supervisorctl("stop", "replica-1")
+    start = os.path.getsize(log)
     stack.psql(f"UPDATE inventory.items SET description = 'changed while replica 1 was down' WHERE id = {x}")
     wait_until(lambda: request(r2, "GET", f"/items/{x}").json()["version"] == 2, 30,
                what="replica 2 to apply the change")
@@ -42,3 +45,10 @@ def test_a_row_updated_while_a_replica_was_down_is_served_new_and_warm(stack, re
     assert r.header("x-cache") == "hit", "the hot row was not warmed"
     hits = sum(request(r1, "GET", f"/items/{i}").header("x-cache") == "hit" for i in ids)
     assert hits >= 0.9 * len(ids), f"{hits} of {len(ids)} hot rows hit right after the restart"
+    with open(log, "rb") as f:
+        f.seek(start)
+        text = f.read().decode(errors="replace")
+    if "serving the shared port" in text:  # LB=kernel: the kernel does not ask /ready, so it joins warm
+        assert "warm: done" in text and \
+            text.index("warm: done") < text.index("serving the shared port"), \
+            "replica 1 joined the shared public port before its warm-up was done"
