@@ -5,8 +5,8 @@ bench/results/<date>.md with tables, PNG plots (gnuplot) and the machine descrip
 Every figure that has a target is a ratio against a baseline measured minutes apart on the same
 machine, each the median of several runs. Nothing here passes or fails: it reports.
 
-Sections: 1 HTTP hit path (wrk: cdcache hits, bare civetweb, nginx, cache disabled), 2 through the load
-balancer, 3 CDC propagation at fixed write rates, 4 consumer apply rate vs raw XREADGROUP+XACK,
+Sections: 1 HTTP hit path (wrk: cdcache hits, bare civetweb, nginx, cache disabled; CPU per request),
+2 through the stack's public port (and hits with 10,000 idle connections open), 3 CDC propagation at fixed write rates, 4 consumer apply rate vs raw XREADGROUP+XACK,
 5 cache microbench, 6 hit ratio (SIEVE vs LRU vs S3-FIFO).
 """
 import datetime
@@ -33,7 +33,6 @@ RUNS = int(os.environ.get("BENCH_RUNS", "1" if QUICK else "3"))
 DURATION = os.environ.get("BENCH_DURATION", "3s" if QUICK else "5s")
 CONNS = [16, 64, 256]
 HOT_KEYS = 1000
-THREADS = 300  # civetweb serves one connection per worker thread: at least the largest connection count
 results = {"started": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")}
 out_dir = os.path.join(HERE, "results")
 stamp = datetime.datetime.utcnow().strftime("%Y-%m-%d")
@@ -49,16 +48,35 @@ def sh(cmd, **kw):
 
 
 # ------------------------------------------------------------------ wrk
-def wrk(url, conns, keys=1, first=1, duration=DURATION, paths=""):
+def cpu_seconds(pids):
+    """User + system CPU seconds of the processes pids (all their threads) so far."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url, conns, keys=1, first=1, duration=DURATION, paths="", pids=()):
+    """One wrk run; with pids, also the servers' CPU time per request (µs)."""
     env = dict(os.environ, WRK_KEYS=str(keys), WRK_FIRST=str(first), WRK_PATHS=paths)
+    c0 = cpu_seconds(pids)
     r = sh(["wrk", "-t2", f"-c{conns}", f"-d{duration}", "--timeout", "5s", "-s",
             os.path.join(HERE, "wrk.lua"), url], env=env)
+    c1 = cpu_seconds(pids)
     m = re.search(r"RESULT (\d+) ([\d.]+) (\d+) (\d+) (\d+) (\d+) (\d+)", r.stdout)
     if not m:
         raise RuntimeError(f"wrk failed: {r.stdout}\n{r.stderr}")
     n, secs, p50, p99, p999, bad, errs = m.groups()
-    return {"rps": int(n) / float(secs), "p50": int(p50) / 1000, "p99": int(p99) / 1000,
-            "p999": int(p999) / 1000, "non2xx": int(bad), "errors": int(errs)}
+    out = {"rps": int(n) / float(secs), "p50": int(p50) / 1000, "p99": int(p99) / 1000,
+           "p999": int(p999) / 1000, "non2xx": int(bad), "errors": int(errs)}
+    if pids and int(n):
+        out["cpu_us"] = (c1 - c0) / int(n) * 1e6
+    return out
 
 
 def wrk_median(url, conns, **kw):
@@ -91,19 +109,19 @@ def http_section(stack):
     with open(paths_file, "w") as f:
         f.write("\n".join(cpaths) + "\n")
     csize = len(request(lb, "GET", cpaths[0]).body)
-    hit_replica = Replica(stack, "bench-hit", env={"CDCACHE_HTTP_THREADS": str(THREADS),
-                                                   "CDCACHE_CDC_MAX_STALENESS_MS": "5000",
+    # the replicas run the shipped http defaults (threads, backlog, deferred accepts)
+    hit_replica = Replica(stack, "bench-hit", env={"CDCACHE_CDC_MAX_STALENESS_MS": "5000",
                                                    "CDCACHE_LOG_LEVEL": "warn"},
-                          resources=resources_yaml(SHOP_YAML)).start()
-    nocache = Replica(stack, "bench-nocache", env={"CDCACHE_HTTP_THREADS": str(THREADS),
-                                                   "CDCACHE_CACHE_ENABLED": "false",
-                                                   "CDCACHE_LOG_LEVEL": "warn"}).start(wait_ready=False)
+                          resources=resources_yaml(SHOP_YAML), threads=None).start()
+    nocache = Replica(stack, "bench-nocache", env={"CDCACHE_CACHE_ENABLED": "false",
+                                                   "CDCACHE_LOG_LEVEL": "warn"},
+                      threads=None).start(wait_ready=False)
     for k in range(first, first + HOT_KEYS):  # warm the hit replica
         request(hit_replica.url, "GET", f"/items/{k}")
     for path in cpaths:
         request(hit_replica.url, "GET", path)
     bare_port = free_port()
-    bare = subprocess.Popen([os.path.join(BUILD, "bench", "civet_bare"), str(bare_port), str(size), str(THREADS)])
+    bare = subprocess.Popen([os.path.join(BUILD, "bench", "civet_bare"), str(bare_port), str(size), "1024"])
     ngx_dir = tempfile.mkdtemp(prefix="cdcache-bench-nginx-")
     ngx_port = free_port()
     with open(os.path.join(ngx_dir, "nginx.conf"), "w") as f:
@@ -118,6 +136,9 @@ http {{ access_log off; keepalive_requests 1000000;
     sh(["nginx", "-c", f"{ngx_dir}/nginx.conf", "-p", ngx_dir])
     wait_until(lambda: request(f"http://127.0.0.1:{bare_port}", "GET", "/").status == 200, 10, what="bare civetweb")
     wait_until(lambda: request(f"http://127.0.0.1:{ngx_port}", "GET", "/").status == 200, 10, what="nginx")
+    ngx_master = int(open(os.path.join(ngx_dir, "nginx.pid")).read())
+    ngx_pids = [ngx_master] + [int(p) for p in sh(["pgrep", "-P", str(ngx_master)]).stdout.split()]
+    cpu_pids = {"a": [hit_replica.proc.pid], "c": ngx_pids}
     assert len(request(f"http://127.0.0.1:{ngx_port}", "GET", "/").body) == size
     targets = {"a": (hit_replica.url, "cdcache, cache hits"), "b": (f"http://127.0.0.1:{bare_port}", "bare civetweb handler"),
                "c": (f"http://127.0.0.1:{ngx_port}", "nginx, fixed body"), "d": (nocache.url, "cdcache, cache disabled"),
@@ -132,7 +153,8 @@ http {{ access_log off; keepalive_requests 1000000;
                     xc = {k: hit_replica.metric(f'cdcache_item_reads_total{{x_cache="{k}"}}')
                           for k in ("hit", "miss", "bypass")}
                 http[f"{name}{conns}"] = wrk_median(url, conns, keys=HOT_KEYS, first=first,
-                                                    paths=paths_file if name == "e" else "")
+                                                    paths=paths_file if name == "e" else "",
+                                                    pids=cpu_pids.get(name, ()))
                 if name == "a":
                     http[f"a{conns}"]["x_cache"] = {
                         k: int(hit_replica.metric(f'cdcache_item_reads_total{{x_cache="{k}"}}') - v)
@@ -140,8 +162,9 @@ http {{ access_log off; keepalive_requests 1000000;
         hits = hit_replica.metric("cdcache_cache_hits_total") - hits_before
         lbres = {}
         for conns in CONNS:
-            log(f"HTTP: load balancer at {conns} connections")
+            log(f"HTTP: the public port at {conns} connections")
             lbres[conns] = wrk_median(lb, conns, keys=HOT_KEYS, first=first)
+        results["http_idle"] = idle_section(hit_replica, first)
     finally:
         bare.terminate()
         sh(["nginx", "-c", f"{ngx_dir}/nginx.conf", "-p", ngx_dir, "-s", "stop"])
@@ -154,6 +177,51 @@ http {{ access_log off; keepalive_requests 1000000;
     results["http_targets"] = {k: v[1] for k, v in targets.items()}
     results["first_key"] = first
     return hit_replica
+
+
+IDLE = 10_000
+
+
+def idle_section(replica, first):
+    """Hits on a replica that holds IDLE idle TCP connections (connected, never a byte sent), against
+    the same replica without them, and a fresh client's hit time meanwhile."""
+    import http.client
+    import resource
+    import select
+    import socket
+    log(f"HTTP: hits with {IDLE} idle connections open")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    socks = []
+    ep = select.epoll()
+    try:
+        for _ in range(IDLE):
+            so = socket.socket()
+            so.setblocking(False)
+            so.connect_ex(("127.0.0.1", replica.port))
+            socks.append(so)
+            ep.register(so.fileno(), select.EPOLLOUT)
+        left, deadline = IDLE, time.monotonic() + 60
+        while left and time.monotonic() < deadline:
+            for fd, _ in ep.poll(1.0, 4096):
+                ep.unregister(fd)
+                left -= 1
+        fresh = []
+        for _ in range(7):
+            t0 = time.monotonic()
+            c = http.client.HTTPConnection("127.0.0.1", replica.port, timeout=10)
+            c.request("GET", f"/items/{first}", headers={"Connection": "close"})
+            c.getresponse().read()
+            c.close()
+            fresh.append((time.monotonic() - t0) * 1000)
+            time.sleep(0.05)
+        r = wrk_median(replica.url, 64, keys=HOT_KEYS, first=first)
+    finally:
+        ep.close()
+        for so in socks:
+            so.close()
+    return {"established": IDLE - left, "fresh_ms": statistics.median(fresh), "fresh_max_ms": max(fresh),
+            "wrk64": r}
 
 
 def pgbench_path():
@@ -364,19 +432,35 @@ def report():
             f"{conns} conns {h[f'a{conns}'].get('x_cache')}" for conns in CONNS) + ".",
               "", f"(e) serves {results['http_customer_body_bytes']}-byte customers (uuid keys, 13 columns of "
               "the second schema) from the same replica as (a).",
-              "", "| conns | a/b (target ≥ 0.90) | a/c (target ≥ 0.95) | a/d (target ≥ 15) | e/a (target ≥ 0.95) |",
-              "|---|---|---|---|---|"]
+              "", "| conns | a/b (target ≥ 0.90) | a/c (target ≥ 0.95) | a/d (target ≥ 15) | e/a (target ≥ 0.95) "
+              "| CPU µs per request, a / c | a's CPU ÷ c's (target ≤ 1.10) |",
+              "|---|---|---|---|---|---|---|"]
         for conns in CONNS:
             a, b, c, d, e = (h[f"{k}{conns}"]["rps"] for k in "abcde")
-            L.append(f"| {conns} | {a / b:.2f} | {a / c:.2f} | {a / d:.1f} | {e / a:.2f} |")
+            ca, cc_ = h[f"a{conns}"].get("cpu_us"), h[f"c{conns}"].get("cpu_us")
+            cpu = f"{ca:.1f} / {cc_:.1f} | {ca / cc_:.2f}" if ca and cc_ else "— | —"
+            L.append(f"| {conns} | {a / b:.2f} | {a / c:.2f} | {a / d:.1f} | {e / a:.2f} | {cpu} |")
         lb = results["http_lb"]
-        L += ["", "## 2. Through the load balancer (nginx, 2 replicas)", "",
-              "| conns | req/s | p50 ms | p99 ms | p99.9 ms | vs one replica (a) | vs nginx alone (c) |",
-              "|---|---|---|---|---|---|---|"]
+        L += ["", "## 2. Through the stack's public port (`make restart`'s balancer: LB=kernel, 2 replicas "
+              "sharing the port with SO_REUSEPORT)", "",
+              "| conns | req/s | p50 ms | p99 ms | p99.9 ms | socket errors | ÷ one replica direct (a) (target ≥ 0.80 "
+              "at 64 and 256) | vs nginx alone (c) |",
+              "|---|---|---|---|---|---|---|---|"]
         for conns in CONNS:
             r = lb[str(conns)]
             L.append(f"| {conns} | {fmt(r['rps'])} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | "
-                     f"{r['rps'] / h[f'a{conns}']['rps']:.2f} | {r['rps'] / h[f'c{conns}']['rps']:.2f} |")
+                     f"{r['errors']} | {r['rps'] / h[f'a{conns}']['rps']:.2f} | {r['rps'] / h[f'c{conns}']['rps']:.2f} |")
+        r256 = lb["256"]
+        L.append(f"\nThe public port's p99 at 256 connections: {r256['p99']:.1f} ms (target ≤ 20 ms), "
+                 f"{r256['errors']} socket errors (target 0).")
+        idle = results.get("http_idle")
+        if idle:
+            L += ["", f"## 2b. Hits with {IDLE:,} idle connections open on the replica", "",
+                  f"{idle['established']:,} connections established that never send a byte; meanwhile a fresh "
+                  f"client's hit took {idle['fresh_ms']:.1f} ms (median of 7; worst {idle['fresh_max_ms']:.1f} ms; "
+                  f"target ≤ 100 ms), and wrk at 64 connections got {fmt(idle['wrk64']['rps'])} req/s = "
+                  f"{idle['wrk64']['rps'] / h['a64']['rps']:.2f} × the same replica without them (a, 64), p99 "
+                  f"{idle['wrk64']['p99']:.2f} ms, {idle['wrk64']['errors']} socket errors."]
         dat = os.path.join(out_dir, "http.dat")
         with open(dat, "w") as f:
             for conns in CONNS:
@@ -384,7 +468,7 @@ def report():
                         f" {lb[str(conns)]['rps']}\n")
         plot("http", f"set title 'GET /items/{{id}}: requests per second'; set logscale x 2; set xlabel 'connections';"
                      f"set ylabel 'req/s'; set key outside; plot '{dat}' u 1:2 w lp t 'cdcache hits', '' u 1:3 w lp t 'bare civetweb',"
-                     " '' u 1:4 w lp t 'nginx', '' u 1:5 w lp t 'cache disabled', '' u 1:6 w lp t 'nginx + 2 replicas'")
+                     " '' u 1:4 w lp t 'nginx', '' u 1:5 w lp t 'cache disabled', '' u 1:6 w lp t 'public port, 2 replicas'")
         os.unlink(dat) if False else None
     c = results.get("cdc")
     if c:
@@ -479,7 +563,7 @@ def main():
     if "hitratio" in only:
         section("hitratio", hitratio_section)
     if only & {"http", "cdc", "apply"}:
-        env = {"REPLICA_THREADS": str(THREADS), "LOG_LEVEL": "warn", "PG_FSYNC": "off"}
+        env = {"LOG_LEVEL": "warn", "PG_FSYNC": "off"}
         if os.geteuid() == 0:  # on separate hosts the load would not take the pipeline's CPU; emulate that
             env["PIPELINE_RT"] = "1"
         # the second schema declared too, so /customers hits are measured beside /items hits

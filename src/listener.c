@@ -163,8 +163,10 @@ int listener_open_shared(const char *spec, int backlog, int defer_s, char *err, 
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) ||
         bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, backlog) ||
         (defer_s > 0 && !set_defer(fd, defer_s))) {
-        snprintf(err, errlen, "cannot listen on %s with SO_REUSEPORT: %s (another program that "
-                 "does not share it holds the port?)", spec, strerror(errno));
+        snprintf(err, errlen,
+                 "cannot listen on %s with SO_REUSEPORT: %s (another program that "
+                 "does not share it holds the port?)",
+                 spec, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;

@@ -36,7 +36,13 @@ Test(config, defaults)
 {
     struct config *c = NULL;
     cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(c->http_threads, 16);
+    /* many clients on few cores: thousands of small-stack threads, a backlog that holds 10,000 idle
+     * connections, deferred accepts (issue 15) */
+    cr_assert_eq(c->http_threads, 1024);
+    cr_assert_eq(c->http_thread_stack, 512 << 10);
+    cr_assert_eq(c->http_listen_backlog, 65535);
+    cr_assert_eq(c->http_defer_accept_s, 120);
+    cr_assert_str_eq(c->http_shared_listen, "");
     cr_assert_eq(c->cache_max_bytes, 256LL << 20);
     cr_assert_str_eq(c->cdc_topic_prefix, "cdcache");
     cr_assert_str_eq(c->cdc_publication, "cdcache_items");
@@ -87,6 +93,22 @@ Test(config, bad_values_name_the_key)
     setenv("CDCACHE_HTTP_THREADS", "0", 1);
     cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), CDC_ECONFIG);
     cr_assert(strstr(err, "http.threads") && strstr(err, "CDCACHE_HTTP_THREADS"), "%s", err);
+    unsetenv("CDCACHE_HTTP_THREADS");
+    const char *shared[] = {"8080x", "localhost:8080", "127.0.0.1:0", "127.0.0.1:70000",
+                            ":",     "::1:8080"};
+    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
+        setenv("CDCACHE_HTTP_SHARED_LISTEN", shared[i], 1);
+        cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), CDC_ECONFIG, "%s", shared[i]);
+        cr_assert(strstr(err, "http.shared_listen"), "%s: %s", shared[i], err);
+    }
+    setenv("CDCACHE_HTTP_SHARED_LISTEN", "127.0.0.1:8080", 1);
+    cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
+    config_free(c);
+    c = NULL;
+    setenv("CDCACHE_HTTP_SHARED_LISTEN", "8080", 1);
+    cr_assert_eq(config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
+    config_free(c);
+    unsetenv("CDCACHE_HTTP_SHARED_LISTEN");
 }
 
 Test(config, tls_keys_are_checked_before_anything_starts)

@@ -1,5 +1,5 @@
 """Rolling restart under load (issue 9): `scripts/stack.sh rolling-restart` (make rolling-restart) restarts
-every replica of the running stack, one at a time, while clients keep reading and writing through nginx.
+every replica of the running stack, one at a time, while clients keep reading and writing through the public port (LB=kernel: the replicas share it; LB=nginx: nginx).
 No request may fail: not a read, not a POST (which nginx may not pass to another replica once it has sent
 it), and every write nginx acknowledged is in PostgreSQL afterwards. Each replica must really have been
 restarted (a new process that exited 0 after its drain) and be serving through nginx again."""
@@ -128,6 +128,6 @@ def test_a_rolling_restart_under_load_fails_no_request(stack, lb):
     lost = [(i, v, rows.get(i)) for i, v in acked.items() if (v is None) != (i not in rows) or
             (v is not None and rows[i] < v)]
     assert not lost, f"acknowledged writes missing from PostgreSQL: {lost[:10]}"
-    report("e2e", f"rolling restart of {len(before)} replicas under 6 keep-alive clients through nginx: {total} "
+    report("e2e", f"rolling restart of {len(before)} replicas under 6 keep-alive clients through the public port: {total} "
                   f"requests (POST, GET, list, PATCH, PUT, DELETE), 0 failed; {len(acked)} items, every "
                   "acknowledged write in PostgreSQL")

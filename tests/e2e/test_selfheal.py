@@ -23,7 +23,8 @@ PARTS = "pg redis debezium replicas nginx"
 
 @pytest.fixture(scope="module")
 def sh():
-    s = Stack(parts=PARTS, replicas=2, env={"CDCACHE_HEARTBEAT_MS": "200"}).up()
+    # nginx as the balancer (LB=nginx): its master is among the processes killed
+    s = Stack(parts=PARTS, replicas=2, env={"CDCACHE_HEARTBEAT_MS": "200", "LB": "nginx"}).up()
     yield s
     s.down()
 
