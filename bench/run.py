@@ -385,6 +385,22 @@ def hitratio_section():
     results["hitratio"] = hr
 
 
+def warm_section():
+    """bench/warm.py twice: a replica restarted under a Zipf load with the warm-up, and without it (the
+    cold start of before), each on a throwaway stack of its own."""
+    out = {}
+    for mode, extra in (("warm", []), ("cold", ["--no-warm"])):
+        log(f"warm start: {mode}")
+        path = os.path.join(tempfile.mkdtemp(prefix="cdcache-bench-warm-"), "warm.json")
+        args = ["--steady", "25", "--after", "15"] if QUICK else []
+        r = sh([sys.executable, os.path.join(HERE, "warm.py"), "--json", path, *args, *extra])
+        if r.returncode != 0 or not os.path.exists(path):
+            raise RuntimeError(f"bench/warm.py {' '.join(extra)} failed: {r.stderr[-800:]}")
+        with open(path) as f:
+            out[mode] = json.load(f)
+    results["warm"] = out
+
+
 # ------------------------------------------------------------------ report
 def machine():
     cpu = ""
@@ -497,6 +513,36 @@ def report():
               f"Decode + render alone (`bench/decode_bench.c`, one thread, no I/O): {a['decode_update_ns']:,.0f} ns per "
               f"recorded update envelope, {a['decode_mix_ns']:,.0f} ns averaged over the recorded mix (which "
               "includes a 12 kB TOASTed description)."]
+    w = results.get("warm")
+    if w:
+        def secs(x):
+            return "not within the window" if x is None else f"{x:.1f} s"
+        ww, wc = w["warm"], w["cold"]
+        L += ["", "## 4b. Warm start (`bench/warm.py`: " f"{ww['keys']:,} items, Zipf {ww['zipf']}, "
+              f"{ww['rate']:.0f} reads/s over 2 replicas, replica 1 restarted under the load)", "",
+              "| | warm-up on | warm-up off (before) | target |", "|---|---|---|---|",
+              f"| `/ready` 200 → hit ratio ≥ 0.9 × steady ({ww['steady_hit_ratio']:.3f} / "
+              f"{wc['steady_hit_ratio']:.3f}) | {secs(ww['ready_to_0_9x_steady_s'])} | "
+              f"{secs(wc['ready_to_0_9x_steady_s'])} | ≤ 3 s |",
+              f"| PostgreSQL transactions/s in the first 10 s ÷ steady | "
+              f"{fmt(ww['pg_first_10s_over_steady'], 1)}× | {fmt(wc['pg_first_10s_over_steady'], 1)}× | ≤ 3× |",
+              f"| restart → `/ready` 200 (includes the drain) | {ww['restart_to_ready_s']:.1f} s | "
+              f"{wc['restart_to_ready_s']:.1f} s | |",
+              f"| entries warmed, statements | {fmt(ww['warm_metrics'].get('cdcache_warm_entries_total'))}, "
+              f"{fmt(ww['warm_metrics'].get('cdcache_warm_batches_total'))} | — | |", "",
+              "The restarted replica joins the public port only once warm (at `/ready`), so it receives traffic "
+              "within a second of `/ready` (the e2e test `test_balancer.py` measures it through the port)."]
+        dat = os.path.join(out_dir, "warm.dat")
+        with open(dat, "w") as f:
+            for mode in ("warm", "cold"):
+                f.write(f"# {mode}\n")
+                for t, hr in w[mode].get("timeline", []):
+                    f.write(f"{t} {hr}\n")
+                f.write("\n\n")
+        plot("warm", f"set title 'Hit ratio of the restarted replica after /ready (1 s windows)'; set xlabel 's "
+                     f"after /ready'; set ylabel 'hit ratio'; set yrange [0:1]; set key bottom right; "
+                     f"plot '{dat}' index 0 w lp t 'warm-up on', '' index 1 w lp t 'warm-up off', "
+                     f"{0.9 * ww['steady_hit_ratio']} t '0.9 x steady' dt 2")
     cc = results.get("cache")
     if cc:
         L += ["", "## 5. Cache microbench (`bench/cache_bench.c`, 200-byte bodies, 100k keys, 64 shards)", "",
@@ -539,7 +585,7 @@ def report():
         f.write("\n".join(L) + "\n")
     with open(os.path.join(out_dir, f"{stamp}{suffix}.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
-    for tmp in ("http.dat", "hr.dat"):
+    for tmp in ("http.dat", "hr.dat", "warm.dat"):
         if os.path.exists(os.path.join(out_dir, tmp)):
             os.unlink(os.path.join(out_dir, tmp))
     log(f"wrote {path}")
@@ -557,7 +603,7 @@ def section(name, fn, *args):
 
 
 def main():
-    only = set(os.environ.get("BENCH_ONLY", "http,cdc,apply,cache,hitratio").split(","))
+    only = set(os.environ.get("BENCH_ONLY", "http,cdc,apply,warm,cache,hitratio").split(","))
     if "cache" in only:
         section("cache", cache_section)
     if "hitratio" in only:
@@ -582,6 +628,8 @@ def main():
                 section("apply", apply_section, stack)
         finally:
             stack.down()
+    if "warm" in only:
+        section("warm", warm_section)
     report()
 
 

@@ -229,7 +229,22 @@ def main():
                 warm_metrics[m.group(1)] = float(m.group(2))
         except OSError:
             pass
+        # the hit ratio in consecutive 1 s windows from /ready on (for make bench's plot)
+        timeline, k = [], 0
+        while k < len(samples) and samples[k][0] < t_ready:
+            k += 1
+        while k < len(samples):
+            j = k
+            while j + 1 < len(samples) and samples[j][0] - samples[k][0] < 1.0:
+                j += 1
+            if j == k:
+                break
+            hr, _ = ratio(samples[k][1], samples[j][1])
+            if hr is not None:
+                timeline.append([round(samples[k][0] - t_ready, 2), hr])
+            k = j
         res = {
+            "timeline": timeline,
             "warm_enabled": not a.no_warm,
             "keys": a.keys, "zipf": a.zipf, "rate": a.rate,
             "steady_hit_ratio": steady_hit,
