@@ -934,9 +934,11 @@ write_nginx_conf() { # write_nginx_conf PORT: nginx.conf balancing over every re
         echo "  fastcgi_temp_path $d/tmp/fcgi; uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;"
         echo "  upstream cdcache {"
         for i in $(seq 1 "$REPLICAS"); do
-            # a replica that refused a connection (restarting) is tried again after 1 s: back in
-            # rotation within a second of being ready
-            echo "    server 127.0.0.1:$(saved_port "replica$i") max_fails=1 fail_timeout=1s;"
+            # no failure accounting: a replica that refuses a connection (restarting) costs one refused
+            # connect (nothing was sent: proxy_next_upstream passes the request on, any method) and is
+            # back in rotation the moment it listens; fail_timeout counts in whole seconds and kept a
+            # ready replica out for up to 1 s (5 s before)
+            echo "    server 127.0.0.1:$(saved_port "replica$i") max_fails=0;"
         done
         # Each replica gives every connection a thread (civetweb): the idle connections nginx keeps
         # (per worker, to any replica) must leave most of them free, or they hold every thread and

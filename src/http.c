@@ -1582,6 +1582,8 @@ int http_share(struct http_server *srv, char *err, size_t errlen)
     return 0;
 }
 
+#define DRAIN_QUIET_NS (250 * 1000000LL)
+
 void http_stop(struct http_server *srv)
 {
     int64_t deadline;
@@ -1594,9 +1596,18 @@ void http_stop(struct http_server *srv)
      * mg_stop(). */
     atomic_store(&srv->draining, true);
     if (stop_accepting(srv) > 0) {
-        deadline = now_mono_ns() + (srv->cfg->http_keep_alive_timeout_ms + 1000) * 1000000;
-        while (atomic_load(&srv->open_conns) > 0 && now_mono_ns() < deadline)
+        /* A connection civetweb accepted just before is queued for a worker and not yet counted:
+         * open_conns must stay 0 for DRAIN_QUIET_NS before mg_stop() closes what is queued */
+        int64_t quiet_since = now_mono_ns();
+
+        deadline = quiet_since + (srv->cfg->http_keep_alive_timeout_ms + 1000) * 1000000;
+        while (now_mono_ns() < deadline) {
+            if (atomic_load(&srv->open_conns) > 0)
+                quiet_since = now_mono_ns();
+            else if (now_mono_ns() - quiet_since >= DRAIN_QUIET_NS)
+                break;
             usleep(10000);
+        }
         LOG_INFO("drain: stopped accepting; %d connection(s) still open",
                  atomic_load(&srv->open_conns));
     }
