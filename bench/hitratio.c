@@ -7,7 +7,8 @@
  *       bench/hitratio.py replays the very same requests through libcachesim's reference policies.
  *   hitratio replay FILE SHARDS CAP [CAP...]
  *       replays an oracleGeneral FILE through the real cache with SHARDS shards and room for CAP
- *       entries (the bound is CAP entries' cost); prints "CAP HIT_RATIO" per size.
+ *       entries (the bound is CAP entries' cost); prints "CAP HIT_RATIO SHARDS_USED" per size
+ *       (the cache gives each shard at least CACHE_MIN_SHARD_BYTES, so a small bound has fewer).
  *   hitratio
  *       the legacy report that bench/run.py parses today ("trace size_pct policy hit_ratio", with
  *       our cache under the names sieve and sieve-64shards, whatever its policy, and this file's
@@ -218,7 +219,8 @@ static double s3fifo(const int64_t *t, int64_t maxkey, long cap)
 }
 
 /* --- the real cache --- */
-static double ours(const int64_t *t, long n, long cap, unsigned shards)
+/* The hit ratio; *used (when not NULL) is the shards the cache really had (cache_shards()). */
+static double ours(const int64_t *t, long n, long cap, unsigned shards, unsigned *used)
 {
     /* keys as the service has them: the decimal text of the id, 8 bytes at most (inline) */
     struct cache_options o = {.max_bytes = (size_t)cap * cache_entry_cost(8, BODY),
@@ -241,6 +243,8 @@ static double ours(const int64_t *t, long n, long cap, unsigned shards)
             cache_fill(c, key, lease, 1, "0123456789abcdef", BODY, NULL);
         }
     }
+    if (used)
+        *used = cache_shards(c);
     cache_destroy(c);
     return n ? (double)hits / n : 0;
 }
@@ -333,7 +337,9 @@ static int replay(int argc, char **argv)
             free(t);
             return 2;
         }
-        printf("%ld %.6f\n", cap, ours(t, n, cap, (unsigned)shards));
+        unsigned used;
+        double hr = ours(t, n, cap, (unsigned)shards, &used);
+        printf("%ld %.6f %u\n", cap, hr, used);
         fflush(stdout);
     }
     free(t);
@@ -359,9 +365,10 @@ int main(int argc, char **argv)
         int64_t *t = make_trace(traces[ti], &maxkey);
         for (size_t si = 0; si < 3; si++) {
             long cap = (long)(NKEYS * sizes[si]);
-            printf("%s %.1f sieve %.4f\n", traces[ti], sizes[si] * 100, ours(t, NREQ, cap, 1));
+            printf("%s %.1f sieve %.4f\n", traces[ti], sizes[si] * 100,
+                   ours(t, NREQ, cap, 1, NULL));
             printf("%s %.1f sieve-64shards %.4f\n", traces[ti], sizes[si] * 100,
-                   ours(t, NREQ, cap, 64));
+                   ours(t, NREQ, cap, 64, NULL));
             printf("%s %.1f lru %.4f\n", traces[ti], sizes[si] * 100, lru(t, maxkey, cap));
             printf("%s %.1f s3fifo %.4f\n", traces[ti], sizes[si] * 100, s3fifo(t, maxkey, cap));
             fflush(stdout);

@@ -15,7 +15,8 @@ fetch traces from a remote bucket at run time; PyMimircache's sdist, which once 
 traces, no longer builds on a current Python). Any oracleGeneral file can be added with
 --trace FILE (its sizes are then fractions of its distinct objects).
 
-Output: a markdown table on stdout, per (trace, size): ours at 64 shards, ours unsharded, each
+Output: a markdown table on stdout, per (trace, size): ours configured with 64 shards (and how
+many it kept: the cache gives each shard at least 64 KiB of its bound), ours unsharded, each
 reference, the best reference, ours@64 minus the best in points, and the target "within 1 point"
 (PASS/FAIL). --json FILE writes the same rows as JSON; --plot FILE.png a gnuplot chart. Exit code 0,
 or with --check 1 when any row FAILs.
@@ -80,7 +81,8 @@ def distinct_objects(path):
 def ours(binary, path, shards, caps):
     out = subprocess.run([binary, "replay", path, str(shards)] + [str(c) for c in caps],
                          check=True, capture_output=True, text=True).stdout
-    return {int(c): float(r) for c, r in (line.split() for line in out.splitlines())}
+    # "CAP HIT_RATIO SHARDS_USED" per line
+    return {int(f[0]): (float(f[1]), int(f[2])) for f in (line.split() for line in out.splitlines())}
 
 
 def run(args):
@@ -108,9 +110,10 @@ def run(args):
                     miss, _ = cls(cap).process_trace(reader)
                     r[pname] = 1.0 - miss
                 best = max(r, key=r.get)
-                delta = 100.0 * (o64[cap] - r[best])
+                delta = 100.0 * (o64[cap][0] - r[best])
                 rows.append({"trace": name, "size_pct": 100 * size, "cap": cap,
-                             "ours_64": o64[cap], "ours_1": o1[cap], "refs": r, "best": best,
+                             "ours_64": o64[cap][0], "shards_used": o64[cap][1],
+                             "ours_1": o1[cap][0], "refs": r, "best": best,
                              "best_ratio": r[best], "delta_points": delta,
                              "pass": delta >= -TARGET_POINTS})
                 print(f"hitratio: {name} {100 * size:g}% done", file=sys.stderr, flush=True)
@@ -121,11 +124,12 @@ def run(args):
 
 def markdown(rows):
     names = list(rows[0]["refs"]) if rows else []
-    head = (["trace", "size", f"ours@{SHARDS}", "ours@1"] + names +
+    head = (["trace", "size", "entries", f"ours@{SHARDS} (shards used)", "ours@1"] + names +
             ["best ref", f"ours@{SHARDS} − best (points)", f"within {TARGET_POINTS:g} point"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["trace"], f"{r['size_pct']:g}%", f"{r['ours_64']:.3f}", f"{r['ours_1']:.3f}"]
+        cells = [r["trace"], f"{r['size_pct']:g}%", str(r["cap"]),
+                 f"{r['ours_64']:.3f} ({r['shards_used']})", f"{r['ours_1']:.3f}"]
         cells += [f"{r['refs'][n]:.3f}" for n in names]
         cells += [f"{r['best']} {r['best_ratio']:.3f}", f"{r['delta_points']:+.1f}",
                   "PASS" if r["pass"] else "FAIL"]
