@@ -1142,3 +1142,30 @@ Test(cache_policy, a_scan_does_not_flush_the_entries_read_again)
         expect_body(c, ik(k), 1, body);
     cache_destroy(c);
 }
+
+/* The ghost: keys evicted from small unread, then read again soon, enter main, where a scan of
+ * one-time keys (which only churns small) leaves them alone; without the ghost they would enter
+ * small again and the scan would push them out. The ghost is a table of fingerprints with a
+ * per-cache hash seed, so a later eviction may take a key's slot: most, not all, must stay. */
+Test(cache_policy, keys_read_again_after_their_eviction_enter_main)
+{
+    size_t per = cache_entry_cost(6, 100);
+    struct cache *c = mk(per * 2000, 1);
+    char body[101];
+    int kept = 0;
+
+    memset(body, 'g', 100);
+    body[100] = '\0';
+    for (int64_t k = 1; k <= 20; k++)
+        fill_ok(c, ik(k), 1, body);           /* read once: small */
+    for (int64_t k = 100000; k < 102000; k++) /* fills the cache and pushes them out of small */
+        fill_ok(c, ik(k), 1, body);
+    for (int64_t k = 1; k <= 20; k++)
+        fill_ok(c, ik(k), 1, body); /* a miss (evicted), and the ghost sends it to main */
+    for (int64_t k = 200000; k < 204000; k++)
+        fill_ok(c, ik(k), 1, body);
+    for (int64_t k = 1; k <= 20; k++)
+        kept += !is_miss(c, ik(k));
+    cr_assert_geq(kept, 12, "%d of 20 kept", kept);
+    cache_destroy(c);
+}
