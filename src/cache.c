@@ -760,12 +760,17 @@ static bool make_room_locked(struct cache *c, struct cache_shard *s, size_t need
 {
     /* each node can pass a tail at most FREQ_MAX + 2 times before it goes, unless it is leased */
     size_t budget = (FREQ_MAX + 2) * s->count + 2;
+    size_t spins = 0; /* leased nodes passed over since the last eviction */
 
     sweep_locked(c, s, true, need, keep, SIZE_MAX); /* dead entries go first */
     while (s->bytes + need > s->max_bytes) {
         bool small = s->q[Q_SMALL].tail &&
                      (s->q[Q_SMALL].bytes * 100 > s->max_bytes * SMALL_PCT || !s->q[Q_MAIN].tail);
-        struct cache_value *nd = small ? s->q[Q_SMALL].tail : s->q[Q_MAIN].tail;
+        struct cache_value *nd;
+
+        if (spins > s->count && s->q[small ? Q_MAIN : Q_SMALL].tail)
+            small = !small; /* the queue it would take holds only fills in flight: the other */
+        nd = small ? s->q[Q_SMALL].tail : s->q[Q_MAIN].tail;
         if (!nd || budget-- == 0)
             return false;
         assert(nd->main == !small);
@@ -776,6 +781,7 @@ static bool make_room_locked(struct cache *c, struct cache_shard *s, size_t need
         if (nd->lease || nd == keep) {
             q_unlink_locked(s, nd);
             q_push_locked(s, nd, small ? Q_SMALL : Q_MAIN);
+            spins++;
             continue;
         }
         if (small && nd->freq > 0) {
@@ -799,6 +805,7 @@ static bool make_room_locked(struct cache *c, struct cache_shard *s, size_t need
         ghost_add_locked(c, s, nd);
         s->rs[entry_res(nd)].evictions++;
         remove_locked(c, s, nd);
+        spins = 0;
     }
     return true;
 }
