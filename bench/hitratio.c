@@ -1,9 +1,23 @@
-/* Hit-ratio simulator: replays synthetic traces through the real cache (SIEVE) and through
- * reference LRU and S3-FIFO simulators, at several cache sizes. Output: one line per trace, size
- * and policy: trace size_pct policy hit_ratio */
+/* Hit-ratio simulator: replays traces through the real cache (src/cache.c), unsharded and sharded.
+ *
+ *   hitratio write-traces DIR
+ *       writes the synthetic traces (zipf0.8, zipf0.99, zipf1.2, scan, shift; 100k keys, 2M
+ *       requests each) to DIR/<name>.oracleGeneral, in libCacheSim's oracleGeneral binary format
+ *       (24-byte packed records: u32 time, u64 object id, u32 size, i64 next access), so that
+ *       bench/hitratio.py replays the very same requests through libcachesim's reference policies.
+ *   hitratio replay FILE SHARDS CAP [CAP...]
+ *       replays an oracleGeneral FILE through the real cache with SHARDS shards and room for CAP
+ *       entries (the bound is CAP entries' cost); prints "CAP HIT_RATIO SHARDS_USED" per size
+ *       (the cache gives each shard at least CACHE_MIN_SHARD_BYTES, so a small bound has fewer).
+ *   hitratio
+ *       the legacy report that bench/run.py parses today ("trace size_pct policy hit_ratio", with
+ *       our cache under the names sieve and sieve-64shards, whatever its policy, and this file's
+ * own LRU and S3-FIFO). bench/hitratio.py, with libcachesim's references, supersedes it; it goes
+ *       once run.py calls hitratio.py. */
 #include "cdcache/cache.h"
 #include "cdcache/util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,8 +218,9 @@ static double s3fifo(const int64_t *t, int64_t maxkey, long cap)
     return (double)hits / NREQ;
 }
 
-/* --- the real cache (SIEVE) --- */
-static double sieve(const int64_t *t, long cap, unsigned shards)
+/* --- the real cache --- */
+/* The hit ratio; *used (when not NULL) is the shards the cache really had (cache_shards()). */
+static double ours(const int64_t *t, long n, long cap, unsigned shards, unsigned *used)
 {
     /* keys as the service has them: the decimal text of the id, 8 bytes at most (inline) */
     struct cache_options o = {.max_bytes = (size_t)cap * cache_entry_cost(8, BODY),
@@ -215,12 +230,12 @@ static double sieve(const int64_t *t, long cap, unsigned shards)
                               .fill_wait_ms = 1000};
     struct cache *c = cache_create(&o);
     long hits = 0;
-    for (long i = 0; i < NREQ; i++) {
+    for (long i = 0; i < n; i++) {
         struct cache_value *v;
         uint64_t lease;
         char kb[24];
-        int n = snprintf(kb, sizeof(kb), "%lld", (long long)t[i]);
-        struct cache_key key = {0, (uint32_t)n, kb};
+        int kl = snprintf(kb, sizeof(kb), "%lld", (long long)t[i]);
+        struct cache_key key = {0, (uint32_t)kl, kb};
         if (cache_lookup(c, key, 0, &v, &lease) == CACHE_HIT) {
             hits++;
             cache_value_release(v);
@@ -228,22 +243,132 @@ static double sieve(const int64_t *t, long cap, unsigned shards)
             cache_fill(c, key, lease, 1, "0123456789abcdef", BODY, NULL);
         }
     }
+    if (used)
+        *used = cache_shards(c);
     cache_destroy(c);
-    return (double)hits / NREQ;
+    return n ? (double)hits / n : 0;
 }
 
-int main(void)
+/* libCacheSim's oracleGeneral record. */
+struct __attribute__((packed)) og_rec {
+    uint32_t time;
+    uint64_t id;
+    uint32_t size;
+    int64_t next;
+};
+_Static_assert(sizeof(struct og_rec) == 24, "oracleGeneral records are 24 bytes");
+
+static int write_traces(const char *dir)
+{
+    static const char *const traces[] = {"zipf0.8", "zipf0.99", "zipf1.2", "scan", "shift"};
+    struct og_rec *recs = xmalloc(NREQ * sizeof(*recs));
+
+    for (size_t ti = 0; ti < sizeof(traces) / sizeof(traces[0]); ti++) {
+        char path[4096];
+        int64_t maxkey;
+        int64_t *t = make_trace(traces[ti], &maxkey);
+        FILE *f;
+        int n = snprintf(path, sizeof(path), "%s/%s.oracleGeneral", dir, traces[ti]);
+
+        if (n < 0 || (size_t)n >= sizeof(path)) {
+            fprintf(stderr, "hitratio: path too long\n");
+            return 1;
+        }
+        for (long i = 0; i < NREQ; i++)
+            recs[i] = (struct og_rec){(uint32_t)i, (uint64_t)t[i], 1, -1};
+        free(t);
+        f = fopen(path, "wb");
+        if (!f || fwrite(recs, sizeof(*recs), NREQ, f) != NREQ || fclose(f) != 0) {
+            fprintf(stderr, "hitratio: %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+        printf("%s\n", path);
+    }
+    free(recs);
+    return 0;
+}
+
+/* Reads an oracleGeneral file's object ids (at most 2^26 requests: 1.6 GB of records). */
+static int64_t *read_trace(const char *path, long *n)
+{
+    FILE *f = fopen(path, "rb");
+    long cap = 1 << 20, len = 0;
+    int64_t *t;
+    struct og_rec r;
+
+    if (!f) {
+        fprintf(stderr, "hitratio: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    t = xmalloc((size_t)cap * sizeof(*t));
+    while (len < (1L << 26) && fread(&r, sizeof(r), 1, f) == 1) {
+        if (len == cap) {
+            int64_t *g = xmalloc((size_t)cap * 2 * sizeof(*g));
+            memcpy(g, t, (size_t)len * sizeof(*t));
+            free(t);
+            t = g;
+            cap *= 2;
+        }
+        t[len++] = (int64_t)(r.id & INT64_MAX);
+    }
+    fclose(f);
+    *n = len;
+    return t;
+}
+
+static int replay(int argc, char **argv)
+{
+    long n;
+    char *end;
+    unsigned long shards = strtoul(argv[3], &end, 10);
+    int64_t *t;
+
+    if (*end || shards == 0 || shards > 4096) {
+        fprintf(stderr, "hitratio: bad shard count %s\n", argv[3]);
+        return 2;
+    }
+    t = read_trace(argv[2], &n);
+    if (!t)
+        return 1;
+    for (int i = 4; i < argc; i++) {
+        long cap = strtol(argv[i], &end, 10);
+        if (*end || cap <= 0) {
+            fprintf(stderr, "hitratio: bad size %s\n", argv[i]);
+            free(t);
+            return 2;
+        }
+        unsigned used;
+        double hr = ours(t, n, cap, (unsigned)shards, &used);
+        printf("%ld %.6f %u\n", cap, hr, used);
+        fflush(stdout);
+    }
+    free(t);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     static const char *const traces[] = {"zipf0.8", "zipf0.99", "zipf1.2", "scan", "shift"};
     static const double sizes[] = {0.001, 0.01, 0.1};
+
+    if (argc == 3 && strcmp(argv[1], "write-traces") == 0)
+        return write_traces(argv[2]);
+    if (argc >= 5 && strcmp(argv[1], "replay") == 0)
+        return replay(argc, argv);
+    if (argc != 1) {
+        fprintf(stderr, "usage: hitratio [write-traces DIR | replay FILE SHARDS CAP...]\n");
+        return 2;
+    }
 
     for (size_t ti = 0; ti < sizeof(traces) / sizeof(traces[0]); ti++) {
         int64_t maxkey;
         int64_t *t = make_trace(traces[ti], &maxkey);
         for (size_t si = 0; si < 3; si++) {
             long cap = (long)(NKEYS * sizes[si]);
-            printf("%s %.1f sieve %.4f\n", traces[ti], sizes[si] * 100, sieve(t, cap, 1));
-            printf("%s %.1f sieve-64shards %.4f\n", traces[ti], sizes[si] * 100, sieve(t, cap, 64));
+            printf("%s %.1f sieve %.4f\n", traces[ti], sizes[si] * 100,
+                   ours(t, NREQ, cap, 1, NULL));
+            printf("%s %.1f sieve-64shards %.4f\n", traces[ti], sizes[si] * 100,
+                   ours(t, NREQ, cap, 64, NULL));
             printf("%s %.1f lru %.4f\n", traces[ti], sizes[si] * 100, lru(t, maxkey, cap));
             printf("%s %.1f s3fifo %.4f\n", traces[ti], sizes[si] * 100, s3fifo(t, maxkey, cap));
             fflush(stdout);

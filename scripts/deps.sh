@@ -2,8 +2,9 @@
 # Installs what the project needs and the machine lacks: Debian packages (build, stack, tests), pytest,
 # the Debezium Server distribution (through scripts/debezium-fetch.sh), newman, pinned, for the Postman
 # collection (through scripts/newman-fetch.sh; node and npm from Debian when the machine has neither), the
-# OpenAPI linter and conformance tester (through scripts/api-tools.sh), and the deployment checks' tools
-# and schemas (through scripts/deploy-tools.sh), all cached in ~/.cache/cdcache. Idempotent and quiet when
+# OpenAPI linter and conformance tester (through scripts/api-tools.sh), the hit-ratio benchmark's reference
+# policies (libcachesim, through scripts/bench-tools.sh), and the deployment checks' tools and schemas
+# (through scripts/deploy-tools.sh), all cached in ~/.cache/cdcache. Idempotent and quiet when
 # everything is present. `deps.sh build` installs only what compiling needs; `deps.sh deploy` only the
 # deployment checks'.
 set -euo pipefail
@@ -54,4 +55,5 @@ fi
 "$here/scripts/debezium-fetch.sh" >/dev/null
 "$here/scripts/newman-fetch.sh" >/dev/null
 "$here/scripts/api-tools.sh"
+"$here/scripts/bench-tools.sh"
 "$here/scripts/deploy-tools.sh"

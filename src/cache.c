@@ -1,9 +1,12 @@
 /* The row cache, keyed by (resource, key bytes).
  *
  * Layout: N shards (a power of two), picked by the key's hash. Each shard has one mutex that
- * guards its hash table, its SIEVE queue, its byte count and its counters (those per resource
- * included). A hit holds the lock only to find the node, take a reference on the value, set the
- * visited bit and bump one counter; the body is copied to the socket after the lock is dropped.
+ * guards its hash table, its eviction queues and ghost, its byte count and its counters (those per
+ * resource included). A hit holds the lock only to find the node, take a reference on the value,
+ * bump its read count and one counter; the body is copied to the socket after the lock is dropped.
+ * Each shard evicts on its own within its share of the bound, so cache_create() gives every shard
+ * at least min_shard_bytes (64 KiB by default) and uses fewer shards for a small bound: 64 shards
+ * of a 100-entry bound held one entry or none each and lost half the hits (bench/hitratio).
  *
  * One allocation per entry (struct cache_value): its links, guarded by the shard lock while it is
  * in the shard, and its response (key, version, body), immutable once created. Entries are
@@ -12,27 +15,29 @@
  * so a worker still writing an old body keeps it alive until it calls cache_value_release().
  *
  * The entry header is 56 bytes (48 before keys had a resource and bytes):
- *   hnext, newer, older     24  links (shard lock)
+ *   hnext, newer, older     24  links: hash chain, queue (shard lock)
  *   kw                       8  a key of at most 8 bytes, inline (key_word()); a longer key's
  *                               64-bit hash, its bytes then sit at the start of body[]
  *   version:40 | len:24      8  immutable
- *   refs | lease:30,v:1,p:1  8  refs atomic; lease and both flags under the shard lock
+ *   refs | lease:28,freq:2,  8  refs atomic; the lease, the read count, the queue (main or
+ *          main:1,pending:1     small) and the pending flag under the shard lock
  *   rk | gen                 8  res << 16 | key length, and the resource generation (immutable)
  * then body[]: [key bytes when longer than 8] [response]. A lookup of a short key compares kw and
  * rk (two words) and never touches body[]; a long key compares its hash first, then memcmp().
- * cache_entry_cost() charges the malloc chunk (header, out-of-line key and response) and a bucket
- * pointer, so that RSS stays within cache.max_bytes; the hash chains run at load factor 2.
+ * cache_entry_cost() charges the malloc chunk (header, out-of-line key and response), a bucket
+ * pointer and a 16-bit ghost slot, so that RSS stays within cache.max_bytes; the hash chains run at
+ * load factor 2 and the ghost has one slot per bucket.
  *
  * Per-resource flush in O(1): each resource has a generation (c->gen, atomic). An entry carries
  * the generation it (or the lease it was filled under) was created in; when its resource's
  * generation has moved on it is dead: never served, unlinked when a lookup, a fill or an event
  * meets it, and evicted before any live entry: after a flush each shard's sweep cursor walks its
- * queue once from the tail ahead of the SIEVE hand, unlinking dead entries, as far as room is
+ * small queue, then its main queue, once from the tail, unlinking dead entries, as far as room is
  * needed (and a few nodes per insert without pressure, so a flushed resource's memory comes back
- * even in a cache that is not full); the hand also drops any it meets, whatever its lease. A dead
+ * even in a cache that is not full); eviction also drops any it meets, whatever its lease. A dead
  * pending node takes its lease with it, so a fill under a lease taken before the flush is rejected
  * (LEASE_VOID). Generations are 32-bit: an entry would have to survive 2^32 flushes of its
- * resource, unmet by any lookup and by the hand, to look alive again.
+ * resource, unmet by any lookup and by eviction, to look alive again.
  * Each shard counts entries and bytes per resource for one generation (struct res_shard.gen);
  * counts of older generations move to the shard's dead_* counters when the shard next syncs that
  * resource (res_sync_locked(), before anything links an entry, and when stats are read), so the
@@ -40,11 +45,20 @@
  * counting dead entries until they are unlinked. cache_flush() (a continuity break, rare) stays
  * eager: it unlinks every entry under each shard's lock in turn, so the memory comes back at once.
  *
- * Eviction is SIEVE (Zhang et al., NSDI '24): one FIFO queue per shard and one visited bit per
- * entry. A hit only sets the bit, so hits never reorder a list (unlike LRU) and the lock is held
- * briefly; the hand sweeps from the tail, sparing visited entries once. It matches or beats LRU and
- * ARC on web cache traces and resists scans better than LRU, with less state than W-TinyLFU or
- * S3-FIFO's three queues.
+ * Eviction is S3-FIFO (Yang et al., SOSP '23) with an adaptive main queue. Per shard: a small
+ * FIFO (SMALL_PCT of the shard's bound) that new keys enter, a main FIFO, and a ghost that
+ * remembers recently evicted keys by a 16-bit fingerprint. An entry has a 2-bit read count; a hit
+ * only bumps it, so hits never reorder a list (unlike LRU) and the lock is held briefly. Eviction
+ * takes small's tail while small is over its share: read there, it moves to main; unread, it goes
+ * (a one-time key never reaches main, so scans pass through). Otherwise main's tail: read since it
+ * last passed, it goes round again with one read less; unread, it goes. A key the ghost remembers
+ * enters main directly. Plain S3-FIFO keeps a formerly hot entry for up to three rounds of main
+ * after its reads stop, which costs hits when popularity shifts (bench/hitratio's shift trace: 5
+ * points behind ARC); so, as ARC weighs its two ghosts, a ghost hit on a key small evicted (new
+ * keys are being turned away) raises age_bias, one on a key main evicted (main let go too soon)
+ * lowers it, and age_bias percent of main's read entries lose all their reads when they pass the
+ * tail. bench/hitratio.py compares it with libcachesim's LRU, ARC, SIEVE, S3-FIFO, W-TinyLFU and
+ * 2Q: within a point of the best on every trace and size, at 64 shards and at one.
  *
  * Fill leases (after "Scaling Memcache at Facebook"): a miss takes a lease on the key, stored on
  * the node. Any CDC event for the key voids it, so a fill whose query raced a change is rejected
@@ -53,7 +67,8 @@
  * are checked as well: a value never replaces one with a higher or equal version.
  *
  * Locks: one mutex per shard; no function holds two. The epochs, generations and flush counters in
- * struct cache are atomics read without a lock.
+ * struct cache are atomics read without a lock. The queues, ghost and age_bias are per shard,
+ * under its lock: eviction never looks at another shard.
  */
 #include "cdcache/cache.h"
 #include "cdcache/error.h"
@@ -82,28 +97,35 @@ static inline uint64_t hash_final(uint64_t h)
 
 #define VERSION_BITS 40 /* versions up to 2^39 - 1: a row updated every microsecond for 6 days */
 #define LEN_BITS     24 /* bodies under 16 MiB */
-#define LEASE_BITS   30
+#define LEASE_BITS   28
 #define VERSION_MAX  ((INT64_C(1) << (VERSION_BITS - 1)) - 1)
 #define LEN_MAX      ((UINT64_C(1) << LEN_BITS) - 1)
 #define LEASE_MASK   ((UINT32_C(1) << LEASE_BITS) - 1)
 #define KEY_INLINE   8 /* keys up to this many bytes live in the header's kw word */
+#define FREQ_MAX     3 /* reads an entry's freq counts up to (2 bits) */
+#define SMALL_PCT    6 /* the small queue's share of a shard's bound, percent */
+/* Aging: a ghost hit on a key small evicted raises age_bias by AGE_UP, one on a key main evicted
+ * lowers it by AGE_DOWN (see make_room_locked()); percent, within 0..100. */
+#define AGE_UP   1
+#define AGE_DOWN 6
 
 _Static_assert(CACHE_MAX_RESOURCES <= 65536, "res is 16 bits of rk");
 _Static_assert(CACHE_MAX_KEY < 65536, "the key length is 16 bits of rk");
 
 struct cache_value {
     struct cache_value *hnext;         /* hash chain (shard lock) */
-    struct cache_value *newer, *older; /* SIEVE queue, newest at head (shard lock) */
+    struct cache_value *newer, *older; /* small or main queue, newest at head (shard lock) */
     uint64_t kw;                       /* immutable: key_word() inline, or the long key's hash */
     int64_t version : VERSION_BITS;    /* immutable; < 0: a negative entry ("not found") */
     uint64_t len : LEN_BITS;           /* immutable; the response's length, not NUL-terminated */
     _Atomic uint32_t refs;
-    uint32_t lease : LEASE_BITS; /* fill lease, 0 = none (shard lock, like the two flags) */
-    uint32_t visited : 1;
-    uint32_t pending : 1; /* a lease only, no response yet */
-    uint32_t rk;          /* immutable: res << 16 | key length */
-    uint32_t gen;         /* immutable: the resource generation the entry belongs to */
-    char body[];          /* [key bytes when the key is longer than KEY_INLINE] [response] */
+    uint32_t lease : LEASE_BITS; /* fill lease, 0 = none (shard lock, like the fields below) */
+    uint32_t freq : 2;           /* hits since inserted or last passed over, capped at FREQ_MAX */
+    uint32_t main : 1;           /* in the main queue (else the small one) */
+    uint32_t pending : 1;        /* a lease only, no response yet */
+    uint32_t rk;                 /* immutable: res << 16 | key length */
+    uint32_t gen;                /* immutable: the resource generation the entry belongs to */
+    char body[];                 /* [key bytes when the key is longer than KEY_INLINE] [response] */
 };
 _Static_assert(sizeof(struct cache_value) == 56, "the entry header is part of the memory budget");
 
@@ -123,16 +145,28 @@ struct res_shard {
     uint32_t gen;
 };
 
+/* A FIFO of entries, newest at head, linked through newer/older (shard lock). */
+struct queue {
+    struct cache_value *head, *tail;
+    size_t bytes; /* the cost of its entries */
+};
+
+enum { Q_SMALL, Q_MAIN };
+
 struct cache_shard {
     pthread_mutex_t lock;      /* guards every field below */
     pthread_cond_t lease_done; /* broadcast when a lease on any key of the shard ends */
     struct cache_value **buckets;
     size_t nbuckets;
-    size_t count; /* every linked entry, dead ones included */
-    struct cache_value *head, *tail, *hand;
+    size_t count;      /* every linked entry, dead ones included */
+    struct queue q[2]; /* [Q_SMALL], [Q_MAIN] */
+    uint16_t *ghost;   /* [nbuckets]: fingerprints of keys evicted from small, 0 = empty */
     /* The sweep: after any cache_flush_resource() (seen through swept_flushes), a cursor that walks
-     * the queue from the tail once, unlinking dead entries, ahead of the SIEVE hand. */
+     * the small queue from its tail, then the main one, unlinking dead entries. */
     struct cache_value *sweep;
+    unsigned sweep_q;
+    int age_bias; /* percent of main's read entries that lose every read when they pass its tail */
+    int age_acc;  /* age_bias's running sum, to apply it without a random number */
     uint64_t swept_flushes;
     bool sweeping;
     size_t bytes, max_bytes;           /* bytes: every linked entry's cost, dead ones included */
@@ -312,11 +346,12 @@ static inline bool entry_live(struct cache *c, const struct cache_value *v)
 size_t cache_entry_cost(size_t key_len, size_t len)
 {
     /* What the entry really takes: its malloc chunk (glibc: the request plus an 8-byte header,
-     * rounded up to 16, at least 32) and its share of the hash buckets (between a half and one
-     * pointer per entry at load factor 2; the upper end is charged). Charging this rather than the
-     * struct size keeps RSS within the configured bound. */
+     * rounded up to 16, at least 32), its share of the hash buckets (between a half and one
+     * pointer per entry at load factor 2; the upper end is charged) and of the ghost (one 16-bit
+     * fingerprint per bucket, so again the upper end). Charging this rather than the struct size
+     * keeps RSS within the configured bound. */
     size_t chunk = (sizeof(struct cache_value) + key_out(key_len) + len + 8 + 15) & ~(size_t)15;
-    return (chunk < 32 ? 32 : chunk) + sizeof(struct cache_value *);
+    return (chunk < 32 ? 32 : chunk) + sizeof(struct cache_value *) + sizeof(uint16_t);
 }
 
 static size_t entry_cost(const struct cache_value *v)
@@ -392,10 +427,16 @@ static uint64_t seed_new(void)
 struct cache *cache_create(const struct cache_options *opt)
 {
     struct cache *c = xcalloc(1, sizeof(*c));
+    size_t min_shard = opt->min_shard_bytes ? opt->min_shard_bytes : CACHE_MIN_SHARD_BYTES;
     unsigned n = 1;
 
     while (n < opt->shards && n < 4096)
         n <<= 1;
+    /* Shard-aware sizing: each shard runs its own eviction over its share of the bound, and a share
+     * of a few entries is no cache at all (64 shards of a 100-entry bound held 1 or 2 entries each
+     * and lost half the hits of one shard). Halve the shards until each has min_shard bytes. */
+    while (n > 1 && opt->max_bytes / n < min_shard)
+        n >>= 1;
     c->nshards = n;
     /* 0 (an options struct from before resources existed) is one resource */
     c->nres = opt->resources == 0                    ? 1
@@ -422,6 +463,7 @@ struct cache *cache_create(const struct cache_options *opt)
         pthread_condattr_destroy(&ca);
         s->nbuckets = 64;
         s->buckets = xcalloc(s->nbuckets, sizeof(*s->buckets));
+        s->ghost = xcalloc(s->nbuckets, sizeof(*s->ghost));
         s->max_bytes = opt->max_bytes / n;
         s->next_lease = 1;
         s->rs = xcalloc(c->nres, sizeof(*s->rs));
@@ -435,19 +477,27 @@ void cache_destroy(struct cache *c)
         return;
     for (unsigned i = 0; i < c->nshards; i++) {
         struct cache_shard *s = &c->shards[i];
-        struct cache_value *nd = s->head;
-        while (nd) {
-            struct cache_value *next = nd->older;
-            cache_value_release(nd);
-            nd = next;
+        for (int q = Q_SMALL; q <= Q_MAIN; q++) {
+            struct cache_value *nd = s->q[q].head;
+            while (nd) {
+                struct cache_value *next = nd->older;
+                cache_value_release(nd);
+                nd = next;
+            }
         }
         free(s->buckets);
+        free(s->ghost);
         free(s->rs);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->lease_done);
     }
     free(c->shards);
     free(c);
+}
+
+unsigned cache_shards(const struct cache *c)
+{
+    return c->nshards;
 }
 
 static struct cache_shard *shard_of(struct cache *c, const struct kref *k)
@@ -548,9 +598,88 @@ static void grow_locked(struct cache *c, struct cache_shard *s)
     free(s->buckets);
     s->buckets = b;
     s->nbuckets = n;
+    /* the ghost grows with the table; its old fingerprints go (a few more misses go to small) */
+    free(s->ghost);
+    s->ghost = xcalloc(n, sizeof(*s->ghost));
 }
 
-/* Links a new pending node for k, of its resource's current generation. */
+/* Links nd at the head of queue q. */
+static void q_push_locked(struct cache_shard *s, struct cache_value *nd, unsigned q)
+{
+    struct queue *Q = &s->q[q];
+
+    nd->main = q == Q_MAIN;
+    nd->newer = NULL;
+    nd->older = Q->head;
+    if (Q->head)
+        Q->head->newer = nd;
+    Q->head = nd;
+    if (!Q->tail)
+        Q->tail = nd;
+    Q->bytes += entry_cost(nd);
+}
+
+/* Unlinks nd from its queue; the sweep cursor, if on nd, moves on to the next newer node. */
+static void q_unlink_locked(struct cache_shard *s, struct cache_value *nd)
+{
+    struct queue *Q = &s->q[nd->main ? Q_MAIN : Q_SMALL];
+    size_t cost = entry_cost(nd);
+
+    if (s->sweep == nd)
+        s->sweep = nd->newer;
+    if (nd->newer)
+        nd->newer->older = nd->older;
+    else
+        Q->head = nd->older;
+    if (nd->older)
+        nd->older->newer = nd->newer;
+    else
+        Q->tail = nd->newer;
+    assert(!Q->head == !Q->tail);
+    assert(Q->bytes >= cost);
+    Q->bytes -= cost;
+}
+
+/* The ghost: a direct-mapped table of 16-bit fingerprints of evicted keys (15 bits of hash, and
+ * which queue evicted it), one slot per hash bucket, so that it remembers about as many keys as
+ * the shard holds (a newer key in the slot forgets an older one: an approximately FIFO ghost). A
+ * fingerprint that two keys share only sends a key to main that would have gone to small: a policy
+ * slip, never a wrong answer. */
+static inline size_t ghost_slot(const struct cache_shard *s, uint64_t h, uint16_t *fp)
+{
+    uint64_t g = mum(h ^ P2, P3);
+    *fp = (uint16_t)(g >> 48) | 2; /* never 0, the empty slot; bit 0 says which queue */
+    return (size_t)g & (s->nbuckets - 1);
+}
+
+/* Remembers nd, evicted from its queue. */
+static void ghost_add_locked(struct cache *c, struct cache_shard *s, const struct cache_value *nd)
+{
+    uint16_t fp;
+    size_t i = ghost_slot(s, entry_hash(c, nd), &fp);
+    s->ghost[i] = (uint16_t)(fp & ~1u) | nd->main;
+}
+
+/* True (and forgets it) when k was evicted recently. A key evicted from small and read again says
+ * that main keeps what is no longer read: age faster; one evicted from main and read again says
+ * the opposite (ARC's two ghosts, applied to how long main keeps a read entry). */
+static bool ghost_take_locked(struct cache_shard *s, const struct kref *k)
+{
+    uint16_t fp;
+    size_t i = ghost_slot(s, k->h, &fp);
+
+    if ((s->ghost[i] | 1) != (fp | 1))
+        return false;
+    if (s->ghost[i] & 1)
+        s->age_bias = s->age_bias > AGE_DOWN ? s->age_bias - AGE_DOWN : 0;
+    else
+        s->age_bias = s->age_bias + AGE_UP < 100 ? s->age_bias + AGE_UP : 100;
+    s->ghost[i] = 0;
+    return true;
+}
+
+/* Links a new pending node for k, of its resource's current generation: in the main queue when the
+ * ghost remembers k (it was evicted, and is read again), else in the small one. */
 static struct cache_value *insert_locked(struct cache *c, struct cache_shard *s,
                                          const struct kref *k)
 {
@@ -568,12 +697,7 @@ static struct cache_value *insert_locked(struct cache *c, struct cache_shard *s,
     j = k->h & (s->nbuckets - 1);
     nd->hnext = s->buckets[j];
     s->buckets[j] = nd;
-    nd->older = s->head;
-    if (s->head)
-        s->head->newer = nd;
-    s->head = nd;
-    if (!s->tail)
-        s->tail = nd;
+    q_push_locked(s, nd, ghost_take_locked(s, k) ? Q_MAIN : Q_SMALL);
     account_locked(s, nd, true);
     return nd;
 }
@@ -586,19 +710,7 @@ static void remove_locked(struct cache *c, struct cache_shard *s, struct cache_v
         pp = &(*pp)->hnext;
     }
     *pp = nd->hnext;
-    if (s->hand == nd)
-        s->hand = nd->newer;
-    if (s->sweep == nd)
-        s->sweep = nd->newer;
-    if (nd->newer)
-        nd->newer->older = nd->older;
-    else
-        s->head = nd->older;
-    if (nd->older)
-        nd->older->newer = nd->newer;
-    else
-        s->tail = nd->newer;
-    assert(!s->head == !s->tail);
+    q_unlink_locked(s, nd);
     account_locked(s, nd, false);
     if (nd->lease)
         pthread_cond_broadcast(&s->lease_done);
@@ -614,13 +726,19 @@ static void sweep_locked(struct cache *c, struct cache_shard *s, bool until_room
 
     if (f != s->swept_flushes) {
         s->swept_flushes = f;
-        s->sweep = s->tail;
+        s->sweep = s->q[Q_SMALL].tail;
+        s->sweep_q = Q_SMALL;
         s->sweeping = true;
     }
     while (s->sweeping && steps-- > 0 && (!until_room || s->bytes + need > s->max_bytes)) {
         struct cache_value *nd = s->sweep;
+        if (!nd && s->sweep_q == Q_SMALL) {
+            /* small is done; an entry it promoted since went to main, which comes next */
+            s->sweep_q = Q_MAIN;
+            s->sweep = nd = s->q[Q_MAIN].tail;
+        }
         if (!nd) {
-            s->sweeping = false; /* reached the head: every older entry was looked at */
+            s->sweeping = false; /* reached main's head: every older entry was looked at */
             break;
         }
         s->sweep = nd->newer;
@@ -629,36 +747,70 @@ static void sweep_locked(struct cache *c, struct cache_shard *s, bool until_room
     }
 }
 
-/* SIEVE: evicts unvisited entries from the hand towards the head until need more bytes fit. Nodes
- * with a fill in flight are skipped. A dead node (its resource was flushed) goes whenever the hand
- * meets it, visited or leased: it is spared nothing and not counted as an eviction. Returns false
- * when nothing more can be evicted. */
+/* S3-FIFO: evicts until need more bytes fit. From small's tail while small holds more than
+ * SMALL_PCT of the shard's bound (or main is empty): an entry read there moves to main, one that
+ * was not is evicted. Otherwise from main's tail: an entry read since it last passed the tail goes
+ * round again with one read less (or, for age_bias percent of them, with none left), one that was
+ * not is evicted. The ghost remembers what either queue evicts. Nodes with a fill in flight go
+ * round unevicted. A dead node (its resource was flushed) goes whenever
+ * eviction meets it, read or leased: it is spared nothing and not counted as an eviction. Returns
+ * false when nothing more can be evicted. */
 static bool make_room_locked(struct cache *c, struct cache_shard *s, size_t need,
                              const struct cache_value *keep)
 {
-    size_t budget = 2 * s->count + 2;
+    /* each node can pass a tail at most FREQ_MAX + 2 times before it goes, unless it is leased */
+    size_t budget = (FREQ_MAX + 2) * s->count + 2;
+    size_t spins = 0; /* leased nodes passed over since the last eviction */
 
     sweep_locked(c, s, true, need, keep, SIZE_MAX); /* dead entries go first */
     while (s->bytes + need > s->max_bytes) {
-        struct cache_value *nd = s->hand ? s->hand : s->tail;
+        bool small = s->q[Q_SMALL].tail &&
+                     (s->q[Q_SMALL].bytes * 100 > s->max_bytes * SMALL_PCT || !s->q[Q_MAIN].tail);
+        struct cache_value *nd;
+
+        if (spins > s->count && s->q[small ? Q_MAIN : Q_SMALL].tail)
+            small = !small; /* the queue it would take holds only fills in flight: the other */
+        nd = small ? s->q[Q_SMALL].tail : s->q[Q_MAIN].tail;
         if (!nd || budget-- == 0)
             return false;
-        s->hand = nd->newer;
+        assert(nd->main == !small);
         if (nd != keep && !entry_live(c, nd)) {
             remove_locked(c, s, nd);
             continue;
         }
-        if (nd->visited || nd->lease || nd == keep) {
-            nd->visited = false;
+        if (nd->lease || nd == keep) {
+            q_unlink_locked(s, nd);
+            q_push_locked(s, nd, small ? Q_SMALL : Q_MAIN);
+            spins++;
             continue;
         }
+        if (small && nd->freq > 0) {
+            q_unlink_locked(s, nd);
+            nd->freq = 0;
+            q_push_locked(s, nd, Q_MAIN);
+            continue;
+        }
+        if (!small && nd->freq > 0) {
+            q_unlink_locked(s, nd);
+            s->age_acc += s->age_bias;
+            if (s->age_acc >= 100) {
+                s->age_acc -= 100;
+                nd->freq = 0;
+            } else {
+                nd->freq--;
+            }
+            q_push_locked(s, nd, Q_MAIN);
+            continue;
+        }
+        ghost_add_locked(c, s, nd);
         s->rs[entry_res(nd)].evictions++;
         remove_locked(c, s, nd);
+        spins = 0;
     }
     return true;
 }
 
-/* Links v in nd's place (same hash chain slot, same queue position, same visited bit and lease) and
+/* Links v in nd's place (same hash chain slot, same queue and position, same reads and lease) and
  * drops the shard's reference to nd, after evicting others to make room. v has nd's key and
  * generation. Takes ownership of v; on failure frees it and returns the reason, leaving nd in
  * place. On success *out is v. */
@@ -685,18 +837,21 @@ static int replace_locked(struct cache *c, struct cache_shard *s, struct cache_v
     v->hnext = nd->hnext;
     v->newer = nd->newer;
     v->older = nd->older;
-    v->visited = nd->visited;
+    v->freq = nd->freq;
+    v->main = nd->main;
     v->lease = nd->lease;
-    if (v->newer)
-        v->newer->older = v;
-    else
-        s->head = v;
-    if (v->older)
-        v->older->newer = v;
-    else
-        s->tail = v;
-    if (s->hand == nd)
-        s->hand = v;
+    {
+        struct queue *Q = &s->q[v->main ? Q_MAIN : Q_SMALL];
+        if (v->newer)
+            v->newer->older = v;
+        else
+            Q->head = v;
+        if (v->older)
+            v->older->newer = v;
+        else
+            Q->tail = v;
+        Q->bytes = Q->bytes - nc + vc;
+    }
     if (s->sweep == nd)
         s->sweep = v;
     account_locked(s, nd, false);
@@ -787,7 +942,8 @@ enum cache_lookup_result cache_lookup(struct cache *c, struct cache_key key, int
             (nd->version < 0 ? min_version <= 0 : nd->version >= min_version)) {
             /* A negative entry says "no row". A minimum version of 1 or more proves the row exists
              * (the client saw a write's ETag), so it is a miss like an older version. */
-            nd->visited = true;
+            if (nd->freq < FREQ_MAX)
+                nd->freq++;
             atomic_fetch_add_explicit(&nd->refs, 1, memory_order_relaxed);
             *out = nd;
             if (nd->version < 0)
@@ -997,8 +1153,11 @@ void cache_flush(struct cache *c)
     for (unsigned i = 0; i < c->nshards; i++) {
         struct cache_shard *s = &c->shards[i];
         pthread_mutex_lock(&s->lock);
-        while (s->head)
-            remove_locked(c, s, s->head);
+        while (s->q[Q_SMALL].head)
+            remove_locked(c, s, s->q[Q_SMALL].head);
+        while (s->q[Q_MAIN].head)
+            remove_locked(c, s, s->q[Q_MAIN].head);
+        memset(s->ghost, 0, s->nbuckets * sizeof(*s->ghost));
         assert(s->count == 0 && s->bytes == 0 && s->dead_entries == 0);
         s->st.flushes++;
         pthread_mutex_unlock(&s->lock);

@@ -153,7 +153,9 @@ int main(void)
                               .shards = 8,
                               .resources = RES,
                               .negative_entries = true,
-                              .fill_wait_ms = 50};
+                              .fill_wait_ms = 50,
+                              /* 8 shards of 12 KiB: a tight bound, yet several locks */
+                              .min_shard_bytes = 8 * 1024};
     pthread_t t[8];
     struct cache_stats st, rs;
     uint64_t res_bytes = 0;

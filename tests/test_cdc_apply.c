@@ -16,7 +16,7 @@ static struct resource *items;
 
 static void setup(void)
 {
-    struct cache_options o = {1 << 24, 8, 2, true, 1000};
+    struct cache_options o = {1 << 24, 8, 2, true, 1000, 0};
     ev = fixtures_load_events("items-events.jsonl", &nev);
     c = cache_create(&o);
     items = fixtures_items_resource(1);

@@ -137,7 +137,7 @@ static struct reads *R;
 
 static void setup(void)
 {
-    struct cache_options o = {1 << 20, 4, 2, true, 2000};
+    struct cache_options o = {1 << 20, 4, 2, true, 2000, 0};
     struct reads_ops ops = {f_get, f_create, f_update, f_delete, f_vouching, f_before_fill};
     memset(&F, 0, sizeof(F));
     F.vouching = true;

@@ -1,5 +1,6 @@
-/* The per-replica row cache: sharded, bounded in bytes (one bound for every resource), SIEVE
- * eviction, refcounted values, and fill leases that CDC invalidations void (no stale fill).
+/* The per-replica row cache: sharded, bounded in bytes (one bound for every resource), S3-FIFO
+ * eviction (small, main and ghost queues per shard), refcounted values, and fill leases that CDC
+ * invalidations void (no stale fill).
  *
  * Keys are (resource, key bytes): the resource's index (resource.h, 0..CACHE_MAX_RESOURCES-1) and
  * the canonical text of the row's key (codec_key_canon(): "42", a lower-case uuid, a text key's
@@ -19,6 +20,8 @@ struct cache;
 
 #define CACHE_MAX_RESOURCES 256
 #define CACHE_MAX_KEY       512
+/* The default least share of max_bytes per shard (struct cache_options.min_shard_bytes). */
+#define CACHE_MIN_SHARD_BYTES (64 * 1024)
 
 /* A key, borrowed: p[0..len) are the key's canonical bytes; res the resource's index. */
 struct cache_key {
@@ -51,11 +54,14 @@ enum cache_reject {
 const char *cache_reject_name(enum cache_reject r);
 
 struct cache_options {
-    size_t max_bytes;      /* bound on keys + bodies + per-entry overhead */
-    unsigned shards;       /* rounded up to a power of two */
-    unsigned resources;    /* 1..CACHE_MAX_RESOURCES: keys' res is below it */
-    bool negative_entries; /* cache "not found" answers */
-    int fill_wait_ms;      /* how long a miss waits for another thread's fill of the same key */
+    size_t max_bytes;       /* bound on keys + bodies + per-entry overhead */
+    unsigned shards;        /* rounded up to a power of two, then halved while a shard's share of
+                               max_bytes is below min_shard_bytes (each shard evicts on its own, so
+                               a share of a few entries would make a poor cache) */
+    unsigned resources;     /* 1..CACHE_MAX_RESOURCES: keys' res is below it */
+    bool negative_entries;  /* cache "not found" answers */
+    int fill_wait_ms;       /* how long a miss waits for another thread's fill of the same key */
+    size_t min_shard_bytes; /* 0: CACHE_MIN_SHARD_BYTES */
 };
 
 struct cache_stats {
@@ -118,7 +124,7 @@ bool cache_evict(struct cache *c, struct cache_key key);
 void cache_flush(struct cache *c);
 /* The same for one resource only, in O(1) (a truncate, a poison entry without a key, DDL): its
  * generation moves on; entries of the old generation are never served again and are unlinked when
- * met (lookups, the SIEVE hand). Leases taken before it are void (their fills are rejected as
+ * met (lookups, eviction, the sweep). Leases taken before it are void (their fills are rejected as
  * LEASE_VOID), and cache_lease_since() with an epoch before it returns 0. */
 void cache_flush_resource(struct cache *c, unsigned res);
 
@@ -136,6 +142,9 @@ struct metrics_page;
 void cache_metrics_render(struct cache *c, struct metrics_page *p,
                           const char *const *resource_names, unsigned nresources);
 
+/* The shards the cache really has (see struct cache_options.shards). */
+unsigned cache_shards(const struct cache *c);
+
 /* Accessors for a value obtained from cache_lookup(). Borrowed while the reference is held; the
  * body is len bytes, not NUL-terminated. */
 const char *cache_value_body(const struct cache_value *v, size_t *len);
@@ -145,7 +154,7 @@ bool cache_value_negative(const struct cache_value *v);
 void cache_value_release(struct cache_value *v);
 
 /* The bytes one entry is charged for a key of key_len bytes and a body of len bytes (the header,
- * a key longer than 8 bytes, the body, malloc's and the hash table's overhead). */
+ * a key longer than 8 bytes, the body, malloc's, the hash table's and the ghost's overhead). */
 size_t cache_entry_cost(size_t key_len, size_t len);
 
 /* Warm-up support (warm.c). Calls up to max times fn(arg, key, len) with the canonical key of an

@@ -145,9 +145,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (cfg->cache_enabled) {
-        struct cache_options co = {(size_t)cfg->cache_max_bytes, (unsigned)cfg->cache_shards,
-                                   (unsigned)cfg->nresources, cfg->cache_negative_entries,
-                                   (int)cfg->cache_fill_wait_ms};
+        struct cache_options co = {.max_bytes = (size_t)cfg->cache_max_bytes,
+                                   .shards = (unsigned)cfg->cache_shards,
+                                   .resources = (unsigned)cfg->nresources,
+                                   .negative_entries = cfg->cache_negative_entries,
+                                   .fill_wait_ms = (int)cfg->cache_fill_wait_ms};
         cache = cache_create(&co);
     }
     db = db_create(cfg->postgres_conninfo, (int)cfg->postgres_statement_timeout_ms,
