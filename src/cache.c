@@ -1420,16 +1420,20 @@ size_t cache_hot_keys(struct cache *c, unsigned res, size_t max,
         struct cache_shard *s = &c->shards[i];
         size_t taken = 0, steps = 0;
         pthread_mutex_lock(&s->lock);
-        /* Read only: no visited bit, hand, chain order or counter changes, so SIEVE decides
-         * exactly as it would have without the sample. */
-        for (struct cache_value *v = s->head; v && taken < quota && found < max && steps < walk;
-             v = v->older, steps++) {
-            if (!v->visited || v->pending || v->version < 0 || entry_res(v) != res ||
-                !entry_live(c, v))
-                continue;
-            fn(arg, key, entry_key_copy(v, key));
-            taken++;
-            found++;
+        /* Hot: read again since it was inserted or last passed over (freq), main's entries (read
+         * again after a first eviction or while in small) before small's. Read only: no read
+         * count, queue order or counter changes, so S3-FIFO decides exactly as it would have
+         * without the sample. */
+        for (int q = Q_MAIN; q >= Q_SMALL; q--) {
+            for (struct cache_value *v = s->q[q].head;
+                 v && taken < quota && found < max && steps < walk; v = v->older, steps++) {
+                if (v->freq == 0 || v->pending || v->version < 0 || entry_res(v) != res ||
+                    !entry_live(c, v))
+                    continue;
+                fn(arg, key, entry_key_copy(v, key));
+                taken++;
+                found++;
+            }
         }
         pthread_mutex_unlock(&s->lock);
     }

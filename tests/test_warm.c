@@ -113,7 +113,7 @@ Test(warm, hot_keys_are_bounded)
     cache_destroy(c);
 }
 
-/* Sampling changes nothing SIEVE decides with: the same cache filled twice, one sampled, evicts
+/* Sampling changes nothing eviction decides with: the same cache filled twice, one sampled, evicts
  * the same entries. */
 Test(warm, sampling_does_not_disturb_eviction)
 {

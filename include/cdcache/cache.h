@@ -158,11 +158,11 @@ void cache_value_release(struct cache_value *v);
 size_t cache_entry_cost(size_t key_len, size_t len);
 
 /* Warm-up support (warm.c). Calls up to max times fn(arg, key, len) with the canonical key of an
- * entry of resource res that the eviction policy counts as re-used (SIEVE's visited bit: read
- * again since it was linked or last spared), spread evenly over the shards and found by a bounded
- * walk. Read-only: it changes no bit, order or counter, so eviction decides as without it. fn runs
- * under a shard lock: it must copy the key (borrowed for the call) and must not call the cache.
- * Returns how many keys were given. */
+ * entry of resource res that the eviction policy counts as re-used (S3-FIFO's read count: read
+ * again since it was linked or last passed over; main's entries first), spread evenly over the
+ * shards and found by a bounded walk. Read-only: it changes no bit, order or counter, so eviction
+ * decides as without it. fn runs under a shard lock: it must copy the key (borrowed for the call)
+ * and must not call the cache. Returns how many keys were given. */
 size_t cache_hot_keys(struct cache *c, unsigned res, size_t max,
                       void (*fn)(void *arg, const char *key, size_t len), void *arg);
 /* A fill lease on key only when the cache holds nothing for it (no entry, negative or not, and no
