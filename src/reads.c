@@ -88,23 +88,9 @@ static const char *fill_gate;
 
 static void op_gate(void *db, const struct resource *r, const char *key)
 {
-    char gate[512], waiting[520];
-    FILE *f;
-
     (void)db;
     (void)r;
-    if (strchr(key, '/'))
-        return;
-    snprintf(gate, sizeof(gate), "%s/%s", fill_gate, key);
-    if (access(gate, F_OK) != 0)
-        return;
-    snprintf(waiting, sizeof(waiting), "%s.waiting", gate);
-    f = fopen(waiting, "w");
-    if (f)
-        fclose(f);
-    for (int i = 0; i < 6000 && access(gate, F_OK) == 0; i++)
-        usleep(5000);
-    unlink(waiting);
+    test_gate_wait(fill_gate, key);
 }
 
 struct reads *reads_create_default(struct db *db, struct cdc *cdc, struct cache *cache)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void oom(size_t n)
 {
@@ -299,4 +300,21 @@ int buf_json_escape_text(struct buf *b, const char *s, size_t n)
         start = ++i;
     }
     return rc ? rc : buf_json_escape(b, s + start, n - start);
+}
+
+void test_gate_wait(const char *dir, const char *key)
+{
+    char gate[512], waiting[520];
+    FILE *f;
+
+    if (strchr(key, '/') || snprintf(gate, sizeof(gate), "%s/%s", dir, key) >= (int)sizeof(gate) ||
+        access(gate, F_OK) != 0)
+        return;
+    snprintf(waiting, sizeof(waiting), "%s.waiting", gate);
+    f = fopen(waiting, "w");
+    if (f)
+        fclose(f);
+    for (int i = 0; i < 6000 && access(gate, F_OK) == 0; i++)
+        usleep(5000);
+    unlink(waiting);
 }

@@ -450,21 +450,9 @@ static int fetch_pg(void *arg, unsigned res, const char *const *keys, size_t n, 
 static void gate_wait(void *arg, unsigned res, const char *key)
 {
     struct warm *w = arg;
-    char gate[512], waiting[520];
-    FILE *f;
 
     (void)res;
-    if (strchr(key, '/') ||
-        snprintf(gate, sizeof(gate), "%s/%s", w->gate, key) >= (int)sizeof(gate) ||
-        access(gate, F_OK) != 0)
-        return;
-    snprintf(waiting, sizeof(waiting), "%s.waiting", gate);
-    f = fopen(waiting, "w");
-    if (f)
-        fclose(f);
-    for (int i = 0; i < 6000 && access(gate, F_OK) == 0; i++)
-        usleep(5000);
-    unlink(waiting);
+    test_gate_wait(w->gate, key);
 }
 
 static void stats_add(struct warm_stats *to, const struct warm_stats *d)

@@ -21,6 +21,11 @@ bool parse_i64(const char *s, size_t len, int64_t *out);
 /* Same, for a NUL-terminated string. */
 bool parse_i64_str(const char *s, int64_t *out);
 
+/* Test hook (CDCACHE_TEST_FILL_GATE), never reached in production: while the file <dir>/<key>
+ * exists, waits (up to 30 s), with <dir>/<key>.waiting present meanwhile, so a test can land a
+ * change between a fill's query and its install. Keys holding '/' never wait. */
+void test_gate_wait(const char *dir, const char *key);
+
 /* Milliseconds from CLOCK_MONOTONIC and from the wall clock (CLOCK_REALTIME). */
 int64_t now_mono_ms(void);
 int64_t now_wall_ms(void);
